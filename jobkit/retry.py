@@ -1,0 +1,106 @@
+"""Retry policy: exponential backoff with full jitter, per-error-code overrides, computed purely.
+
+The delay before attempt n+1 is `sample * min(cap, base * factor**(n-1))`
+with `sample` uniform in [0, 1) drawn by the caller ("full jitter"): retries
+of many jobs that failed together spread out instead of stampeding.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+from pyrsistent import pmap
+from pyrsistent.typing import PMap
+
+from jobkit import errors, instants
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise errors.ConfigurationError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """Exponential backoff in seconds: base * factor**(n-1), capped."""
+
+    base: float = attrs.field(default=2.0, validator=_positive)
+    factor: float = attrs.field(default=2.0)
+    cap: float = attrs.field(default=300.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.factor < 1:
+            raise errors.ConfigurationError(f"factor must be >= 1, got {self.factor!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How often and how soon a job type's failed attempts are tried again.
+
+    `overrides` maps an error code to the backoff used for it (a rate-limit
+    error may want a longer one); `classifier` decides which errors are
+    permanent (failed at once, whatever attempts remain).
+    """
+
+    max_attempts: int = 5
+    backoff: Backoff = Backoff()
+    overrides: PMap[str, Backoff] = attrs.field(factory=pmap, converter=pmap)
+    classifier: errors.Classifier = errors.DEFAULT_CLASSIFIER
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise errors.ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryAt:
+    """Try again at `at`, `delay` seconds after the failure."""
+
+    at: datetime
+    delay: float
+
+
+@attrs.frozen(kw_only=True)
+class GiveUp:
+    """No retry: `reason` is `permanent` or `exhausted`."""
+
+    reason: str
+
+
+Decision = RetryAt | GiveUp
+
+
+def ceiling(backoff: Backoff, attempt: int) -> float:
+    """The largest delay after failed attempt number `attempt` (1-based)."""
+    exponent = max(attempt - 1, 0)
+    # Past ~1000 doublings float overflows; the cap was reached long before.
+    if backoff.factor > 1 and exponent > 1000:
+        return backoff.cap
+    return float(min(backoff.cap, backoff.base * backoff.factor**exponent))
+
+
+def delay(backoff: Backoff, attempt: int, sample: float) -> float:
+    """Full-jitter delay after failed attempt `attempt`, for `sample` in [0, 1)."""
+    if not 0.0 <= sample < 1.0:
+        raise ValueError(f"sample must be in [0, 1), got {sample!r}")
+    return sample * ceiling(backoff, attempt)
+
+
+def decide(
+    policy: RetryPolicy,
+    error: errors.Error,
+    *,
+    attempts: int,
+    max_attempts: int,
+    now: datetime,
+    sample: float,
+) -> Decision:
+    """After `attempts` finished attempts (this failure included), retry or give up."""
+    if not errors.classify(error, policy.classifier):
+        return GiveUp(reason="permanent")
+    if attempts >= max_attempts:
+        return GiveUp(reason="exhausted")
+    backoff = policy.overrides.get(error.code, policy.backoff)
+    seconds = delay(backoff, attempts, sample)
+    return RetryAt(at=instants.plus(now, seconds), delay=seconds)
