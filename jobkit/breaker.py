@@ -57,21 +57,17 @@ class CircuitBreaker:
     trials: int
 
     def __attrs_post_init__(self) -> None:
-        if self.failure_threshold < 1 or self.half_open_max_calls < 1:
-            raise errors.ConfigurationError(
-                "failure_threshold and half_open_max_calls must be >= 1"
-            )
-        if not (math.isfinite(self.cooldown_seconds) and self.cooldown_seconds >= 0):
-            raise errors.ConfigurationError(
-                f"cooldown_seconds must be finite and >= 0, got {self.cooldown_seconds!r}"
-            )
-        if self.failures < 0 or not 0 <= self.trials <= self.half_open_max_calls:
-            raise errors.ConfigurationError(f"counts out of range: {self!r}")
-        closed = self.state is BreakerState.CLOSED
-        if closed != (self.opened_at is None):
-            raise errors.ConfigurationError(f"opened_at is set exactly when not closed: {self!r}")
-        if self.state is not BreakerState.HALF_OPEN and self.trials:
-            raise errors.ConfigurationError(f"trials outside half-open: {self!r}")
+        trials_allowed = self.half_open_max_calls if self.state is BreakerState.HALF_OPEN else 0
+        if not (
+            self.failure_threshold >= 1
+            and self.half_open_max_calls >= 1
+            and math.isfinite(self.cooldown_seconds)
+            and self.cooldown_seconds >= 0
+            and self.failures >= 0
+            and 0 <= self.trials <= trials_allowed
+            and (self.opened_at is None) == (self.state is BreakerState.CLOSED)
+        ):
+            raise errors.ConfigurationError(f"inconsistent circuit breaker: {self!r}")
 
     @classmethod
     def closed(
@@ -113,27 +109,20 @@ def _phase_age(breaker: CircuitBreaker, now: datetime) -> float:
     return max(0.0, instants.seconds_between(breaker.opened_at, now))
 
 
-def _trial_round(breaker: CircuitBreaker, now: datetime) -> tuple[Admission, CircuitBreaker]:
-    return Admitted(), attrs.evolve(breaker, state=BreakerState.HALF_OPEN, opened_at=now, trials=1)
-
-
 def admit(breaker: CircuitBreaker, now: datetime) -> tuple[Admission, CircuitBreaker]:
     """May a call be made at `now`? Admitting a trial call is counted in the new value."""
     match breaker.state:
         case BreakerState.CLOSED:
             return Admitted(), breaker
-        case BreakerState.OPEN:
+        case BreakerState.HALF_OPEN if breaker.trials < breaker.half_open_max_calls:
+            return Admitted(), attrs.evolve(breaker, trials=breaker.trials + 1)
+        case BreakerState.OPEN | BreakerState.HALF_OPEN:
             age = _phase_age(breaker, now)
             if age < breaker.cooldown_seconds:
                 return Rejected(retry_after=breaker.cooldown_seconds - age), breaker
-            return _trial_round(breaker, now)
-        case BreakerState.HALF_OPEN:
-            if breaker.trials < breaker.half_open_max_calls:
-                return Admitted(), attrs.evolve(breaker, trials=breaker.trials + 1)
-            age = _phase_age(breaker, now)
-            if age < breaker.cooldown_seconds:
-                return Rejected(retry_after=breaker.cooldown_seconds - age), breaker
-            return _trial_round(breaker, now)
+            # Rested long enough, or a round of trials whose outcomes never came back.
+            trial = attrs.evolve(breaker, state=BreakerState.HALF_OPEN, opened_at=now, trials=1)
+            return Admitted(), trial
         case _:
             assert_never(breaker.state)
 

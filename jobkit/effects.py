@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from pyrsistent import freeze, pmap
+from pyrsistent import pmap
 from pyrsistent.typing import PMap
+
+from jobkit import _frozen
 
 # -- pipeline effects ----------------------------------------------------------
 
@@ -69,7 +71,7 @@ class Analyze:
     key: str
     content_type: str
     instructions: str
-    schema: PMap[str, Any] | None = attrs.field(default=None, converter=freeze)
+    schema: PMap[str, Any] | None = attrs.field(default=None, converter=_frozen.optional_mapping)
     model: str | None = None
 
 
@@ -78,10 +80,10 @@ class Analysis:
     """What `Analyze` returns: the model's output, facts about the document, usage."""
 
     model: str
-    output: Any = attrs.field(converter=freeze)
+    output: Any = attrs.field(converter=_frozen.anything)
     pages: int | None = None
-    document: PMap[str, Any] = attrs.field(factory=pmap, converter=freeze)
-    usage: PMap[str, Any] = attrs.field(factory=pmap, converter=freeze)
+    document: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
+    usage: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
 
 
 @attrs.frozen(kw_only=True)

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from pyrsistent import freeze, pmap, thaw
+from pyrsistent import pmap, thaw
 from pyrsistent.typing import PMap
 
-from jobkit import instants
+from jobkit import _frozen, instants
 
 
 class JobkitError(Exception):
@@ -31,7 +31,7 @@ class Error:
     code: str
     message: str
     retryable: bool
-    context: PMap[str, Any] = attrs.field(factory=pmap, converter=freeze)
+    context: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
     at: datetime | None = None
 
 
@@ -107,7 +107,9 @@ class Classifier:
 
 
 DEFAULT_CLASSIFIER = Classifier(
-    transient=frozenset({"lease_expired", "timeout", "rate_limited", "unavailable", "circuit_open"}),
+    transient=frozenset(
+        {"lease_expired", "timeout", "rate_limited", "unavailable", "circuit_open"}
+    ),
     permanent=frozenset({"invalid_input", "not_found", "unsupported", "corrupt_document"}),
 )
 

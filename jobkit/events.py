@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import attrs
-from pyrsistent import freeze, pmap
+from pyrsistent import pmap
 from pyrsistent.typing import PMap
 
-from jobkit import errors, retry
+from jobkit import _frozen, errors, retry
 
 
 @attrs.frozen(kw_only=True)
@@ -61,13 +61,13 @@ class AttemptSucceeded:
     kind: ClassVar[str] = "succeeded"
     worker: str
     claim: int
-    result: PMap[str, Any] = attrs.field(factory=pmap, converter=freeze)
+    result: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
     result_url: str | None = None
 
 
 @attrs.frozen(kw_only=True)
 class AttemptFailed:
-    """The attempt failed with `error`; `policy` and the uniform `sample` in [0, 1) decide a retry."""
+    """The attempt failed with `error`; `policy` and a uniform `sample` in [0, 1) pick a retry."""
 
     kind: ClassVar[str] = "failed"
     worker: str

@@ -14,7 +14,7 @@ from typing import Any
 from pyrsistent import freeze, pmap, pvector, thaw
 from pyrsistent.typing import PMap, PVector
 
-from jobkit import errors, instants
+from jobkit import _frozen, errors, instants
 from jobkit.status import Status
 
 Job = PMap[str, Any]
@@ -197,11 +197,11 @@ def with_status(job: Job, value: Status) -> Job:
 
 
 def with_lease(job: Job, owner: str, expires_at: datetime) -> Job:
-    return job.update({"leaseOwner": owner, "leaseExpiresAt": expires_at})
+    return job.set("leaseOwner", owner).set("leaseExpiresAt", expires_at)
 
 
 def without_lease(job: Job) -> Job:
-    return job.update({"leaseOwner": None, "leaseExpiresAt": None})
+    return job.set("leaseOwner", None).set("leaseExpiresAt", None)
 
 
 def with_run_at(job: Job, at: datetime) -> Job:
@@ -217,7 +217,8 @@ def with_error(job: Job, value: errors.Error | None) -> Job:
 
 
 def with_result(job: Job, value: Mapping[str, Any] | None, url: str | None) -> Job:
-    return job.update({"result": None if value is None else freeze(value), "resultUrl": url})
+    frozen = None if value is None else _frozen.mapping(value)
+    return job.set("result", frozen).set("resultUrl", url)
 
 
 def with_progress(job: Job, current: int, total: int, message: str) -> Job:
@@ -270,7 +271,7 @@ def with_attempt_ended(
 
 def touched(job: Job, now: datetime) -> Job:
     """One write: the version fence grows by one and `updatedAt` moves to `now`."""
-    return job.update({"version": version(job) + 1, "updatedAt": now})
+    return job.set("version", version(job) + 1).set("updatedAt", now)
 
 
 # -- documents: the JSON form at the storage and API edge ---------------------
@@ -280,7 +281,7 @@ _ENTRY_INSTANTS = ("startedAt", "endedAt", "nextRunAt")
 
 
 def _entry_to_document(entry: Entry) -> dict[str, Any]:
-    doc: dict[str, Any] = thaw(entry)
+    doc: dict[str, Any] = dict(thaw(entry))
     for name in _ENTRY_INSTANTS:
         doc[name] = instants.format_or_none(entry[name])
     if entry["error"] is not None:
@@ -294,7 +295,7 @@ def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
         values[name] = instants.parse_or_none(doc.get(name))
     if doc.get("error") is not None:
         values["error"] = errors.to_map(errors.from_document(doc["error"]))
-    return freeze(values)  # type: ignore[no-any-return]
+    return _frozen.mapping(values)
 
 
 def to_document(job: Job) -> dict[str, Any]:

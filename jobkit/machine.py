@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import assert_never
 
 import attrs
-
 from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, events, instants, jobs, retry
@@ -77,7 +76,7 @@ def _end_attempt(
             assert_never(decision)
 
 
-def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:  # noqa: PLR0911
+def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
     match event:
         case events.Submitted():
             job = jobs.with_status(job, PENDING)
@@ -105,7 +104,10 @@ def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:  # noq
             key = result.get("resultKey")
             job = jobs.with_attempts(jobs.without_lease(job), jobs.attempts(job) + 1)
             job = jobs.with_attempt_ended(
-                job, at=now, outcome=jobs.SUCCEEDED, result_key=key if isinstance(key, str) else None
+                job,
+                at=now,
+                outcome=jobs.SUCCEEDED,
+                result_key=key if isinstance(key, str) else None,
             )
             job = jobs.with_error(jobs.with_result(job, result, url), None)
             job = jobs.with_status(job, COMPLETED)
@@ -122,7 +124,10 @@ def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:  # noq
                 "lease_expired",
                 "the worker stopped renewing its lease (crashed, hung or cut off)",
                 retryable=True,
-                context={"worker": jobs.lease_owner(job), "leaseExpiresAt": instants.format(expires)},
+                context={
+                    "worker": jobs.lease_owner(job),
+                    "leaseExpiresAt": instants.format(expires),
+                },
                 at=now,
             )
             return Success(_end_attempt(job, err, policy, sample, now, jobs.STALLED))
@@ -164,7 +169,9 @@ def step(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
     current = jobs.status_or_none(job)
     allowed = targets(current, event.kind)
     if not allowed:
-        return _refuse(job, event, "illegal_transition", f"cannot {event.kind}: {_REASONS[current]}")
+        return _refuse(
+            job, event, "illegal_transition", f"cannot {event.kind}: {_REASONS[current]}"
+        )
     match _apply(job, event, now):
         case Success((new_job, done)):
             if jobs.status(new_job) not in allowed:  # the table is the law; a handler broke it
@@ -186,4 +193,3 @@ def apply_all(job: jobs.Job, moves: list[events.Event], now: datetime) -> Steppe
             case refused:
                 return refused
     return Success((job, collected))
-

@@ -12,18 +12,18 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import attrs
-from pyrsistent import freeze, pmap
+from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, jobs
+from jobkit import _frozen, effects, errors, jobs
 
 
 @attrs.frozen(kw_only=True)
 class Completion:
     """A pipeline's successful outcome: a small summary kept in the job, and its document."""
 
-    result: PMap[str, Any] = attrs.field(factory=pmap, converter=freeze)
+    result: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
     result_url: str | None = None
 
 
@@ -41,7 +41,9 @@ def input_key(job_id: str, suffix: str) -> str:
     return f"inputs/{job_id}/document.{suffix}"
 
 
-def run(pipeline: Pipeline, respond: Callable[[effects.PipelineEffect], Result[Any, errors.Error]]) -> Outcome:
+def run(
+    pipeline: Pipeline, respond: Callable[[effects.PipelineEffect], Result[Any, errors.Error]]
+) -> Outcome:
     """Drive `pipeline` synchronously, answering each effect with `respond`.
 
     The pure twin of `jobkit.worker.interpret`, for tests and the simulator.

@@ -33,7 +33,7 @@ class JobType:
     name: str
     pipeline: pipeline.PipelineFactory
     validate_params: ParamsValidator = accept_any
-    retry: retry.RetryPolicy = retry.RetryPolicy()
+    retry: retry.RetryPolicy = attrs.field(factory=retry.RetryPolicy)
     priority: int = 50
     queue: str = "default"
     timeout_seconds: float = 900.0
@@ -42,8 +42,10 @@ class JobType:
 
     def __attrs_post_init__(self) -> None:
         if not NAME.match(self.name):
-            raise errors.ConfigurationError(f"job type name {self.name!r} must match {NAME.pattern}")
-        if not 0 <= self.priority <= 100:  # noqa: PLR2004
+            raise errors.ConfigurationError(
+                f"job type name {self.name!r} must match {NAME.pattern}"
+            )
+        if not 0 <= self.priority <= 100:
             raise errors.ConfigurationError(f"{self.name}: priority must be within 0..100")
         if self.timeout_seconds <= 0:
             raise errors.ConfigurationError(f"{self.name}: timeout_seconds must be > 0")

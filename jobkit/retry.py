@@ -7,6 +7,7 @@ of many jobs that failed together spread out instead of stampeding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
@@ -14,6 +15,10 @@ from pyrsistent import pmap
 from pyrsistent.typing import PMap
 
 from jobkit import errors, instants
+
+
+def _to_pmap(value: Mapping[str, Backoff]) -> PMap[str, Backoff]:
+    return pmap(value)
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -44,8 +49,8 @@ class RetryPolicy:
     """
 
     max_attempts: int = 5
-    backoff: Backoff = Backoff()
-    overrides: PMap[str, Backoff] = attrs.field(factory=pmap, converter=pmap)
+    backoff: Backoff = attrs.field(factory=Backoff)
+    overrides: PMap[str, Backoff] = attrs.field(factory=pmap, converter=_to_pmap)
     classifier: errors.Classifier = errors.DEFAULT_CLASSIFIER
 
     def __attrs_post_init__(self) -> None:

@@ -71,7 +71,10 @@ def mermaid() -> str:
             if source == target:
                 continue  # self-loops (heartbeat, progress, purge) are listed below the diagram
             left = "[*]" if source is None else source.value
-            lines.append(f"    {left} --> {target.value}: {kind}")
+            label = kind
+            if len(to) > 1:  # the retry policy chooses between the targets
+                label += " (retry)" if target is PENDING else " (give up)"
+            lines.append(f"    {left} --> {target.value}: {label}")
     lines.extend(f"    {s.value} --> [*]" for s in sorted(TERMINAL))
     return "\n".join(lines) + "\n"
 

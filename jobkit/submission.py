@@ -69,7 +69,9 @@ def _integer(
 
 def _run_at(request: Mapping[str, Any], now: datetime, problems: Problems) -> datetime:
     if "runAt" in request and "delaySeconds" in request:
-        problems.append(errors.Problem(field="runAt", message="give runAt or delaySeconds, not both"))
+        problems.append(
+            errors.Problem(field="runAt", message="give runAt or delaySeconds, not both")
+        )
         return now
     if "runAt" in request:
         value = request["runAt"]
@@ -178,4 +180,3 @@ def new_job(
             now=now,
         )
     )
-

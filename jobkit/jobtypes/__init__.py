@@ -1,0 +1,1 @@
+"""Built-in job types, each a `registry.JobType` declared in its own module."""

@@ -1,0 +1,116 @@
+"""The PDF-analysis job type: check the document, analyse it, write the result JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pyrsistent import pmap, thaw
+from pyrsistent.typing import PMap
+from returns.result import Failure, Result, Success
+
+from jobkit import effects, errors, jobs, pipeline, registry, retry
+
+NAME = "pdf-analysis"
+DEFAULT_INSTRUCTIONS = (
+    "Extract the document's title, authors, date and a short summary of its key points."
+)
+MAX_INSTRUCTIONS = 20_000
+MAX_SCHEMA_BYTES = 32 * 1024
+MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/-]{0,127}$")
+PARAMS = frozenset({"instructions", "schema", "model"})
+
+
+def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.Invalid]:
+    problems = [
+        errors.Problem(field=name, message="unknown parameter")
+        for name in sorted(set(params) - PARAMS)
+    ]
+    instructions = params.get("instructions", DEFAULT_INSTRUCTIONS)
+    if not isinstance(instructions, str) or not 0 < len(instructions.strip()) <= MAX_INSTRUCTIONS:
+        message = f"must be a non-empty string of at most {MAX_INSTRUCTIONS} characters"
+        problems.append(errors.Problem(field="instructions", message=message))
+    schema = params.get("schema")
+    if schema is not None:
+        if not isinstance(schema, Mapping) or not isinstance(schema.get("type"), str):
+            message = 'must be a JSON Schema object with a "type", e.g. {"type": "object"}'
+            problems.append(errors.Problem(field="schema", message=message))
+        elif len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+            problems.append(
+                errors.Problem(field="schema", message=f"at most {MAX_SCHEMA_BYTES} bytes")
+            )
+    model = params.get("model")
+    if model is not None and (not isinstance(model, str) or not MODEL.match(model)):
+        problems.append(errors.Problem(field="model", message=f"must match {MODEL.pattern}"))
+    if problems:
+        return Failure(errors.Invalid(problems=tuple(problems)))
+    checked = {"instructions": instructions}
+    if schema is not None:
+        checked["schema"] = schema
+    if model is not None:
+        checked["model"] = model
+    return Success(pmap(checked))
+
+
+def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
+    source = jobs.input(job)
+    if source is None or not isinstance(source.get("blob"), str):
+        return Failure(errors.permanent("invalid_input", "the job has no input document"))
+    key: str = source["blob"]
+    params = jobs.params(job)
+    yield effects.ReportProgress(current=0, total=1, message="checking the document")
+    info: effects.BlobInfo = yield effects.StatBlob(key=key)
+    yield effects.ReportProgress(current=0, total=1, message="analysing")
+    analysis: effects.Analysis = yield effects.Analyze(
+        key=key,
+        content_type=info.content_type,
+        instructions=params.get("instructions", DEFAULT_INSTRUCTIONS),
+        schema=params.get("schema"),
+        model=params.get("model"),
+    )
+    document = {
+        "jobId": jobs.id(job),
+        "attempt": claim,
+        "model": analysis.model,
+        "document": {
+            "filename": source.get("filename"),
+            "bytes": info.size,
+            "pages": analysis.pages,
+            **thaw(analysis.document),
+        },
+        "output": thaw(analysis.output),
+        "usage": thaw(analysis.usage),
+    }
+    result_key = pipeline.result_key(job, claim)
+    url: str = yield effects.WriteBlob(
+        key=result_key,
+        data=json.dumps(document, ensure_ascii=False, indent=2).encode(),
+        content_type="application/json",
+    )
+    yield effects.ReportProgress(current=1, total=1, message="done")
+    summary = {
+        "resultKey": result_key,
+        "model": analysis.model,
+        "pages": analysis.pages,
+        "bytes": info.size,
+    }
+    return Success(pipeline.Completion(result=summary, result_url=url))
+
+
+JOB_TYPE = registry.JobType(
+    name=NAME,
+    pipeline=analyze_pdf,
+    validate_params=validate_params,
+    retry=retry.RetryPolicy(
+        max_attempts=5,
+        backoff=retry.Backoff(base=5.0, factor=2.0, cap=600.0),
+        overrides={"rate_limited": retry.Backoff(base=30.0, factor=2.0, cap=1800.0)},
+    ),
+    priority=50,
+    queue="default",
+    timeout_seconds=900.0,
+    input_required=True,
+    description="Analyse a PDF document with a language model and store the result as JSON.",
+)

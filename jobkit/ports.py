@@ -1,0 +1,73 @@
+"""Ports: the small interfaces every interpreter (memory, SQLite, Firestore, GCS) provides."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from jobkit import jobs, listing
+
+
+class JobStore(Protocol):
+    """Job records. Every change after `insert` is a compare-and-set on `version`.
+
+    The in-memory store in `jobkit.testing` is the reference semantics; the
+    conformance suite holds every store to it.
+    """
+
+    async def insert(self, job: jobs.Job) -> bool:
+        """Store a new job; False (and nothing written) if its id exists."""
+
+    async def get(self, job_id: str) -> jobs.Job | None: ...
+
+    async def list(self, user_id: str, query: listing.Query) -> listing.Page:
+        """One page of `user_id`'s jobs, as `listing.page` defines it."""
+
+    async def claimable(
+        self, now: datetime, queues: Collection[str] | None, limit: int
+    ) -> Sequence[jobs.Job]:
+        """Due pending jobs in `schedule.claim_key` order."""
+
+    async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
+        """Processing jobs whose lease expired at or before `now`."""
+
+    async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
+        """The earliest pending `runAt` or lease expiry, for an idle worker's sleep."""
+
+    async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
+        """Replace the job with id `jobs.id(job)` if its stored version is `expected_version`."""
+
+    async def compare_and_set_many(self, writes: Sequence[tuple[int, jobs.Job]]) -> builtins.list[bool]:
+        """Several independent compare-and-sets in one round trip; one answer per write."""
+
+    async def delete(self, job_id: str, expected_version: int) -> bool:
+        """Remove the record if its version is `expected_version`."""
+
+
+class BlobStore(Protocol):
+    """Files: uploaded documents and result documents, addressed by validated keys."""
+
+    async def put(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
+        """Write atomically from a stream; returns the size in bytes."""
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        """Stream the blob; `BlobNotFound` if missing."""
+
+    async def read(self, key: str) -> bytes: ...
+
+    async def stat(self, key: str) -> tuple[int, str]:
+        """(size, content type); `BlobNotFound` if missing."""
+
+    async def delete(self, key: str) -> None:
+        """Idempotent: deleting a missing blob succeeds."""
+
+    def url(self, key: str) -> str:
+        """Where the blob lives (`file://…`, `gs://…`): stable, for the job's `resultUrl`."""
+
+
+class BlobNotFound(LookupError):
+    """Raised by a `BlobStore` for a key that holds no blob; performers turn it into `not_found`."""

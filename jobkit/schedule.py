@@ -1,0 +1,62 @@
+"""Claim order and stall detection: which jobs a worker may take next, purely.
+
+Due jobs only (`runAt <= now`); higher `priority` first, then the earliest
+`runAt`, then the oldest `createdAt`, then `id` so that the order is total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+from jobkit import jobs
+from jobkit.status import PENDING, PROCESSING
+
+
+def claim_key(job: jobs.Job) -> tuple[Any, ...]:
+    return (-jobs.priority(job), jobs.run_at(job), jobs.created_at(job), jobs.id(job))
+
+
+def in_queues(job: jobs.Job, queues: Collection[str] | None) -> bool:
+    """`queues=None` means every queue."""
+    return queues is None or jobs.queue(job) in queues
+
+
+def is_due(job: jobs.Job, now: datetime) -> bool:
+    return jobs.status_or_none(job) == PENDING and jobs.run_at(job) <= now
+
+
+def is_stalled(job: jobs.Job, now: datetime) -> bool:
+    """A processing job whose lease ran out: its worker crashed, hung or lost the network."""
+    expires = jobs.lease_expires_at(job)
+    return jobs.status_or_none(job) == PROCESSING and expires is not None and expires <= now
+
+
+def claimable(
+    candidates: Iterable[jobs.Job], now: datetime, queues: Collection[str] | None, limit: int
+) -> list[jobs.Job]:
+    """The first `limit` due jobs in claim order."""
+    due = (job for job in candidates if is_due(job, now) and in_queues(job, queues))
+    return sorted(due, key=claim_key)[:limit]
+
+
+def stalled(candidates: Iterable[jobs.Job], now: datetime, limit: int) -> list[jobs.Job]:
+    """Up to `limit` stalled jobs, the longest-expired first."""
+    found = (job for job in candidates if is_stalled(job, now))
+    return sorted(found, key=lambda job: (jobs.lease_expires_at(job), jobs.id(job)))[:limit]
+
+
+def next_wakeup(candidates: Iterable[jobs.Job], queues: Collection[str] | None) -> datetime | None:
+    """The earliest instant something becomes claimable: a pending runAt or a lease expiry."""
+    times = [
+        jobs.run_at(job)
+        for job in candidates
+        if jobs.status_or_none(job) == PENDING and in_queues(job, queues)
+    ]
+    times += [
+        at
+        for job in candidates
+        if jobs.status_or_none(job) == PROCESSING and (at := jobs.lease_expires_at(job)) is not None
+    ]
+    return min(times, default=None)

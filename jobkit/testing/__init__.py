@@ -1,0 +1,6 @@
+"""Test support: the in-memory store, a virtual clock and the deterministic simulator."""
+
+from jobkit.testing.clock import VirtualClock
+from jobkit.testing.memory import MemoryJobStore
+
+__all__ = ["MemoryJobStore", "VirtualClock"]

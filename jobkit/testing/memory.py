@@ -1,0 +1,92 @@
+"""The in-memory `JobStore`: the reference semantics every other store is tested against."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from jobkit import jobs, listing, schedule
+
+
+class MemoryJobStore:
+    """A dict of immutable jobs. Each method is atomic (no await inside), like one transaction.
+
+    The synchronous `*_now` methods are what the simulator calls; the async
+    methods implement the `ports.JobStore` port on top of them.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, jobs.Job] = {}
+        self.writes = 0
+
+    # -- synchronous core ---------------------------------------------------
+
+    def insert_now(self, job: jobs.Job) -> bool:
+        if jobs.id(job) in self._jobs:
+            return False
+        self._jobs[jobs.id(job)] = job
+        self.writes += 1
+        return True
+
+    def get_now(self, job_id: str) -> jobs.Job | None:
+        return self._jobs.get(job_id)
+
+    def compare_and_set_now(self, expected_version: int, job: jobs.Job) -> bool:
+        current = self._jobs.get(jobs.id(job))
+        if current is None or jobs.version(current) != expected_version:
+            return False
+        self._jobs[jobs.id(job)] = job
+        self.writes += 1
+        return True
+
+    def delete_now(self, job_id: str, expected_version: int) -> bool:
+        current = self._jobs.get(job_id)
+        if current is None or jobs.version(current) != expected_version:
+            return False
+        del self._jobs[job_id]
+        self.writes += 1
+        return True
+
+    def claimable_now(
+        self, now: datetime, queues: Collection[str] | None, limit: int
+    ) -> list[jobs.Job]:
+        return schedule.claimable(self._jobs.values(), now, queues, limit)
+
+    def stalled_now(self, now: datetime, limit: int) -> list[jobs.Job]:
+        return schedule.stalled(self._jobs.values(), now, limit)
+
+    def all(self) -> list[jobs.Job]:
+        return list(self._jobs.values())
+
+    # -- the port -------------------------------------------------------------
+
+    async def insert(self, job: jobs.Job) -> bool:
+        return self.insert_now(job)
+
+    async def get(self, job_id: str) -> jobs.Job | None:
+        return self.get_now(job_id)
+
+    async def list(self, user_id: str, query: listing.Query) -> listing.Page:
+        mine = (job for job in self._jobs.values() if jobs.user_id(job) == user_id)
+        return listing.page(mine, query)
+
+    async def claimable(
+        self, now: datetime, queues: Collection[str] | None, limit: int
+    ) -> Sequence[jobs.Job]:
+        return self.claimable_now(now, queues, limit)
+
+    async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
+        return self.stalled_now(now, limit)
+
+    async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
+        return schedule.next_wakeup(self._jobs.values(), queues)
+
+    async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
+        return self.compare_and_set_now(expected_version, job)
+
+    async def compare_and_set_many(self, writes: Sequence[tuple[int, jobs.Job]]) -> builtins.list[bool]:
+        return [self.compare_and_set_now(version, job) for version, job in writes]
+
+    async def delete(self, job_id: str, expected_version: int) -> bool:
+        return self.delete_now(job_id, expected_version)
