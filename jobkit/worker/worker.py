@@ -1,0 +1,376 @@
+"""The async worker: claims due jobs, runs their pipelines, and records every outcome through
+the machine, with heartbeats, timeouts, stall reaping and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from returns.result import Failure, Success
+
+from jobkit import effects, errors, events, instants, jobs, machine, ports, registry
+from jobkit.worker.interpreter import Performers, interpret
+
+log = logging.getLogger("jobkit.worker")
+
+Clock = Callable[[], datetime]
+Hook = Callable[[effects.MachineEffect, jobs.Job], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@attrs.frozen(kw_only=True)
+class WorkerConfig:
+    """How one worker process runs jobs. Defaults fit Cloud Run (10 s to shut down)."""
+
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    idle_seconds: float = 0.25  # longest idle sleep: other processes may submit work
+    reap_seconds: float = 5.0
+    grace_seconds: float = 8.0
+    progress_seconds: float = 0.5  # at most one progress write per job this often
+    queues: frozenset[str] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise errors.ConfigurationError("concurrency must be >= 1")
+        if not 0 < self.heartbeat_seconds < self.lease_seconds:
+            raise errors.ConfigurationError("heartbeat_seconds must be within (0, lease_seconds)")
+
+
+@attrs.define
+class Attempt:
+    """One running attempt, as the worker tracks it; `job` is the latest version it wrote."""
+
+    job: jobs.Job
+    claim: int
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+    lost: bool = False
+    last_progress: float = 0.0
+
+
+PerformersFor = Callable[[Attempt], Performers]
+
+
+class Worker:
+    """Runs jobs from `store` with the performers `performers_for(attempt)` builds per attempt.
+
+    `run()` works until `stop()`; `drain()` runs until nothing is due (burst mode).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ports.JobStore,
+        types: registry.Registry,
+        performers_for: PerformersFor,
+        config: WorkerConfig | None = None,
+        worker_id: str | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+        on_effect: Hook | None = None,
+    ) -> None:
+        self.store = store
+        self.types = types
+        self.config = config or WorkerConfig()
+        self.id = worker_id or default_worker_id()
+        self._performers_for = performers_for
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._on_effect = on_effect
+        self._running: dict[str, Attempt] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.finished = 0
+
+    # -- control ------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Work was submitted in this process: look for it now instead of after the idle sleep."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; `run()` then lets running jobs finish within the grace period."""
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self) -> None:
+        self._stopping = False
+        heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
+        next_reap = 0.0
+        try:
+            while not self._stopping:
+                if time.monotonic() >= next_reap:
+                    await self._reap()
+                    next_reap = time.monotonic() + self.config.reap_seconds
+                free = self.config.concurrency - len(self._running)
+                started = await self._claim(free) if free > 0 else 0
+                if started and started == free:
+                    await asyncio.sleep(0)
+                    continue
+                await self._idle(free > 0 and started == 0)
+        finally:
+            await self._shutdown()
+            heartbeats.cancel()
+            await asyncio.gather(heartbeats, return_exceptions=True)
+
+    async def drain(self) -> int:
+        """Burst mode: run every due job (and the retries that fall due meanwhile), then return
+        how many attempts finished. Jobs scheduled later stay pending."""
+        finished = self.finished
+        heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
+        try:
+            while True:
+                await self._reap()
+                free = self.config.concurrency - len(self._running)
+                started = await self._claim(free) if free > 0 else 0
+                if not started and not self._running:
+                    return self.finished - finished
+                if not started:
+                    await self._idle(False)
+        finally:
+            if self._running:  # cancelled or crashed mid-drain: hand the leases back
+                await self._shutdown()
+            heartbeats.cancel()
+            await asyncio.gather(heartbeats, return_exceptions=True)
+
+    # -- the loop's parts --------------------------------------------------------
+
+    async def _idle(self, nothing_due: bool) -> None:
+        timeout = self.config.idle_seconds
+        if nothing_due:
+            upcoming = await self.store.next_wakeup(self.config.queues)
+            if upcoming is not None:
+                until = instants.seconds_between(self._clock(), upcoming)
+                timeout = min(timeout, max(until, 0.01))
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _claim(self, free: int) -> int:
+        now = self._clock()
+        candidates = await self.store.claimable(now, self.config.queues, free)
+        claim = events.Claimed(worker=self.id, lease_seconds=self.config.lease_seconds)
+        moves: list[tuple[int, jobs.Job, machine.Effects]] = []
+        for job in candidates:
+            match machine.step(job, claim, now):
+                case Success((claimed, done)):
+                    moves.append((jobs.version(job), claimed, done))
+                case Failure(refusal):  # changed since it was read: someone else's now
+                    log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
+        if not moves:
+            return 0
+        won = await self.store.compare_and_set_many([(version, job) for version, job, _ in moves])
+        started = 0
+        for (_, job, done), ok in zip(moves, won, strict=True):
+            if ok:
+                self._emit(done, job)
+                self._start(job)
+                started += 1
+        return started
+
+    def _start(self, job: jobs.Job) -> None:
+        attempt = Attempt(job=job, claim=jobs.claim(job))
+        self._running[jobs.id(job)] = attempt
+        attempt.task = asyncio.create_task(self._attempt(attempt), name=f"job:{jobs.id(job)}")
+
+    async def _attempt(self, attempt: Attempt) -> None:
+        job_id = jobs.id(attempt.job)
+        try:
+            event = await self._execute(attempt)
+            await self._advance(attempt, event)
+            self.finished += 1
+        except asyncio.CancelledError:
+            if not attempt.lost:
+                raise  # shutdown: `_shutdown` releases the lease
+        finally:
+            if not self._stopping or attempt.lost or attempt.task is None:
+                self._running.pop(job_id, None)
+            self._wake.set()
+
+    async def _execute(self, attempt: Attempt) -> events.Event:
+        job_type = registry.get(self.types, jobs.type_name(attempt.job))
+        performers: dict[type, Any] = dict(self._performers_for(attempt))
+        performers[effects.ReportProgress] = lambda effect: self._progress(attempt, effect)
+        try:
+            async with asyncio.timeout(job_type.timeout_seconds):
+                outcome = await interpret(job_type.pipeline(attempt.job, attempt.claim), performers)
+        except TimeoutError:
+            limit = job_type.timeout_seconds
+            outcome = Failure(errors.transient("timeout", f"the job ran longer than {limit:g} s"))
+        except Exception as exc:  # a bug in a performer or pipeline: record it, keep working
+            log.exception("attempt crashed", extra={"jobId": jobs.id(attempt.job)})
+            outcome = Failure(
+                errors.error(
+                    "internal",
+                    f"{type(exc).__name__}: {exc}",
+                    retryable=True,
+                    context={"exception": type(exc).__name__},
+                )
+            )
+        match outcome:
+            case Success(completion):
+                return events.AttemptSucceeded(
+                    worker=self.id,
+                    claim=attempt.claim,
+                    result=completion.result,
+                    result_url=completion.result_url,
+                )
+            case Failure(err):
+                return events.AttemptFailed(
+                    worker=self.id,
+                    claim=attempt.claim,
+                    error=err,
+                    policy=job_type.retry,
+                    sample=self._rng.random(),
+                )
+            case _:
+                raise errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
+
+    async def _progress(self, attempt: Attempt, effect: effects.ReportProgress) -> Success[None]:
+        now = time.monotonic()
+        final = effect.current >= effect.total
+        if final or now - attempt.last_progress >= self.config.progress_seconds:
+            attempt.last_progress = now
+            event = events.ProgressReported(
+                worker=self.id,
+                claim=attempt.claim,
+                current=effect.current,
+                total=effect.total,
+                message=effect.message,
+            )
+            await self._advance(attempt, event)
+        return Success(None)
+
+    async def _advance(self, attempt: Attempt, event: events.Event) -> bool:
+        """Step the attempt's job and compare-and-set it; False when the lease is gone."""
+        async with attempt.lock:
+            if attempt.lost:
+                return False
+            now = self._clock()
+            match machine.step(attempt.job, event, now):
+                case Success((job, done)):
+                    write = asyncio.ensure_future(
+                        self.store.compare_and_set(jobs.version(attempt.job), job)
+                    )
+                    try:
+                        ok = await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        ok = await write  # keep our copy true to the store, then stop
+                        self._settle(attempt, job, done, ok, event)
+                        raise
+                    return self._settle(attempt, job, done, ok, event)
+                case Failure(refusal):
+                    self._lose(attempt, event, refusal.code)
+                    return False
+                case _:
+                    raise errors.JobkitError("machine.step returned a non-Result")
+
+    def _settle(
+        self,
+        attempt: Attempt,
+        job: jobs.Job,
+        done: machine.Effects,
+        ok: bool,
+        event: events.Event,
+    ) -> bool:
+        if ok:
+            attempt.job = job
+            self._emit(done, job)
+        else:
+            self._lose(attempt, event, "version_conflict")
+        return ok
+
+    def _lose(self, attempt: Attempt, event: events.Event, code: str) -> None:
+        attempt.lost = True
+        log.warning(
+            "lease lost: another worker owns the job now",
+            extra={"jobId": jobs.id(attempt.job), "event": event.kind, "code": code},
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            beats = [
+                self._beat(attempt) for attempt in list(self._running.values()) if not attempt.lost
+            ]
+            await asyncio.gather(*beats)
+
+    async def _beat(self, attempt: Attempt) -> None:
+        event = events.Heartbeat(
+            worker=self.id, claim=attempt.claim, lease_seconds=self.config.lease_seconds
+        )
+        if not await self._advance(attempt, event) and attempt.task is not None:
+            attempt.task.cancel()  # the work is someone else's now; stop spending on it
+
+    async def _reap(self) -> None:
+        """Give stalled jobs (expired leases) back to the retry policy, in one batch."""
+        now = self._clock()
+        moves: list[tuple[int, jobs.Job, machine.Effects]] = []
+        for job in await self.store.stalled(now, 100):
+            policy = registry.get(self.types, jobs.type_name(job)).retry
+            expired = events.LeaseExpired(policy=policy, sample=self._rng.random())
+            match machine.step(job, expired, now):
+                case Success((stalled, done)):
+                    moves.append((jobs.version(job), stalled, done))
+                case Failure(_):
+                    pass
+        if moves:
+            won = await self.store.compare_and_set_many([(v, job) for v, job, _ in moves])
+            for (_, job, done), ok in zip(moves, won, strict=True):
+                if ok:
+                    self._emit(done, job)
+
+    async def _shutdown(self) -> None:
+        """Let running jobs finish within the grace period, then release the rest's leases."""
+        self._stopping = True
+        tasks = [a.task for a in self._running.values() if a.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.grace_seconds)
+        unfinished = [a for a in self._running.values() if a.task is not None and not a.task.done()]
+        for attempt in unfinished:
+            assert attempt.task is not None
+            attempt.task.cancel()
+        await asyncio.gather(*(a.task for a in unfinished if a.task), return_exceptions=True)
+        for attempt in unfinished:
+            released = events.LeaseReleased(worker=self.id, claim=attempt.claim)
+            await self._advance(attempt, released)
+        self._running.clear()
+
+    def _emit(self, done: machine.Effects, job: jobs.Job) -> None:
+        for effect in done:
+            if self._on_effect is not None:
+                self._on_effect(effect, job)
+            elif isinstance(effect, effects.Lifecycle):
+                log.info(
+                    "job %s", effect.name, extra={"jobId": effect.job_id, "event": effect.name}
+                )
+
+
+def performers_from(table: Mapping[type, Callable[[Any], Awaitable[Any]]]) -> PerformersFor:
+    """The same performers for every attempt."""
+    return lambda _attempt: table

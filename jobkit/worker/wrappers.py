@@ -1,0 +1,125 @@
+"""Cross-cutting wrappers applied once around any performer: rate limit, breaker, timeout, timing.
+
+Each holds its pure state value (`ratelimit.TokenBucket`, `breaker.CircuitBreaker`)
+in a small mutable cell shared by every job of the process, and asks the pure
+functions what to do; waiting happens here, in the shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from returns.result import Failure, Success
+
+from jobkit import breaker, errors, ratelimit
+from jobkit.worker.interpreter import Performer
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateLimiter:
+    """A token bucket shared by every call through it; callers wait their turn."""
+
+    def __init__(self, bucket: ratelimit.TokenBucket, clock: Clock, sleep: Sleep = asyncio.sleep):
+        self.bucket = bucket
+        self._clock = clock
+        self._sleep = sleep
+
+    async def acquire(self, cost: float = 1.0) -> float:
+        """Wait until `cost` tokens are taken; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            decision, self.bucket = ratelimit.acquire(self.bucket, self._clock(), cost)
+            match decision:
+                case ratelimit.Allowed():
+                    return waited
+                case ratelimit.Wait(seconds=seconds):
+                    waited += seconds
+                    await self._sleep(seconds)
+
+
+class Breaker:
+    """A circuit breaker shared by every call through it."""
+
+    def __init__(self, state: breaker.CircuitBreaker, clock: Clock, sleep: Sleep = asyncio.sleep):
+        self.state = state
+        self._clock = clock
+        self._sleep = sleep
+
+    async def admit(self) -> None:
+        """Wait out an open breaker's cool-down instead of failing the job's attempt."""
+        while True:
+            admission, self.state = breaker.admit(self.state, self._clock())
+            match admission:
+                case breaker.Admitted():
+                    return
+                case breaker.Rejected(retry_after=seconds):
+                    await self._sleep(max(seconds, 0.001))
+
+    def record(self, ok: bool) -> None:
+        record = breaker.record_success if ok else breaker.record_failure
+        self.state = record(self.state, self._clock())
+
+
+def rate_limited(perform: Performer, limiter: RateLimiter) -> Performer:
+    async def wrapped(effect: Any) -> Any:
+        await limiter.acquire()
+        return await perform(effect)
+
+    return wrapped
+
+
+def circuit_broken(perform: Performer, cell: Breaker) -> Performer:
+    """Only transient failures count against the breaker: a corrupt document is not an outage."""
+
+    async def wrapped(effect: Any) -> Any:
+        await cell.admit()
+        try:
+            answer = await perform(effect)
+        except Exception:
+            cell.record(ok=False)
+            raise
+        match answer:
+            case Failure(errors.Error(retryable=True)):
+                cell.record(ok=False)
+            case _:
+                cell.record(ok=True)
+        return answer
+
+    return wrapped
+
+
+def timed_out(perform: Performer, seconds: float) -> Performer:
+    async def wrapped(effect: Any) -> Any:
+        try:
+            async with asyncio.timeout(seconds):
+                return await perform(effect)
+        except TimeoutError:
+            name = type(effect).__name__
+            return Failure(errors.transient("timeout", f"{name} took longer than {seconds:g} s"))
+
+    return wrapped
+
+
+Observer = Callable[[str, float, bool], None]
+
+
+def observed(perform: Performer, observer: Observer) -> Performer:
+    """Call `observer(effect name, seconds, succeeded)` after every call, for metrics and logs."""
+
+    async def wrapped(effect: Any) -> Any:
+        started = time.perf_counter()
+        ok = False
+        try:
+            answer = await perform(effect)
+            ok = isinstance(answer, Success)
+            return answer
+        finally:
+            observer(type(effect).__name__, time.perf_counter() - started, ok)
+
+    return wrapped
