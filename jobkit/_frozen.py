@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from pyrsistent import freeze
-from pyrsistent.typing import PMap
+from pyrsistent import PMap, PVector, freeze
 
 
 def mapping(value: Mapping[str, Any]) -> PMap[str, Any]:
+    """Freeze `value`; a PMap is taken as already frozen (pyrsistent's strict freeze would
+    rebuild it, the costliest part of a lifecycle step)."""
+    if isinstance(value, PMap):
+        return value
     return cast("PMap[str, Any]", freeze(value))
 
 
@@ -18,4 +21,6 @@ def optional_mapping(value: Mapping[str, Any] | None) -> PMap[str, Any] | None:
 
 
 def anything(value: Any) -> Any:
+    if isinstance(value, PMap | PVector):
+        return value
     return freeze(value)

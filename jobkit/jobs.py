@@ -189,110 +189,156 @@ def blob_keys(job: Job) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-# -- updaters: each returns a new map; the machine bumps version once per write ----
+# -- updaters ----------------------------------------------------------------
+
+
+class Change:
+    """Changes to one job, applied in one structural copy by `done()`.
+
+    pyrsistent copies on every `set`; a lifecycle step changes several keys, so
+    the machine collects them here and pays for one copy.
+    """
+
+    __slots__ = ("_job", "_values")
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+        self._values: dict[str, Any] = {}
+
+    def status(self, value: Status) -> Change:
+        self._values["status"] = value.value
+        return self
+
+    def lease(self, owner: str, expires_at: datetime) -> Change:
+        self._values["leaseOwner"] = owner
+        self._values["leaseExpiresAt"] = expires_at
+        return self
+
+    def no_lease(self) -> Change:
+        self._values["leaseOwner"] = None
+        self._values["leaseExpiresAt"] = None
+        return self
+
+    def run_at(self, at: datetime) -> Change:
+        self._values["runAt"] = at
+        return self
+
+    def attempts(self, value: int) -> Change:
+        self._values["attempts"] = value
+        return self
+
+    def error(self, value: errors.Error | None) -> Change:
+        self._values["error"] = None if value is None else errors.to_map(value)
+        return self
+
+    def result(self, value: Mapping[str, Any] | None, url: str | None) -> Change:
+        self._values["result"] = None if value is None else _frozen.mapping(value)
+        self._values["resultUrl"] = url
+        return self
+
+    def progress(self, current: int, total: int, message: str) -> Change:
+        self._values["progress"] = pmap({"current": current, "total": total, "message": message})
+        return self
+
+    def no_progress(self) -> Change:
+        self._values["progress"] = None
+        return self
+
+    def attempt_started(self, worker: str, at: datetime) -> Change:
+        """Open a history entry for claim number `claim(job) + 1`."""
+        entry = pmap({"attempt": claim(self._job) + 1, "worker": worker, "startedAt": at})
+        self._values["history"] = history(self._job).append(entry)
+        return self
+
+    def attempt_ended(
+        self,
+        *,
+        at: datetime,
+        outcome: str,
+        error: errors.Error | None = None,
+        next_run_at: datetime | None = None,
+        delay_seconds: float | None = None,
+        result_key: str | None = None,
+    ) -> Change:
+        """Close the latest history entry with how and when the attempt ended."""
+        ended: dict[str, Any] = {"endedAt": at, "outcome": outcome}
+        if error is not None:
+            ended["error"] = errors.to_map(error)
+        if next_run_at is not None:
+            ended["nextRunAt"] = next_run_at
+            ended["delaySeconds"] = delay_seconds
+        if result_key is not None:
+            ended["resultKey"] = result_key
+        entries = self._values.get("history", history(self._job))
+        self._values["history"] = entries.set(len(entries) - 1, entries[-1].update(ended))
+        return self
+
+    def touched(self, now: datetime) -> Change:
+        """One write: the version fence grows by one and `updatedAt` moves to `now`."""
+        self._values["version"] = version(self._job) + 1
+        self._values["updatedAt"] = now
+        return self
+
+    def done(self) -> Job:
+        if not self._values:
+            return self._job
+        evolver = self._job.evolver()
+        for key, value in self._values.items():
+            evolver[key] = value
+        return evolver.persistent()
 
 
 def with_status(job: Job, value: Status) -> Job:
-    return job.set("status", value.value)
+    return Change(job).status(value).done()
 
 
 def with_lease(job: Job, owner: str, expires_at: datetime) -> Job:
-    return job.set("leaseOwner", owner).set("leaseExpiresAt", expires_at)
-
-
-def without_lease(job: Job) -> Job:
-    return job.set("leaseOwner", None).set("leaseExpiresAt", None)
+    return Change(job).lease(owner, expires_at).done()
 
 
 def with_run_at(job: Job, at: datetime) -> Job:
-    return job.set("runAt", at)
-
-
-def with_attempts(job: Job, value: int) -> Job:
-    return job.set("attempts", value)
+    return Change(job).run_at(at).done()
 
 
 def with_error(job: Job, value: errors.Error | None) -> Job:
-    return job.set("error", None if value is None else errors.to_map(value))
+    return Change(job).error(value).done()
 
 
 def with_result(job: Job, value: Mapping[str, Any] | None, url: str | None) -> Job:
-    frozen = None if value is None else _frozen.mapping(value)
-    return job.set("result", frozen).set("resultUrl", url)
+    return Change(job).result(value, url).done()
 
 
 def with_progress(job: Job, current: int, total: int, message: str) -> Job:
-    return job.set("progress", pmap({"current": current, "total": total, "message": message}))
-
-
-def without_progress(job: Job) -> Job:
-    return job.set("progress", None)
-
-
-def with_attempt_started(job: Job, worker: str, at: datetime) -> Job:
-    entry = pmap(
-        {
-            "attempt": claim(job) + 1,
-            "worker": worker,
-            "startedAt": at,
-            "endedAt": None,
-            "outcome": None,
-            "error": None,
-            "nextRunAt": None,
-            "delaySeconds": None,
-        }
-    )
-    return job.set("history", history(job).append(entry))
-
-
-def with_attempt_ended(
-    job: Job,
-    *,
-    at: datetime,
-    outcome: str,
-    error: errors.Error | None = None,
-    next_run_at: datetime | None = None,
-    delay_seconds: float | None = None,
-    result_key: str | None = None,
-) -> Job:
-    """Close the latest history entry with how and when the attempt ended."""
-    entries = history(job)
-    changes: dict[str, Any] = {
-        "endedAt": at,
-        "outcome": outcome,
-        "error": None if error is None else errors.to_map(error),
-        "nextRunAt": next_run_at,
-        "delaySeconds": delay_seconds,
-    }
-    if result_key is not None:
-        changes["resultKey"] = result_key
-    return job.set("history", entries.set(len(entries) - 1, entries[-1].update(changes)))
+    return Change(job).progress(current, total, message).done()
 
 
 def touched(job: Job, now: datetime) -> Job:
-    """One write: the version fence grows by one and `updatedAt` moves to `now`."""
-    return job.set("version", version(job) + 1).set("updatedAt", now)
+    return Change(job).touched(now).done()
 
 
 # -- documents: the JSON form at the storage and API edge ---------------------
 
 _INSTANT_FIELDS = ("runAt", "leaseExpiresAt", "createdAt", "updatedAt")
 _ENTRY_INSTANTS = ("startedAt", "endedAt", "nextRunAt")
+_ENTRY_OPTIONAL = ("endedAt", "outcome", "error", "nextRunAt", "delaySeconds", "resultKey")
 
 
 def _entry_to_document(entry: Entry) -> dict[str, Any]:
-    doc: dict[str, Any] = dict(thaw(entry))
+    """Every key present (null when unset), so API users see one shape."""
+    doc: dict[str, Any] = {name: None for name in _ENTRY_OPTIONAL}
+    doc.update(thaw(entry))
     for name in _ENTRY_INSTANTS:
-        doc[name] = instants.format_or_none(entry[name])
-    if entry["error"] is not None:
+        doc[name] = instants.format_or_none(entry.get(name))
+    if entry.get("error") is not None:
         doc["error"] = errors.to_document(errors.from_map(entry["error"]))
     return doc
 
 
 def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
-    values = dict(doc)
+    values = {k: v for k, v in doc.items() if v is not None or k not in _ENTRY_OPTIONAL}
     for name in _ENTRY_INSTANTS:
-        values[name] = instants.parse_or_none(doc.get(name))
+        if name in values:
+            values[name] = instants.parse(values[name])
     if doc.get("error") is not None:
         values["error"] = errors.to_map(errors.from_document(doc["error"]))
     return _frozen.mapping(values)

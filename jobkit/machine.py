@@ -20,7 +20,9 @@ Effects = tuple[effects.MachineEffect, ...]
 Stepped = Result[tuple[jobs.Job, Effects], errors.JobError]
 
 
-def _refuse(job: jobs.Job, event: events.Event, code: str, message: str) -> Stepped:
+def _refuse(
+    job: jobs.Job, event: events.Event, code: str, message: str
+) -> Failure[errors.JobError]:
     current = jobs.status_or_none(job)
     return Failure(
         errors.JobError(
@@ -32,18 +34,25 @@ def _refuse(job: jobs.Job, event: events.Event, code: str, message: str) -> Step
     )
 
 
-def _lifecycle(job: jobs.Job, name: str) -> effects.Lifecycle:
+def _lifecycle(job: jobs.Job, name: str, attempt: int | None = None) -> effects.Lifecycle:
     return effects.Lifecycle(
         name=name,
         job_id=jobs.id(job),
         job_type=jobs.type_name(job),
         queue=jobs.queue(job),
-        attempt=jobs.claim(job),
+        attempt=jobs.claim(job) if attempt is None else attempt,
     )
 
 
 def _holds_lease(job: jobs.Job, worker: str, claim: int) -> bool:
     return jobs.lease_owner(job) == worker and jobs.claim(job) == claim
+
+
+def _lost(job: jobs.Job, event: events.Event, worker: str) -> Failure[errors.JobError]:
+    return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
+
+
+Moved = Result[tuple[jobs.Change, Status, Effects], errors.JobError]
 
 
 def _end_attempt(
@@ -53,69 +62,68 @@ def _end_attempt(
     sample: float,
     now: datetime,
     outcome: str,
-) -> tuple[jobs.Job, Effects]:
+) -> Moved:
     """Count a failed or stalled attempt and let the retry policy choose its fate."""
     attempts = jobs.attempts(job) + 1
     err = err if err.at is not None else attrs.evolve(err, at=now)
     decision = retry.decide(
         policy, err, attempts=attempts, max_attempts=jobs.max_attempts(job), now=now, sample=sample
     )
-    job = jobs.with_error(jobs.without_lease(jobs.with_attempts(job, attempts)), err)
+    change = jobs.Change(job).attempts(attempts).no_lease().error(err)
     match decision:
         case retry.RetryAt(at=at, delay=delay):
-            job = jobs.with_attempt_ended(
-                job, at=now, outcome=outcome, error=err, next_run_at=at, delay_seconds=delay
+            change.attempt_ended(
+                at=now, outcome=outcome, error=err, next_run_at=at, delay_seconds=delay
             )
-            job = jobs.with_run_at(jobs.with_status(job, PENDING), at)
-            return job, (_lifecycle(job, outcome), _lifecycle(job, "retried"))
+            change.status(PENDING).run_at(at)
+            return Success(
+                (change, PENDING, (_lifecycle(job, outcome), _lifecycle(job, "retried")))
+            )
         case retry.GiveUp():
-            job = jobs.with_attempt_ended(job, at=now, outcome=outcome, error=err)
-            job = jobs.with_status(job, FAILED)
-            return job, (_lifecycle(job, outcome), _lifecycle(job, "failed"))
+            change.attempt_ended(at=now, outcome=outcome, error=err).status(FAILED)
+            return Success((change, FAILED, (_lifecycle(job, outcome), _lifecycle(job, "failed"))))
         case _:
             assert_never(decision)
 
 
-def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
+def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Moved:
+    """What a legal event writes: the changes, the new status, and the effects."""
+    current = jobs.status_or_none(job)
+    same = jobs.Change(job)
     match event:
         case events.Submitted():
-            job = jobs.with_status(job, PENDING)
-            return Success((job, (_lifecycle(job, "created"),)))
+            return Success((same.status(PENDING), PENDING, (_lifecycle(job, "created"),)))
         case events.Claimed(worker=worker, lease_seconds=seconds):
             if jobs.run_at(job) > now:
                 return _refuse(job, event, "not_due", f"job is not due until {jobs.run_at(job)}")
-            job = jobs.with_attempt_started(job, worker, now)
-            job = jobs.with_lease(job, worker, instants.plus(now, seconds))
-            job = jobs.without_progress(jobs.with_status(job, PROCESSING))
-            return Success((job, (_lifecycle(job, "started"),)))
+            change = same.attempt_started(worker, now).lease(worker, instants.plus(now, seconds))
+            change.status(PROCESSING).no_progress()
+            started = _lifecycle(job, "started", jobs.claim(job) + 1)
+            return Success((change, PROCESSING, (started,)))
         case events.Heartbeat(worker=worker, claim=claim, lease_seconds=seconds):
             if not _holds_lease(job, worker, claim):
-                return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
-            return Success((jobs.with_lease(job, worker, instants.plus(now, seconds)), ()))
-        case events.ProgressReported(worker=worker, claim=claim, current=current, total=total):
+                return _lost(job, event, worker)
+            return Success((same.lease(worker, instants.plus(now, seconds)), PROCESSING, ()))
+        case events.ProgressReported(worker=worker, claim=claim, current=done, total=total):
             if not _holds_lease(job, worker, claim):
-                return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
-            if not 0 <= current <= total:
-                return _refuse(job, event, "invalid_progress", f"progress {current}/{total}")
-            return Success((jobs.with_progress(job, current, total, event.message), ()))
+                return _lost(job, event, worker)
+            if not 0 <= done <= total:
+                return _refuse(job, event, "invalid_progress", f"progress {done}/{total}")
+            return Success((same.progress(done, total, event.message), PROCESSING, ()))
         case events.AttemptSucceeded(worker=worker, claim=claim, result=result, result_url=url):
             if not _holds_lease(job, worker, claim):
-                return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
+                return _lost(job, event, worker)
             key = result.get("resultKey")
-            job = jobs.with_attempts(jobs.without_lease(job), jobs.attempts(job) + 1)
-            job = jobs.with_attempt_ended(
-                job,
-                at=now,
-                outcome=jobs.SUCCEEDED,
-                result_key=key if isinstance(key, str) else None,
+            change = same.attempts(jobs.attempts(job) + 1).no_lease().result(result, url)
+            change.attempt_ended(
+                at=now, outcome=jobs.SUCCEEDED, result_key=key if isinstance(key, str) else None
             )
-            job = jobs.with_error(jobs.with_result(job, result, url), None)
-            job = jobs.with_status(job, COMPLETED)
-            return Success((job, (_lifecycle(job, "completed"),)))
+            change.error(None).status(COMPLETED)
+            return Success((change, COMPLETED, (_lifecycle(job, "completed"),)))
         case events.AttemptFailed(worker=worker, claim=claim, error=err, policy=policy):
             if not _holds_lease(job, worker, claim):
-                return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
-            return Success(_end_attempt(job, err, policy, event.sample, now, jobs.FAILED))
+                return _lost(job, event, worker)
+            return _end_attempt(job, err, policy, event.sample, now, jobs.FAILED)
         case events.LeaseExpired(policy=policy, sample=sample):
             expires = jobs.lease_expires_at(job)
             if expires is None or expires > now:
@@ -130,24 +138,23 @@ def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
                 },
                 at=now,
             )
-            return Success(_end_attempt(job, err, policy, sample, now, jobs.STALLED))
+            return _end_attempt(job, err, policy, sample, now, jobs.STALLED)
         case events.LeaseReleased(worker=worker, claim=claim):
             if not _holds_lease(job, worker, claim):
-                return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
-            job = jobs.with_attempt_ended(job, at=now, outcome=jobs.RELEASED)
-            job = jobs.with_run_at(jobs.with_status(jobs.without_lease(job), PENDING), now)
-            return Success((job, (_lifecycle(job, "released"),)))
+                return _lost(job, event, worker)
+            change = same.attempt_ended(at=now, outcome=jobs.RELEASED)
+            change.no_lease().status(PENDING).run_at(now)
+            return Success((change, PENDING, (_lifecycle(job, "released"),)))
         case events.CancelRequested():
-            job = jobs.with_status(job, CANCELLED)
-            return Success((job, (_lifecycle(job, "cancelled"),)))
+            return Success((same.status(CANCELLED), CANCELLED, (_lifecycle(job, "cancelled"),)))
         case events.RetryRequested():
-            job = jobs.with_error(jobs.with_attempts(job, 0), None)
-            job = jobs.with_run_at(jobs.with_status(job, PENDING), now)
-            return Success((job, (_lifecycle(job, "requeued"),)))
+            change = same.attempts(0).error(None).status(PENDING).run_at(now)
+            return Success((change, PENDING, (_lifecycle(job, "requeued"),)))
         case events.Purged():
+            assert current is not None
             deletes = tuple(effects.DeleteBlob(key=key) for key in jobs.blob_keys(job))
             purge = effects.DeleteJob(job_id=jobs.id(job), version=jobs.version(job))
-            return Success((job, (*deletes, purge, _lifecycle(job, "purged"))))
+            return Success((same, current, (*deletes, purge, _lifecycle(job, "purged"))))
         case _:
             assert_never(event)
 
@@ -173,14 +180,16 @@ def step(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
             job, event, "illegal_transition", f"cannot {event.kind}: {_REASONS[current]}"
         )
     match _apply(job, event, now):
-        case Success((new_job, done)):
-            if jobs.status(new_job) not in allowed:  # the table is the law; a handler broke it
-                raise errors.JobkitError(f"{event.kind} led {current} to {jobs.status(new_job)}")
+        case Success((change, target, done)):
+            if target not in allowed:  # the table is the law; a handler broke it
+                raise errors.JobkitError(f"{event.kind} led {current} to {target}")
             if type(event) in _WRITES_NOTHING:
-                return Success((new_job, done))
-            return Success((jobs.touched(new_job, now), done))
-        case refused:
-            return refused
+                return Success((job, done))
+            return Success((change.touched(now).done(), done))
+        case Failure(refusal):
+            return Failure(refusal)
+        case _:
+            raise errors.JobkitError("unreachable")
 
 
 def apply_all(job: jobs.Job, moves: list[events.Event], now: datetime) -> Stepped:

@@ -1,0 +1,37 @@
+"""Benchmark harness: run one measurement in several fresh processes and report medians."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Measure = Callable[[], dict[str, float]]
+
+
+def main(measures: dict[str, Measure], argv: Sequence[str], runs: int = 5) -> int:
+    """`script.py` runs each measure `runs` times in fresh processes; `script.py --once NAME`
+    runs one measure in this process and prints its figures as JSON."""
+    if len(argv) == 2 and argv[0] == "--once":  # noqa: PLR2004
+        print(json.dumps(measures[argv[1]]()))
+        return 0
+    if argv and argv[0] == "--runs":
+        runs = int(argv[1])
+    for name in measures:
+        samples: list[dict[str, Any]] = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, sys.argv[0], "--once", name],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"{name} (median of {runs} processes)")
+        for key in samples[0]:
+            values = [sample[key] for sample in samples]
+            print(f"  {key:<34} {statistics.median(values):>14,.1f}   (min {min(values):,.1f}, max {max(values):,.1f})")
+    return 0

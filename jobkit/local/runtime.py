@@ -1,0 +1,162 @@
+"""The embedded runtime: a SQLite job store, a folder of blobs and workers, for Python apps."""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from returns.result import Failure, Result, Success
+
+from jobkit import effects, errors, events, jobs, pipeline, plugins, registry, submission
+from jobkit.local.blobs import FileBlobStore
+from jobkit.local.sqlite import SqliteJobStore, Synchronous
+from jobkit.worker import commands
+from jobkit.worker.blobs import blob_performers
+from jobkit.worker.interpreter import Performer
+from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
+
+CHUNK = 1 << 20
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def _no_analyzer(effect: effects.Analyze) -> Result[Any, errors.Error]:
+    return Failure(errors.permanent("unsupported", "no analyzer is configured for this runtime"))
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as file:  # small reads; the blob store streams them to disk
+        while chunk := file.read(CHUNK):
+            yield chunk
+
+
+async def _bytes_chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
+
+
+class Runtime:
+    """jobkit embedded in a Python program: `async with Runtime(folder) as rt:`.
+
+    `folder` holds `jobs.db` and `blobs/`. Several processes may open the same
+    folder: each runs its own workers over the one database file.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        types: registry.Registry | None = None,
+        analyzer: Performer | None = None,
+        synchronous: Synchronous = "NORMAL",
+        clock: Clock = utc_now,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.types = types if types is not None else plugins.discover()
+        self.store = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
+        self.blobs = FileBlobStore(self.folder / "blobs")
+        self.analyzer: Performer = analyzer or _no_analyzer
+        self.clock = clock
+        self._workers: list[Worker] = []
+
+    async def __aenter__(self) -> Self:
+        await self.store.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.store.close()
+
+    async def submit(
+        self,
+        request: Mapping[str, Any],
+        *,
+        user_id: str = "local",
+        document: bytes | Path | None = None,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> Result[jobs.Job, errors.Invalid]:
+        """Validate and enqueue a job; `document` (bytes or a file path) becomes its input."""
+        job_id = new_id()
+        now = self.clock()
+        source: dict[str, Any] | None = None
+        if document is not None:
+            name = filename or (document.name if isinstance(document, Path) else "document")
+            kind = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+            suffix = (mimetypes.guess_extension(kind) or ".bin").lstrip(".")
+            key = pipeline.input_key(job_id, suffix)
+            chunks = (
+                _file_chunks(document) if isinstance(document, Path) else _bytes_chunks(document)
+            )
+            size = await self.blobs.put(key, chunks, kind)
+            source = {"blob": key, "filename": name, "size": size, "contentType": kind}
+        checked = submission.new_job(
+            request, types=self.types, job_id=job_id, user_id=user_id, now=now, input=source
+        )
+        match checked:
+            case Failure(_):
+                if source is not None:
+                    await self.blobs.delete(source["blob"])
+                return checked
+            case Success(draft):
+                job = await commands.submit(self.store, draft, now)
+                for worker in self._workers:
+                    worker.wake()
+                return Success(job)
+        raise AssertionError("unreachable")
+
+    async def get(self, job_id: str) -> jobs.Job | None:
+        return await self.store.get(job_id)
+
+    async def cancel(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
+        return await self._command(job_id, events.CancelRequested())
+
+    async def retry(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
+        return await self._command(job_id, events.RetryRequested())
+
+    async def purge(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
+        return await self._command(job_id, events.Purged())
+
+    async def _command(
+        self, job_id: str, event: events.Event
+    ) -> Result[jobs.Job, commands.Refused]:
+        return await commands.apply(
+            self.store, self.blobs, job_id, event, user_id=None, clock=self.clock
+        )
+
+    def performers(self, attempt: Attempt) -> dict[type, Performer]:
+        table = dict(blob_performers(self.blobs))
+        table[effects.Analyze] = self.analyzer
+        return table
+
+    def worker(self, config: WorkerConfig | None = None, **options: Any) -> Worker:
+        """A worker over this runtime; `run()` it in a task, or `drain()` it (burst mode)."""
+        worker = Worker(
+            store=self.store,
+            types=self.types,
+            performers_for=self.performers,
+            config=config,
+            clock=self.clock,
+            **options,
+        )
+        self._workers.append(worker)
+        return worker
+
+    async def drain(self, config: WorkerConfig | None = None) -> int:
+        """Run every due job to the end of its attempt, then return how many attempts ran."""
+        worker = self.worker(config)
+        try:
+            return await worker.drain()
+        finally:
+            self._workers.remove(worker)

@@ -1,0 +1,102 @@
+"""User commands on stored jobs (submit, cancel, retry, purge): a pure step, then compare-and-set.
+
+The API and the library runtime both call these, so every store and every
+front end shares one set of rules. A command that loses a race with a worker
+reads the job again and re-decides; it never overwrites newer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+from returns.result import Failure, Result, Success
+
+from jobkit import effects, errors, events, jobs, machine, ports
+
+Clock = Callable[[], datetime]
+MAX_RACES = 20
+
+
+@attrs.frozen(kw_only=True)
+class NotFound:
+    """No such job for this user (another user's job is reported the same way)."""
+
+    job_id: str
+
+
+Refused = errors.JobError | NotFound
+
+
+async def submit(store: ports.JobStore, draft: jobs.Job, now: datetime) -> jobs.Job:
+    """Store a validated draft as a pending job."""
+    match machine.step(draft, events.Submitted(), now):
+        case Success((submitted, _)):
+            job: jobs.Job = submitted
+            if not await store.insert(job):
+                raise errors.JobkitError(f"job id {jobs.id(job)} already exists")
+            return job
+        case Failure(refusal):
+            raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
+    raise AssertionError("unreachable")
+
+
+async def owned(store: ports.JobStore, job_id: str, user_id: str | None) -> jobs.Job | None:
+    """The job if it exists and belongs to `user_id` (None: any user)."""
+    job = await store.get(job_id)
+    if job is None or (user_id is not None and jobs.user_id(job) != user_id):
+        return None
+    return job
+
+
+async def apply(
+    store: ports.JobStore,
+    blobs: ports.BlobStore | None,
+    job_id: str,
+    event: events.Event,
+    *,
+    user_id: str | None,
+    clock: Clock,
+) -> Result[jobs.Job, Refused]:
+    """Apply a user's event to a stored job; retried on a lost race, refused by the machine."""
+    for _ in range(MAX_RACES):
+        job = await owned(store, job_id, user_id)
+        if job is None:
+            return Failure(NotFound(job_id=job_id))
+        match machine.step(job, event, clock()):
+            case Failure(refusal):
+                return Failure(refusal)
+            case Success((new, done)):
+                if isinstance(event, events.Purged):
+                    return await _purge(store, blobs, job, done)
+                if await store.compare_and_set(jobs.version(job), new):
+                    return Success(new)
+    raise errors.JobkitError(f"job {job_id} kept changing under {event.kind}; gave up")
+
+
+async def _purge(
+    store: ports.JobStore,
+    blobs: ports.BlobStore | None,
+    job: jobs.Job,
+    done: machine.Effects,
+) -> Result[jobs.Job, Refused]:
+    """Delete the record first, then the files: a crash in between leaves orphan files
+    (harmless, and cleaned by the bucket's lifecycle rules), never a record without them."""
+    for effect in done:
+        if isinstance(effect, effects.DeleteJob) and not await store.delete(
+            effect.job_id, effect.version
+        ):
+            return Failure(
+                errors.JobError(
+                    code="conflict",
+                    message="the job changed while it was being deleted; try again",
+                    status=job["status"],
+                    event="purge",
+                )
+            )
+    if blobs is not None:
+        for effect in done:
+            if isinstance(effect, effects.DeleteBlob):
+                await blobs.delete(effect.key)
+    return Success(job)
