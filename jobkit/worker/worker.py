@@ -63,10 +63,12 @@ class Attempt:
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
     lost: bool = False
+    closed: bool = False  # its final event (succeeded, failed, released) is written
     last_progress: float = 0.0
 
 
 PerformersFor = Callable[[Attempt], Performers]
+_FINAL = (events.AttemptSucceeded, events.AttemptFailed, events.LeaseReleased)
 
 
 class Worker:
@@ -269,7 +271,7 @@ class Worker:
     async def _advance(self, attempt: Attempt, event: events.Event) -> bool:
         """Step the attempt's job and compare-and-set it; False when the lease is gone."""
         async with attempt.lock:
-            if attempt.lost:
+            if attempt.lost or attempt.closed:
                 return False
             now = self._clock()
             match machine.step(attempt.job, event, now):
@@ -300,6 +302,7 @@ class Worker:
     ) -> bool:
         if ok:
             attempt.job = job
+            attempt.closed = isinstance(event, _FINAL)
             self._emit(done, job)
         else:
             self._lose(attempt, event, "version_conflict")

@@ -1,0 +1,286 @@
+"""A `ports.BlobStore` on the local disk: atomic streaming writes confined to one root directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from jobkit import ports
+
+__all__ = ["DEFAULT_CONTENT_TYPE", "BlobTooLarge", "FileBlobStore", "check_key"]
+
+T = TypeVar("T")
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_KEY_LENGTH = 1024
+# No segment may start with a dot, so no key can name a temp file or a sidecar (both hidden);
+# 200 characters leaves room for their affixes under the usual 255-byte file name limit.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+
+
+class BlobTooLarge(ValueError):
+    """A `put` stream went past its `max_bytes`; nothing was written."""
+
+    def __init__(self, key: str, max_bytes: int) -> None:
+        super().__init__(f"blob {key!r} is larger than the limit of {max_bytes} bytes")
+        self.key = key
+        self.max_bytes = max_bytes
+
+
+def check_key(key: str) -> None:
+    """Raise `ValueError` unless `key` is a safe relative blob key; pure, no I/O."""
+    problem = _key_problem(key)
+    if problem is not None:
+        shown = key if len(key) <= 100 else key[:100] + "..."
+        raise ValueError(f"invalid blob key {shown!r}: {problem}")
+
+
+def _key_problem(key: str) -> str | None:
+    if not key:
+        return "it is empty"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"it is longer than {MAX_KEY_LENGTH} characters"
+    if "\\" in key or "\0" in key:
+        return "backslashes and NUL are not allowed"
+    if key.startswith("/"):
+        return "it must be relative, not absolute"
+    for segment in key.split("/"):
+        if not segment:
+            return "it has an empty segment"
+        if segment in {".", ".."}:
+            return f"it has a {segment!r} segment"
+        if not _SEGMENT.fullmatch(segment):
+            return f"segment {segment!r} is not 1-200 of [A-Za-z0-9._-] starting with no '.'"
+    return None
+
+
+class FileBlobStore:
+    """Blobs as files under `root`, each content type in a hidden `.<name>.meta.json` beside it.
+
+    Writes go to a temp file in the blob's directory and are renamed into place, so a reader
+    sees a whole old or a whole new blob. Blocking calls run in threads, a chunk at a time.
+    """
+
+    def __init__(self, root: Path, *, chunk_size: int = 1 << 20) -> None:
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        self._root = root.absolute()
+        self._chunk_size = chunk_size
+
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Write atomically from a stream; the size in bytes, or `BlobTooLarge` past `max_bytes`."""
+        check_key(key)
+        file, temp, target = await _opened(
+            lambda: self._open_temp(key), lambda o: _discard(o[0], o[1])
+        )
+        try:
+            size = 0
+            pending: list[bytes] = []
+            pending_size = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise BlobTooLarge(key, max_bytes)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= self._chunk_size:
+                    await asyncio.to_thread(file.writelines, pending)
+                    pending, pending_size = [], 0
+        except BaseException:
+            # Synchronous, so it runs even while the task is being cancelled.
+            _discard(file, temp)
+            raise
+        # Shielded: once begun, a commit finishes or cleans up after itself, even if cancelled.
+        await asyncio.shield(asyncio.to_thread(_commit, file, temp, target, pending, content_type))
+        return size
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        async def once() -> AsyncIterator[bytes]:
+            yield data
+
+        await self.put(key, once(), content_type)
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        """Stream the blob; `BlobNotFound` on the await, before the first chunk, if missing."""
+        check_key(key)
+        path, _ = await asyncio.to_thread(self._find, key)
+        return self._chunks(key, path)
+
+    async def read(self, key: str) -> bytes:
+        return b"".join([chunk async for chunk in await self.get(key)])
+
+    async def stat(self, key: str) -> tuple[int, str]:
+        """(size, content type); `BlobNotFound` if missing."""
+        check_key(key)
+        return await asyncio.to_thread(self._stat, key)
+
+    async def delete(self, key: str) -> None:
+        """Idempotent; also removes directories the deletion left empty, up to the root."""
+        check_key(key)
+        await asyncio.to_thread(self._delete, key)
+
+    def url(self, key: str) -> str:
+        check_key(key)
+        return (self._root / key).as_uri()
+
+    # -- blocking parts, run in threads -----------------------------------------------
+
+    def _resolve(self, key: str) -> tuple[Path, Path]:
+        """The resolved root and key path; `ValueError` if a symlink leads out of the root."""
+        root = self._root.resolve()
+        try:
+            path = (root / key).resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop
+            raise ValueError(f"invalid blob key {key!r}: {e}") from e
+        if path == root or not path.is_relative_to(root):
+            raise ValueError(f"invalid blob key {key!r}: a symlink leads it out of {root}")
+        return root, path
+
+    def _find(self, key: str) -> tuple[Path, int]:
+        _, path = self._resolve(key)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            info = path.stat()
+            if stat.S_ISREG(info.st_mode):
+                return path, info.st_size
+        raise _not_found(key)
+
+    def _stat(self, key: str) -> tuple[int, str]:
+        path, size = self._find(key)
+        try:
+            meta = json.loads(_meta_path(path).read_bytes())
+        except FileNotFoundError:
+            return size, DEFAULT_CONTENT_TYPE
+        return size, str(meta["content_type"])
+
+    def _open_temp(self, key: str) -> tuple[BinaryIO, Path, Path]:
+        root, target = self._resolve(key)
+        conflict = ValueError(f"blob key {key!r} conflicts with a blob or a key prefix")
+        if target.is_dir():
+            raise conflict
+        for attempt in range(3):
+            try:
+                _make_dirs(root, target.parent)
+                return (*_temp_beside(target), target)
+            except NotADirectoryError:
+                raise conflict from None
+            except FileNotFoundError:  # a concurrent delete pruned the new directory
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _delete(self, key: str) -> None:
+        root, path = self._resolve(key)
+        if path.is_dir():  # a prefix of other keys, not a blob
+            return
+        # Data first: put writes the sidecar first, so data never lacks its sidecar.
+        for victim in (path, _meta_path(path)):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                victim.unlink()
+        directory = path.parent
+        while directory != root:
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (or not ours to prune)
+                break
+            directory = directory.parent
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            _fsync_dir(directory)
+
+    async def _chunks(self, key: str, path: Path) -> AsyncIterator[bytes]:
+        try:
+            file = await _opened(lambda: path.open("rb"), lambda f: f.close())
+        except (FileNotFoundError, NotADirectoryError):  # deleted since `get`
+            raise _not_found(key) from None
+        try:
+            while chunk := await asyncio.to_thread(file.read, self._chunk_size):
+                yield chunk
+        finally:
+            file.close()
+
+
+async def _opened(open_: Callable[[], T], close: Callable[[T], object]) -> T:
+    """`open_()` in a thread; if the caller is cancelled meanwhile, `close` what it opens."""
+    task = asyncio.ensure_future(asyncio.to_thread(open_))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() or close(t.result()))
+        raise
+
+
+def _temp_beside(path: Path) -> tuple[BinaryIO, Path]:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return os.fdopen(fd, "wb"), Path(name)
+
+
+def _install(file: BinaryIO, temp: Path, target: Path, tail: list[bytes]) -> None:
+    """Finish `temp` with `tail`, sync it and rename it onto `target`; on failure, remove it."""
+    try:
+        with file:
+            file.writelines(tail)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        _discard(file, temp)
+        raise
+
+
+def _commit(file: BinaryIO, temp: Path, target: Path, tail: list[bytes], content_type: str) -> None:
+    # The sidecar goes first, so a blob's data never appears without its content type.
+    meta = _meta_path(target)
+    try:
+        _install(*_temp_beside(meta), meta, [json.dumps({"content_type": content_type}).encode()])
+    except BaseException:
+        _discard(file, temp)
+        raise
+    _install(file, temp, target, tail)
+    _fsync_dir(target.parent)
+
+
+def _discard(file: BinaryIO, temp: Path) -> None:
+    file.close()
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+
+
+def _make_dirs(root: Path, directory: Path) -> None:
+    """Create `directory` below `root`, syncing each new entry's parent so it survives a crash."""
+    root.mkdir(parents=True, exist_ok=True)
+    current = root
+    for part in directory.relative_to(root).parts:
+        current /= part
+        with contextlib.suppress(FileExistsError):
+            current.mkdir()
+            _fsync_dir(current.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.meta.json")
+
+
+def _not_found(key: str) -> ports.BlobNotFound:
+    return ports.BlobNotFound(f"no blob at key {key!r}")

@@ -1,0 +1,460 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tracemalloc
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobkit import ports
+from jobkit.local import blobs
+
+MiB = 1 << 20
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        await asyncio.sleep(0)
+        yield chunk
+
+
+async def collect(store: blobs.FileBlobStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in await store.get(key)])
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_it_is_a_blob_store(tmp_path: Path) -> None:
+    store: ports.BlobStore = blobs.FileBlobStore(tmp_path)
+    assert store.url("a") == (tmp_path / "a").as_uri()
+
+
+# -- round trips ------------------------------------------------------------------
+
+
+def test_put_get_read_stat_round_trip(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path / "root", chunk_size=4)
+
+    async def main() -> None:
+        size = await store.put("jobs/j1/input.pdf", stream(b"hello ", b"world"), "application/pdf")
+        assert size == 11
+        assert await store.read("jobs/j1/input.pdf") == b"hello world"
+        assert [c async for c in await store.get("jobs/j1/input.pdf")] == [
+            b"hell",
+            b"o wo",
+            b"rld",
+        ]
+        assert await store.stat("jobs/j1/input.pdf") == (11, "application/pdf")
+
+    run(main())
+    assert (tmp_path / "root/jobs/j1/input.pdf").read_bytes() == b"hello world"
+
+
+def test_put_bytes_overwrites_data_and_content_type(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> None:
+        await store.put_bytes("r.json", b"{}", "application/json")
+        await store.put_bytes("r.json", b"plain", "text/plain")
+        assert await store.read("r.json") == b"plain"
+        assert await store.stat("r.json") == (5, "text/plain")
+
+    run(main())
+
+
+def test_an_empty_blob(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> None:
+        assert await store.put("empty", stream(), "text/plain") == 0
+        assert await store.read("empty") == b""
+        assert await collect(store, "empty") == b""
+        assert await store.stat("empty") == (0, "text/plain")
+
+    run(main())
+
+
+def test_stat_defaults_the_content_type_when_the_sidecar_is_gone(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+    run(store.put_bytes("a/b", b"xyz", "text/plain"))
+    (sidecar,) = [p for p in (tmp_path / "a").iterdir() if p.name != "b"]
+    sidecar.unlink()
+    assert run(store.stat("a/b")) == (3, blobs.DEFAULT_CONTENT_TYPE)
+
+
+def test_url_is_a_file_uri_under_the_root(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+    url = store.url("jobs/j1/result.json")
+    assert url == (tmp_path / "jobs/j1/result.json").as_uri()
+    assert url.startswith("file:///")
+
+
+def test_a_relative_root_gives_absolute_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = blobs.FileBlobStore(Path("data"))
+    assert store.url("k") == (tmp_path / "data/k").as_uri()
+
+
+# -- streaming --------------------------------------------------------------------
+
+
+def test_a_large_blob_streams_through_in_bounded_memory(tmp_path: Path) -> None:
+    size = 64 * MiB
+    store = blobs.FileBlobStore(tmp_path)
+    written = hashlib.sha256()
+
+    async def generate() -> AsyncIterator[bytes]:
+        for i in range(size // (256 * 1024)):
+            chunk = bytes([i % 251]) * (256 * 1024)
+            written.update(chunk)
+            yield chunk
+
+    async def main() -> tuple[int, str, int]:
+        n = await store.put("big.bin", generate(), "application/octet-stream")
+        read = hashlib.sha256()
+        async for chunk in await store.get("big.bin"):
+            assert len(chunk) <= MiB
+            read.update(chunk)
+        (stat_size, _) = await store.stat("big.bin")
+        assert stat_size == n
+        return n, read.hexdigest(), stat_size
+
+    tracemalloc.start()
+    try:
+        n, digest, _ = run(main())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == size
+    assert digest == written.hexdigest()
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB for a {size // MiB} MiB blob"
+
+
+# -- atomicity --------------------------------------------------------------------
+
+
+def test_a_failed_put_keeps_the_old_blob_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path, chunk_size=4)
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"new content, part one"
+        raise RuntimeError("upload broke")
+
+    async def main() -> None:
+        await store.put_bytes("k/doc", b"old", "text/plain")
+        with pytest.raises(RuntimeError, match="upload broke"):
+            await store.put("k/doc", failing(), "application/pdf")
+        assert await store.read("k/doc") == b"old"
+        assert await store.stat("k/doc") == (3, "text/plain")
+
+    run(main())
+    assert temp_files(tmp_path) == []
+
+
+def test_a_reader_sees_the_old_blob_until_the_put_commits(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path, chunk_size=4)
+
+    async def main() -> None:
+        await store.put_bytes("doc", b"old", "text/plain")
+        halfway, resume = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield b"new, first half; "
+            halfway.set()
+            await resume.wait()
+            yield b"second half"
+
+        put = asyncio.create_task(store.put("doc", slow(), "text/plain"))
+        await halfway.wait()
+        await asyncio.sleep(0.01)
+        assert await store.read("doc") == b"old"
+        resume.set()
+        await put
+        assert await store.read("doc") == b"new, first half; second half"
+
+    run(main())
+    assert temp_files(tmp_path) == []
+
+
+def test_a_cancelled_put_keeps_the_old_blob_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path, chunk_size=4)
+
+    async def main() -> None:
+        await store.put_bytes("doc", b"old", "text/plain")
+        started = asyncio.Event()
+
+        async def endless() -> AsyncIterator[bytes]:
+            while True:
+                yield b"more data"
+                started.set()
+                await asyncio.sleep(0)
+
+        put = asyncio.create_task(store.put("doc", endless(), "text/plain"))
+        await started.wait()
+        await asyncio.sleep(0.01)
+        put.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await put
+        assert await store.read("doc") == b"old"
+
+    run(main())
+    assert temp_files(tmp_path) == []
+
+
+def test_concurrent_puts_of_one_key_end_with_one_whole_version(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path, chunk_size=64)
+    versions = [bytes([65 + i]) * 1000 for i in range(10)]
+
+    async def main() -> bytes:
+        await asyncio.gather(
+            *(
+                store.put("shared/doc", stream(*[v[j : j + 100] for j in range(0, 1000, 100)]), "t")
+                for v in versions
+            )
+        )
+        return await store.read("shared/doc")
+
+    assert run(main()) in versions
+    assert temp_files(tmp_path) == []
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == [".doc.meta.json", "doc"]
+
+
+# -- max_bytes --------------------------------------------------------------------
+
+
+def test_max_bytes_allows_a_blob_of_exactly_the_limit(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+    assert run(store.put("k", stream(b"12345", b"67890"), "t", max_bytes=10)) == 10
+
+
+def test_max_bytes_exceeded_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path, chunk_size=4)
+    consumed: list[bytes] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in (b"12345", b"67890", b"x", b"never read"):
+            consumed.append(chunk)
+            yield chunk
+
+    async def main() -> None:
+        with pytest.raises(blobs.BlobTooLarge, match=r"'up/k'.* 10 bytes") as caught:
+            await store.put("up/k", chunks(), "t", max_bytes=10)
+        assert isinstance(caught.value, ValueError)
+        assert (caught.value.key, caught.value.max_bytes) == ("up/k", 10)
+        with pytest.raises(ports.BlobNotFound):
+            await store.stat("up/k")
+
+    run(main())
+    assert consumed == [b"12345", b"67890", b"x"]
+    assert temp_files(tmp_path) == []
+    assert not (tmp_path / "up/k").exists()
+
+
+def test_max_bytes_exceeded_keeps_the_old_blob(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> bytes:
+        await store.put_bytes("k", b"old", "t")
+        with pytest.raises(blobs.BlobTooLarge):
+            await store.put("k", stream(b"far too long"), "t", max_bytes=3)
+        return await store.read("k")
+
+    assert run(main()) == b"old"
+
+
+# -- keys -------------------------------------------------------------------------
+
+BAD_KEYS = [
+    "",
+    "/etc/passwd",
+    "/",
+    "a//b",
+    "a/",
+    "../outside",
+    "a/../../outside",
+    "a/..",
+    "./a",
+    "a/./b",
+    "a\\b",
+    "..\\outside",
+    "a\0b",
+    ".hidden",
+    "a/.doc.meta.json",
+    "with space",
+    "colon:name",
+    "C:/windows",
+    "caf\u00e9",
+    "~user",
+    "a" * 201,
+    "/".join(["abcdefghi"] * 103),  # 1029 characters
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_keys_are_refused_before_any_io(tmp_path: Path, key: str) -> None:
+    root = tmp_path / "root"
+    store = blobs.FileBlobStore(root)
+    calls: list[Callable[[], Coroutine[Any, Any, object]]] = [
+        lambda: store.put(key, stream(b"x"), "t"),
+        lambda: store.put_bytes(key, b"x", "t"),
+        lambda: store.get(key),
+        lambda: store.read(key),
+        lambda: store.stat(key),
+        lambda: store.delete(key),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="invalid blob key"):
+            run(call())
+    with pytest.raises(ValueError, match="invalid blob key"):
+        store.url(key)
+    assert not root.exists()
+
+
+def test_the_longest_good_key_is_accepted(tmp_path: Path) -> None:
+    key = "/".join(["a" * 200] * 5)[:1024].rstrip("/")
+    store = blobs.FileBlobStore(tmp_path)
+    run(store.put_bytes(key, b"x", "t"))
+    assert run(store.read(key)) == b"x"
+
+
+def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    (root / "escape").symlink_to(outside)
+    (root / "file-link").symlink_to(outside / "secret")
+    (root / "dangling").symlink_to(outside / "not-yet")
+    store = blobs.FileBlobStore(root)
+
+    async def main() -> None:
+        for key in ("escape/secret", "escape/new", "file-link", "dangling"):
+            with pytest.raises(ValueError, match=f"invalid blob key '{key}'.*symlink"):
+                await store.read(key)
+            with pytest.raises(ValueError, match="symlink"):
+                await store.put_bytes(key, b"pwned", "t")
+            with pytest.raises(ValueError, match="symlink"):
+                await store.delete(key)
+
+    run(main())
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert (outside / "secret").read_bytes() == b"secret"
+
+
+def test_a_symlink_loop_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    store = blobs.FileBlobStore(tmp_path)
+    with pytest.raises(ValueError, match="invalid blob key 'loop/x'"):
+        run(store.read("loop/x"))
+
+
+def test_a_symlink_that_stays_inside_the_root_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    store = blobs.FileBlobStore(tmp_path)
+    run(store.put_bytes("alias/doc", b"x", "t"))
+    assert run(store.read("real/doc")) == b"x"
+
+
+def test_a_key_cannot_be_both_a_blob_and_a_prefix(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> None:
+        await store.put_bytes("a", b"x", "t")
+        await store.put_bytes("p/q", b"y", "t")
+        with pytest.raises(ValueError, match="'a/b' conflicts"):
+            await store.put_bytes("a/b", b"z", "t")
+        with pytest.raises(ValueError, match="'p' conflicts"):
+            await store.put_bytes("p", b"z", "t")
+        assert await store.read("a") == b"x"
+        assert await store.read("p/q") == b"y"
+
+    run(main())
+
+
+# -- missing blobs and delete -----------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["missing", "dir", "file/below"])
+def test_missing_blobs_raise_blob_not_found(tmp_path: Path, key: str) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+    run(store.put_bytes("dir/inner", b"x", "t"))
+    run(store.put_bytes("file", b"x", "t"))
+    for call in (store.get, store.read, store.stat):
+        with pytest.raises(ports.BlobNotFound, match=f"no blob at key '{key}'"):
+            run(call(key))
+
+
+def test_get_raises_on_the_await_before_streaming(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path / "never-created")
+
+    async def main() -> None:
+        with pytest.raises(ports.BlobNotFound):
+            await store.get("k")
+
+    run(main())
+
+
+def test_a_blob_deleted_between_get_and_iteration_is_not_found(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> None:
+        await store.put_bytes("k", b"x", "t")
+        chunks = await store.get("k")
+        await store.delete("k")
+        with pytest.raises(ports.BlobNotFound):
+            await anext(chunks)
+
+    run(main())
+
+
+def test_delete_is_idempotent_and_prunes_empty_directories(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    store = blobs.FileBlobStore(root)
+
+    async def main() -> None:
+        await store.put_bytes("jobs/j1/in/doc", b"x", "t")
+        await store.put_bytes("jobs/j2/doc", b"y", "t")
+        await store.delete("jobs/j1/in/doc")
+        await store.delete("jobs/j1/in/doc")
+        await store.delete("never/existed")
+        await store.delete("jobs")  # a prefix, not a blob
+        with pytest.raises(ports.BlobNotFound):
+            await store.stat("jobs/j1/in/doc")
+        assert await store.read("jobs/j2/doc") == b"y"
+        await store.delete("jobs/j2/doc")
+
+    run(main())
+    assert root.is_dir()
+    assert list(root.iterdir()) == []
+
+
+def test_a_put_after_delete_recreates_directories(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> None:
+        for i in range(20):
+            await asyncio.gather(
+                store.put_bytes(f"d/e/{i}", b"x", "t"), store.delete(f"d/e/{i - 1}")
+            )
+        assert await store.read("d/e/19") == b"x"
+
+    run(main())
+    assert sorted(os.listdir(tmp_path / "d/e")) == [".19.meta.json", "19"]
+
+
+def test_chunk_size_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        blobs.FileBlobStore(tmp_path, chunk_size=0)
