@@ -1,4 +1,4 @@
-"""Performers for the blob effects over any `ports.BlobStore`: thin, effect -> store call -> Result."""
+"""Performers for the blob effects over any `ports.BlobStore`: effect -> store call -> Result."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ class Attempt:
     task: asyncio.Task[None] | None = None
     lost: bool = False
     closed: bool = False  # its final event (succeeded, failed, released) is written
-    last_progress: float = 0.0
+    last_progress: float = float("-inf")  # monotonic time may start near 0: report the first
 
 
 PerformersFor = Callable[[Attempt], Performers]
@@ -118,7 +118,6 @@ class Worker:
         return len(self._running)
 
     async def run(self) -> None:
-        self._stopping = False
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
         next_reap = 0.0
         try:
@@ -136,18 +135,25 @@ class Worker:
             await self._shutdown()
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
+            # Cleared on the way out, not on entry, so that a stop() made before run() got
+            # going is not lost; the worker may run (or drain) again afterwards.
+            self._stopping = False
 
     async def drain(self) -> int:
         """Burst mode: run every due job (and the retries that fall due meanwhile), then return
-        how many attempts finished. Jobs scheduled later stay pending."""
+        how many attempts finished. Jobs scheduled later stay pending. `stop()` ends it early,
+        with the same grace period as `run()`."""
         finished = self.finished
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
         try:
             while True:
                 await self._reap()
                 free = self.config.concurrency - len(self._running)
-                started = await self._claim(free) if free > 0 else 0
+                started = await self._claim(free) if free > 0 and not self._stopping else 0
                 if not started and not self._running:
+                    return self.finished - finished
+                if self._stopping:
+                    await self._shutdown()
                     return self.finished - finished
                 if not started:
                     await self._idle(False)
@@ -156,6 +162,7 @@ class Worker:
                 await self._shutdown()
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
+            self._stopping = False
 
     # -- the loop's parts --------------------------------------------------------
 
@@ -204,14 +211,15 @@ class Worker:
         job_id = jobs.id(attempt.job)
         try:
             event = await self._execute(attempt)
-            await self._advance(attempt, event)
-            self.finished += 1
+            if await self._advance(attempt, event):  # else the lease was lost: not ours to count
+                self.finished += 1
         except asyncio.CancelledError:
             if not attempt.lost:
                 raise  # shutdown: `_shutdown` releases the lease
         finally:
-            if not self._stopping or attempt.lost or attempt.task is None:
-                self._running.pop(job_id, None)
+            # Always: `_shutdown` keeps its own list of the attempts it cancels, and an
+            # attempt left here would keep `drain()` waiting for it forever.
+            self._running.pop(job_id, None)
             self._wake.set()
 
     async def _execute(self, attempt: Attempt) -> events.Event:
