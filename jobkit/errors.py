@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from pyrsistent import pmap, thaw
+from pyrsistent import pmap
 from pyrsistent.typing import PMap
 
 from jobkit import _frozen, instants
@@ -81,7 +81,7 @@ def to_document(err: Error) -> dict[str, Any]:
         "code": err.code,
         "message": err.message,
         "retryable": err.retryable,
-        "context": thaw(err.context),
+        "context": _frozen.thaw(err.context),
         "at": instants.format_or_none(err.at),
     }
 

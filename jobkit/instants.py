@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: instants.format
     """`2026-11-28T18:49:48.123456Z`: fixed width, so text order is time order."""
-    return at.astimezone(UTC).strftime(_FORMAT)
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse(text: str) -> datetime:

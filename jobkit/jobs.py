@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pyrsistent import freeze, pmap, pvector, thaw
+from pyrsistent import pmap, pvector
 from pyrsistent.typing import PMap, PVector
 
 from jobkit import _frozen, errors, instants
@@ -325,8 +325,8 @@ _ENTRY_OPTIONAL = ("endedAt", "outcome", "error", "nextRunAt", "delaySeconds", "
 
 def _entry_to_document(entry: Entry) -> dict[str, Any]:
     """Every key present (null when unset), so API users see one shape."""
-    doc: dict[str, Any] = {name: None for name in _ENTRY_OPTIONAL}
-    doc.update(thaw(entry))
+    doc: dict[str, Any] = dict.fromkeys(_ENTRY_OPTIONAL)
+    doc.update(_frozen.thaw(entry))
     for name in _ENTRY_INSTANTS:
         doc[name] = instants.format_or_none(entry.get(name))
     if entry.get("error") is not None:
@@ -346,7 +346,7 @@ def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
 
 def to_document(job: Job) -> dict[str, Any]:
     """The job as plain JSON values: what the API serves and the stores keep."""
-    doc: dict[str, Any] = {name: thaw(job[name]) for name in FIELDS}
+    doc: dict[str, Any] = {name: _frozen.thaw(job[name]) for name in FIELDS}
     for name in _INSTANT_FIELDS:
         doc[name] = instants.format_or_none(job[name])
     if job["error"] is not None:
@@ -366,7 +366,7 @@ def from_document(doc: Mapping[str, Any]) -> Job:
     values["error"] = (
         None if doc["error"] is None else errors.to_map(errors.from_document(doc["error"]))
     )
-    frozen: Job = freeze({k: v for k, v in values.items() if k != "history"})
+    frozen: Job = _frozen.freeze({k: v for k, v in values.items() if k != "history"})
     return frozen.set("history", pvector(_entry_from_document(e) for e in doc["history"]))
 
 
@@ -385,7 +385,7 @@ def draft(
     now: datetime,
 ) -> Job:
     """A job not yet submitted (no status, version 0); `Submitted` makes it pending."""
-    job: Job = freeze(
+    job: Job = _frozen.freeze(
         {
             "id": job_id,
             "userId": user_id,

@@ -41,7 +41,7 @@ class JobType:
     description: str = ""
 
     def __attrs_post_init__(self) -> None:
-        if not NAME.match(self.name):
+        if not NAME.fullmatch(self.name):
             raise errors.ConfigurationError(
                 f"job type name {self.name!r} must match {NAME.pattern}"
             )

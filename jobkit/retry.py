@@ -7,6 +7,7 @@ of many jobs that failed together spread out instead of stampeding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -22,7 +23,7 @@ def _to_pmap(value: Mapping[str, Backoff]) -> PMap[str, Backoff]:
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise errors.ConfigurationError(f"{attribute.name} must be > 0, got {value!r}")
 
 
@@ -35,7 +36,7 @@ class Backoff:
     cap: float = attrs.field(default=300.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
-        if self.factor < 1:
+        if not (self.factor >= 1 and math.isfinite(self.factor)):
             raise errors.ConfigurationError(f"factor must be >= 1, got {self.factor!r}")
 
 
@@ -79,10 +80,13 @@ Decision = RetryAt | GiveUp
 def ceiling(backoff: Backoff, attempt: int) -> float:
     """The largest delay after failed attempt number `attempt` (1-based)."""
     exponent = max(attempt - 1, 0)
-    # Past ~1000 doublings float overflows; the cap was reached long before.
-    if backoff.factor > 1 and exponent > 1000:
-        return backoff.cap
-    return float(min(backoff.cap, backoff.base * backoff.factor**exponent))
+    # Compare in logarithms: factor**exponent overflows a float long after the cap is reached.
+    if backoff.base >= backoff.cap or (
+        backoff.factor > 1
+        and exponent * math.log(backoff.factor) >= math.log(backoff.cap / backoff.base)
+    ):
+        return float(backoff.cap)
+    return float(backoff.base * backoff.factor**exponent)
 
 
 def delay(backoff: Backoff, attempt: int, sample: float) -> float:

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pyrsistent import freeze, pmap
+from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
 
-from jobkit import errors, instants, jobs, registry
+from jobkit import _frozen, errors, instants, jobs, registry
 
 QUEUE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ACCEPTED = frozenset(
@@ -29,8 +29,19 @@ MAX_DELAY_SECONDS = 366 * 24 * 3600.0
 Problems = list[errors.Problem]
 
 
+def _plain(value: Any) -> bool:
+    """Only what JSON round-trips unchanged: string keys, no tuples or other types."""
+    if isinstance(value, Mapping):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def _json_size(value: Any) -> int | None:
     """Encoded size in bytes, or None when `value` is not plain finite JSON."""
+    if not _plain(value):
+        return None
     try:
         return len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError):
@@ -51,7 +62,7 @@ def _object(
     if size > limit:
         problems.append(errors.Problem(field=name, message=f"is {size} bytes; at most {limit}"))
         return None
-    return freeze(dict(value))  # type: ignore[no-any-return]
+    return _frozen.freeze(dict(value))  # type: ignore[no-any-return]
 
 
 def _integer(
@@ -159,7 +170,7 @@ def new_job(
     priority = _integer(request, "priority", default_priority, 0, 100, problems)
     max_attempts = _integer(request, "maxAttempts", default_attempts, 1, MAX_ATTEMPTS, problems)
     queue = request.get("queue", job_type.queue if job_type else "default")
-    if not isinstance(queue, str) or not QUEUE.match(queue):
+    if not isinstance(queue, str) or not QUEUE.fullmatch(queue):
         problems.append(errors.Problem(field="queue", message=f"must match {QUEUE.pattern}"))
     run_at = _run_at(request, now, problems)
     metadata = _metadata(request, problems)

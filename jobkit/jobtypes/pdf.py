@@ -7,11 +7,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pyrsistent import pmap, thaw
+from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, jobs, pipeline, registry, retry
+from jobkit import _frozen, effects, errors, jobs, pipeline, registry, retry
 
 NAME = "pdf-analysis"
 DEFAULT_INSTRUCTIONS = (
@@ -42,7 +42,7 @@ def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.
                 errors.Problem(field="schema", message=f"at most {MAX_SCHEMA_BYTES} bytes")
             )
     model = params.get("model")
-    if model is not None and (not isinstance(model, str) or not MODEL.match(model)):
+    if model is not None and (not isinstance(model, str) or not MODEL.fullmatch(model)):
         problems.append(errors.Problem(field="model", message=f"must match {MODEL.pattern}"))
     if problems:
         return Failure(errors.Invalid(problems=tuple(problems)))
@@ -78,10 +78,10 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
             "filename": source.get("filename"),
             "bytes": info.size,
             "pages": analysis.pages,
-            **thaw(analysis.document),
+            **_frozen.thaw(analysis.document),
         },
-        "output": thaw(analysis.output),
-        "usage": thaw(analysis.usage),
+        "output": _frozen.thaw(analysis.output),
+        "usage": _frozen.thaw(analysis.usage),
     }
     result_key = pipeline.result_key(job, claim)
     url: str = yield effects.WriteBlob(
