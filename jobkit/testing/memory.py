@@ -85,7 +85,9 @@ class MemoryJobStore:
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         return self.compare_and_set_now(expected_version, job)
 
-    async def compare_and_set_many(self, writes: Sequence[tuple[int, jobs.Job]]) -> builtins.list[bool]:
+    async def compare_and_set_many(
+        self, writes: Sequence[tuple[int, jobs.Job]]
+    ) -> builtins.list[bool]:
         return [self.compare_and_set_now(version, job) for version, job in writes]
 
     async def delete(self, job_id: str, expected_version: int) -> bool:
