@@ -168,6 +168,49 @@ def metadata(job: Job) -> PMap[str, Any]:
     return value
 
 
+# -- history entries: one per claim, oldest first -------------------------------
+
+
+def entry_attempt(entry: Entry) -> int:
+    """The claim number (1-based) this entry records."""
+    return int(entry["attempt"])
+
+
+def entry_worker(entry: Entry) -> str:
+    return str(entry["worker"])
+
+
+def entry_started_at(entry: Entry) -> datetime:
+    value: datetime = entry["startedAt"]
+    return value
+
+
+def entry_ended_at(entry: Entry) -> datetime | None:
+    value: datetime | None = entry.get("endedAt")
+    return value
+
+
+def entry_outcome(entry: Entry) -> str | None:
+    """`succeeded`, `failed`, `stalled` or `released`; None while the attempt runs."""
+    value: str | None = entry.get("outcome")
+    return value
+
+
+def entry_error(entry: Entry) -> errors.Error | None:
+    value = entry.get("error")
+    return None if value is None else errors.from_map(value)
+
+
+def entry_next_run_at(entry: Entry) -> datetime | None:
+    value: datetime | None = entry.get("nextRunAt")
+    return value
+
+
+def entry_result_key(entry: Entry) -> str | None:
+    value: str | None = entry.get("resultKey")
+    return value
+
+
 def next_run_at(job: Job) -> datetime | None:
     """When a pending job will next be tried; None once it is running or finished."""
     return run_at(job) if job["status"] == Status.PENDING else None
