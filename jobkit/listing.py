@@ -82,8 +82,15 @@ def decode_cursor(cursor: str, query: Query) -> Result[Query, errors.Invalid]:
         sort, descending, key = json.loads(raw)
     except (ValueError, TypeError, binascii.Error):
         return Failure(errors.invalid("cursor", "is not a cursor this service issued"))
-    if sort != query.sort or descending != query.descending or not isinstance(key, list):
+    if sort != query.sort or descending != query.descending:
         return Failure(errors.invalid("cursor", "belongs to another sort order"))
+    shape = (int, str, str) if query.sort == "priority" else (str, str)
+    if (
+        not isinstance(key, list)
+        or len(key) != len(shape)
+        or not all(type(part) is kind for part, kind in zip(key, shape, strict=True))
+    ):
+        return Failure(errors.invalid("cursor", "is not a cursor this service issued"))
     return Success(attrs.evolve(query, after=tuple(key)))
 
 

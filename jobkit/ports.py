@@ -13,6 +13,8 @@ from jobkit import jobs, listing
 class JobStore(Protocol):
     """Job records. Every change after `insert` is a compare-and-set on `version`.
 
+    Every `limit` is at least 1. A store belongs to the event loop that opened it.
+
     The in-memory store in `jobkit.testing` is the reference semantics; the
     conformance suite holds every store to it.
     """
@@ -34,12 +36,15 @@ class JobStore(Protocol):
         """Processing jobs whose lease expired at or before `now`."""
 
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
-        """The earliest pending `runAt` or lease expiry, for an idle worker's sleep."""
+        """The earliest pending `runAt` (in `queues`) or lease expiry (in any queue: every
+        worker reaps stalls), for an idle worker's sleep."""
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         """Replace the job with id `jobs.id(job)` if its stored version is `expected_version`."""
 
-    async def compare_and_set_many(self, writes: Sequence[tuple[int, jobs.Job]]) -> builtins.list[bool]:
+    async def compare_and_set_many(
+        self, writes: Sequence[tuple[int, jobs.Job]]
+    ) -> builtins.list[bool]:
         """Several independent compare-and-sets in one round trip; one answer per write."""
 
     async def delete(self, job_id: str, expected_version: int) -> bool:

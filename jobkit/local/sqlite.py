@@ -1,0 +1,364 @@
+"""The SQLite `JobStore`: one database file shared by API and worker processes.
+
+Theory of operation
+-------------------
+The file is in WAL mode, where readers never wait for the writer and the
+writer never waits for readers. Reads (`get`, `list`, `claimable`, `stalled`,
+`next_wakeup`) therefore run inline on a connection owned by the event-loop
+thread: an indexed read is cheaper than a hop to another thread.
+
+Writes never run on the event loop. Each store has one writer thread that owns
+the write connection; a caller encodes its write, queues it and awaits a
+future. The writer takes everything queued, applies it in one `BEGIN
+IMMEDIATE` transaction (group commit: under load many writes share a commit),
+then answers every future with its own result. The writes of a group stay
+independent: a compare-and-set that loses, or a statement that fails, does not
+touch the others. A commit that meets another process's lock is retried, whole,
+with exponential backoff (on top of SQLite's own `busy_timeout` wait).
+
+A future is answered only after the commit, so a caller that saw `True` can
+read its write back on the read connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeVar
+
+from jobkit import errors, instants, jobs, listing
+from jobkit.local import sqlite_schema as schema
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+_Write = tuple[schema.Write, Any, asyncio.Future[Any]]
+T = TypeVar("T")
+
+_MAX_GROUP: Final = 2000  # writes per transaction; bounds one commit's latency
+_RETRIES: Final = 12
+_FIRST_BACKOFF: Final = 0.005
+_MAX_BACKOFF: Final = 1.0
+
+
+def _connect(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3.Connection:
+    # isolation_level=None: no implicit BEGIN; every transaction here is explicit.
+    return sqlite3.connect(
+        path,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+        cached_statements=256,
+    )
+
+
+class SqliteJobStore:
+    """`ports.JobStore` on one SQLite file; safe for several processes and stores at once.
+
+    `synchronous` trades durability for speed. `"NORMAL"` (the default) never
+    corrupts the file, but in WAL mode the last commits before a power loss or
+    OS crash may be lost (not on a mere process crash). `"FULL"` syncs the WAL
+    on every commit: nothing acknowledged is ever lost, at the price of one
+    fsync per group commit. Group commit amortises that fsync across every
+    write that arrived meanwhile, so FULL costs far less under load than per
+    write.
+
+    `busy_timeout` (seconds) is how long one statement waits for another
+    process's lock before the writer backs off and retries its whole group.
+    Reads wait for no lock in WAL mode, save the rare recovery of a crashed
+    writer's WAL, when a read may block the loop up to that long.
+
+    A store belongs to the event loop that started it: use it as
+    `async with SqliteJobStore(path) as store:`, or `await SqliteJobStore.open(path)`
+    and later `await store.close()`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise errors.ConfigurationError(
+                f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
+            )
+        self.path = os.fspath(path)
+        if self.path in ("", ":memory:"):  # private to each connection: nothing to share
+            raise errors.ConfigurationError(
+                "SqliteJobStore needs a file path (its reader and writer share it)"
+            )
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._writer: threading.Thread | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._open = False
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 5.0,
+    ) -> SqliteJobStore:
+        store = cls(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        await store.start()
+        return store
+
+    async def start(self) -> None:
+        """Open (creating or migrating the file) and start the writer thread."""
+        if self._loop is not None:
+            raise errors.JobkitError("a SqliteJobStore starts once")
+        self._loop = loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._stopped = loop.create_future()
+        self._writer = threading.Thread(
+            target=self._write_loop,
+            args=(ready,),
+            name=f"jobkit-sqlite-writer:{self.path}",
+            daemon=True,
+        )
+        self._writer.start()
+        try:
+            await ready  # the file is in WAL mode and migrated; raises what the writer met
+        except BaseException:
+            await self._stop_writer()
+            raise
+        reader = _connect(self.path, self.busy_timeout, check_same_thread=True)
+        try:
+            reader.execute("PRAGMA query_only = ON")
+            reader.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except BaseException:
+            reader.close()
+            await self._stop_writer()
+            raise
+        self._reader = reader
+        self._open = True
+
+    async def close(self) -> None:
+        """Finish every queued write, then close both connections. Idempotent."""
+        self._open = False
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        await self._stop_writer()
+
+    async def _stop_writer(self) -> None:
+        if self._writer is not None and self._stopped is not None:
+            self._writes.put(None)
+            await self._stopped
+            self._writer.join()
+            self._writer = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the port: reads, inline on the event-loop thread -------------------------------
+
+    def _rows(self, sql: str, parameters: Sequence[Any]) -> builtins.list[Any]:
+        if self._reader is None:
+            raise errors.JobkitError("the SqliteJobStore is not open")
+        return self._reader.execute(sql, parameters).fetchall()
+
+    async def get(self, job_id: str) -> jobs.Job | None:
+        rows = self._rows(schema.GET, (job_id,))
+        return schema.decode(rows[0][0]) if rows else None
+
+    async def list(self, user_id: str, query: listing.Query) -> listing.Page:
+        sql, parameters = schema.list_page(user_id, query)
+        found = [schema.decode(doc) for (doc,) in self._rows(sql, parameters)]
+        chosen = tuple(found[: query.limit])
+        cursor = None
+        if len(found) > query.limit:
+            cursor = listing.encode_cursor(listing.sort_key(chosen[-1], query.sort), query)
+        return listing.Page(jobs=chosen, next_cursor=cursor)
+
+    async def claimable(
+        self, now: datetime, queues: Collection[str] | None, limit: int
+    ) -> Sequence[jobs.Job]:
+        if limit <= 0:
+            return []
+        at = instants.format(now)
+        if queues is None:
+            rows = self._rows(schema.CLAIMABLE, (at, limit))
+        else:
+            wanted = sorted(set(queues))
+            if not wanted:
+                return []
+            rows = self._rows(*schema.claimable_in(wanted, at, limit))
+        return [schema.decode(doc) for (doc,) in rows]
+
+    async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
+        if limit <= 0:
+            return []
+        return [
+            schema.decode(doc)
+            for (doc,) in self._rows(schema.STALLED, (instants.format(now), limit))
+        ]
+
+    async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
+        if queues is None:
+            due, lease = self._rows(schema.NEXT_WAKEUP, ())[0]
+        else:
+            wanted = sorted(set(queues))
+            if wanted:
+                due, lease = self._rows(schema.next_wakeup_in(wanted), wanted)[0]
+            else:  # no queue: no due time, but stalls are every queue's business
+                due, lease = None, self._rows(schema.NEXT_WAKEUP, ())[0][1]
+        times = [text for text in (due, lease) if text is not None]
+        return instants.parse(min(times)) if times else None
+
+    # -- the port: writes, queued for the writer thread ---------------------------------
+
+    def _write(self, kind: schema.Write, payload: Any) -> asyncio.Future[Any]:
+        if not self._open or self._loop is None:
+            raise errors.JobkitError("the SqliteJobStore is not open")
+        future = self._loop.create_future()
+        self._writes.put((kind, payload, future))
+        return future
+
+    async def insert(self, job: jobs.Job) -> bool:
+        answer: bool = await self._write(schema.Write.INSERT, schema.encode(job))
+        return answer
+
+    async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
+        """Not in the port: many inserts as one queued write (seeding, benchmarks)."""
+        answers: builtins.list[bool] = await self._write(
+            schema.Write.INSERT_MANY, [schema.encode(job) for job in batch]
+        )
+        return answers
+
+    async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
+        answer: bool = await self._write(
+            schema.Write.REPLACE, (expected_version, schema.encode(job))
+        )
+        return answer
+
+    async def compare_and_set_many(
+        self, writes: Sequence[tuple[int, jobs.Job]]
+    ) -> builtins.list[bool]:
+        if not writes:
+            return []
+        payload = [(version, schema.encode(job)) for version, job in writes]
+        answers: builtins.list[bool] = await self._write(schema.Write.REPLACE_MANY, payload)
+        return answers
+
+    async def delete(self, job_id: str, expected_version: int) -> bool:
+        answer: bool = await self._write(schema.Write.DELETE, (job_id, expected_version))
+        return answer
+
+    async def pragmas(self) -> dict[str, Any]:
+        """The settings in force on the write connection (the one durability depends on)."""
+        answer: dict[str, Any] = await self._write(schema.Write.PRAGMAS, None)
+        return answer
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _write_loop(self, ready: asyncio.Future[None]) -> None:
+        try:
+            connection = self._open_writer()
+        except BaseException as exc:  # reported to start(), which raises it
+            self._call(_settle, ready, exc)
+            self._call(_settle, self._stopped, None)
+            return
+        self._call(_settle, ready, None)
+        try:
+            running = True
+            while running:
+                group: builtins.list[_Write] = []
+                item = self._writes.get()
+                while item is not None:
+                    group.append(item)
+                    if len(group) >= _MAX_GROUP:
+                        break
+                    try:
+                        item = self._writes.get_nowait()
+                    except queue.Empty:
+                        break
+                running = item is not None
+                if group:
+                    answers = self._commit_group(connection, group)
+                    self._call(_answer, [future for _, _, future in group], answers)
+        finally:
+            connection.close()
+            self._call(_settle, self._stopped, None)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        connection = _connect(self.path, self.busy_timeout, check_same_thread=True)
+        try:
+            self._retry(lambda: schema.configure(connection, self.synchronous))
+            self._retry(lambda: schema.migrate(connection, self.path))
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _retry(self, action: Callable[[], T]) -> T:
+        delay = _FIRST_BACKOFF
+        for attempt in range(_RETRIES + 1):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not schema.is_busy(exc) or attempt == _RETRIES:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _commit_group(
+        self, connection: sqlite3.Connection, group: builtins.list[_Write]
+    ) -> builtins.list[schema.Answer]:
+        try:
+            answers = self._retry(lambda: schema.apply_group(connection, group))
+        except Exception as exc:  # the group is rolled back: every write in it failed
+            return [exc] * len(group)
+        return answers
+
+    def _call(self, callback: Any, *args: Any) -> None:
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self._loop.call_soon_threadsafe(callback, *args)
+
+
+def _settle(future: asyncio.Future[Any] | None, outcome: BaseException | None) -> None:
+    if future is None or future.done():
+        return
+    if outcome is None:
+        future.set_result(None)
+    else:
+        future.set_exception(outcome)
+
+
+def _answer(
+    futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[schema.Answer]
+) -> None:
+    for future, answer in zip(futures, answers, strict=True):
+        if future.done():  # the caller was cancelled; its write still happened
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

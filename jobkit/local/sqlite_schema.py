@@ -1,0 +1,355 @@
+"""The SQLite job table: its migrations, its rows, and every statement the store runs.
+
+One row per job: the columns the store filters and sorts on, copied from the
+job, and the whole job as its compact JSON document (`jobs.to_document`), which
+is what reads return. Instants are `instants.format` text, fixed width, so text
+order is time order and `listing.sort_key` tuples compare the same in SQL.
+
+The scheduling indexes are partial (`WHERE status = ...`): they hold only the
+pending or processing jobs, so finished jobs cost them nothing. Statements name
+their index (`INDEXED BY`): the plan cannot drift with the planner's statistics,
+and a missing index is an error at prepare time rather than a silent full scan.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Final, assert_never
+
+from jobkit import errors, instants, jobs, listing
+
+# Each step moves the file from version n to n + 1 (`PRAGMA user_version`).
+# Append only: a shipped step is never edited, since files in the field ran it.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (  # 1: the table
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY NOT NULL,
+            user_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            status TEXT,
+            priority INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            run_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            lease_expires_at TEXT,
+            version INTEGER NOT NULL,
+            doc TEXT NOT NULL
+        )""",
+    ),
+    (  # 2: a user's listings, claim order, due times and lease expiries
+        "CREATE INDEX jobs_user_created ON jobs (user_id, created_at, id)",
+        "CREATE INDEX jobs_user_priority ON jobs (user_id, priority, created_at, id)",
+        "CREATE INDEX jobs_claim ON jobs (priority DESC, run_at, created_at, id)"
+        " WHERE status = 'pending'",
+        "CREATE INDEX jobs_claim_queue ON jobs (queue, priority DESC, run_at, created_at, id)"
+        " WHERE status = 'pending'",
+        "CREATE INDEX jobs_due ON jobs (run_at) WHERE status = 'pending'",
+        "CREATE INDEX jobs_due_queue ON jobs (queue, run_at) WHERE status = 'pending'",
+        "CREATE INDEX jobs_lease ON jobs (lease_expires_at, id) WHERE status = 'processing'",
+    ),
+)
+VERSION: Final = len(MIGRATIONS)
+
+
+def user_version(connection: sqlite3.Connection) -> int:
+    found: int = connection.execute("PRAGMA user_version").fetchone()[0]
+    return found
+
+
+def migrate(connection: sqlite3.Connection, name: str, target: int = VERSION) -> int:
+    """Bring the file up to `target` in one transaction; returns the version found.
+
+    `connection` must be in autocommit mode (`isolation_level=None`). Several
+    processes may open one file at once: `BEGIN IMMEDIATE` lets one migrate
+    while the others wait, then find nothing left to do.
+    """
+    found = user_version(connection)
+    if found > VERSION:
+        raise errors.JobkitError(
+            f"{name} has job table version {found}, newer than this jobkit knows ({VERSION});"
+            " upgrade jobkit to open it"
+        )
+    if found >= target:
+        return found
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        found = user_version(connection)  # another process may have migrated meanwhile
+        for step in MIGRATIONS[found:target]:
+            for statement in step:
+                connection.execute(statement)
+        if found < target:
+            connection.execute(f"PRAGMA user_version = {int(target)}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return found
+
+
+# -- writes ------------------------------------------------------------------------
+
+COLUMNS: Final = (
+    "id, user_id, type, status, priority, queue, run_at, created_at, lease_expires_at, version, doc"
+)
+INSERT: Final = (
+    f"INSERT INTO jobs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
+)
+
+# The machine never changes id, userId, type, priority, queue or createdAt, so a
+# compare-and-set sets only the other columns and leaves the user indexes alone;
+# the guard on the fixed columns sends a write that does change them to
+# REPLACE_ALL, keeping the columns true to the document in every case.
+REPLACE: Final = (
+    "UPDATE jobs SET status = ?, run_at = ?, lease_expires_at = ?, version = ?, doc = ?"
+    " WHERE id = ? AND version = ?"
+    " AND user_id IS ? AND type IS ? AND priority IS ? AND queue IS ? AND created_at IS ?"
+)
+REPLACE_ALL: Final = (
+    "UPDATE jobs SET user_id = ?, type = ?, status = ?, priority = ?, queue = ?, run_at = ?,"
+    " created_at = ?, lease_expires_at = ?, version = ?, doc = ? WHERE id = ? AND version = ?"
+)
+DELETE: Final = "DELETE FROM jobs WHERE id = ? AND version = ?"
+
+Row = tuple[Any, ...]  # the INSERT parameters, in COLUMNS order
+
+
+def replace_parameters(expected_version: int, row: Row) -> Row:
+    job_id, user, type_name, status, priority, queue, run_at, created, lease, version, doc = row
+    return (
+        status, run_at, lease, version, doc, job_id, expected_version,
+        user, type_name, priority, queue, created,
+    )  # fmt: skip
+
+
+def replace_all_parameters(expected_version: int, row: Row) -> Row:
+    return (*row[1:], row[0], expected_version)
+
+
+# -- reads ---------------------------------------------------------------------------
+
+GET: Final = "SELECT doc FROM jobs WHERE id = ?"
+
+_CLAIM_ORDER = "ORDER BY priority DESC, run_at, created_at, id"
+CLAIMABLE: Final = (
+    "SELECT doc FROM jobs INDEXED BY jobs_claim WHERE status = 'pending' AND run_at <= ?"
+    f" {_CLAIM_ORDER} LIMIT ?"
+)
+_CLAIMABLE_IN_QUEUE = (
+    "SELECT * FROM (SELECT doc, priority, run_at, created_at, id FROM jobs"
+    " INDEXED BY jobs_claim_queue WHERE status = 'pending' AND queue = ? AND run_at <= ?"
+    f" {_CLAIM_ORDER} LIMIT ?)"
+)
+STALLED: Final = (
+    "SELECT doc FROM jobs INDEXED BY jobs_lease WHERE status = 'processing'"
+    " AND lease_expires_at <= ? ORDER BY lease_expires_at, id LIMIT ?"
+)
+_NEXT_LEASE = (
+    "SELECT MIN(lease_expires_at) FROM jobs INDEXED BY jobs_lease WHERE status = 'processing'"
+)
+NEXT_WAKEUP: Final = (
+    "SELECT (SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due WHERE status = 'pending'),"
+    f" ({_NEXT_LEASE})"
+)
+
+
+def claimable_in(queues: Sequence[str], now: str, limit: int) -> tuple[str, list[Any]]:
+    """Claim order within some queues: each queue's own head, merged (one index seek each)."""
+    parts = " UNION ALL ".join([_CLAIMABLE_IN_QUEUE] * len(queues))
+    sql = f"SELECT doc FROM ({parts}) {_CLAIM_ORDER} LIMIT ?"
+    parameters: list[Any] = []
+    for name in queues:
+        parameters += (name, now, limit)
+    parameters.append(limit)
+    return sql, parameters
+
+
+def next_wakeup_in(queues: Sequence[str]) -> str:
+    """Like NEXT_WAKEUP, the earliest due time found per queue (one index seek each)."""
+    rows = ", ".join(["(?)"] * len(queues))
+    due = (
+        "SELECT MIN((SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due_queue"
+        f" WHERE status = 'pending' AND queue = wanted.column1)) FROM (VALUES {rows}) AS wanted"
+    )
+    return f"SELECT ({due}), ({_NEXT_LEASE})"
+
+
+_SORTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "createdAt": ("jobs_user_created", ("created_at", "id")),
+    "priority": ("jobs_user_priority", ("priority", "created_at", "id")),
+}
+
+
+def _cursor_key(after: tuple[Any, ...], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    """The cursor's key, checked against the sort's columns: a bound value can't misbehave."""
+    shaped = len(after) == len(columns) and all(
+        isinstance(value, str)
+        if column != "priority"
+        else isinstance(value, int | float) and not isinstance(value, bool)
+        for column, value in zip(columns, after, strict=True)
+    )
+    if not shaped:
+        raise errors.JobkitError(f"cursor key {after!r} does not fit the sort {columns}")
+    return after
+
+
+def list_page(user_id: str, query: listing.Query) -> tuple[str, list[Any]]:
+    """`listing.page` as one indexed range scan; fetches one row past the page to see more.
+
+    Status and type filters are written `+status`/`+type` so the planner can't
+    be tempted by the partial scheduling indexes and sort afterwards.
+    """
+    index, columns = _SORTS[query.sort]
+    where = ["user_id = ?"]
+    parameters: list[Any] = [user_id]
+    if query.statuses:
+        where.append(f"+status IN ({','.join('?' * len(query.statuses))})")
+        parameters += sorted(status.value for status in query.statuses)
+    if query.types:
+        where.append(f"+type IN ({','.join('?' * len(query.types))})")
+        parameters += sorted(query.types)
+    start = None if query.created_from is None else instants.format(query.created_from)
+    end = None if query.created_to is None else instants.format(query.created_to)
+    key = None if query.after is None else _cursor_key(query.after, columns)
+    if key is not None and query.sort == "createdAt":
+        # The cursor and the range bound on its side overlap; SQLite seeks on one
+        # range per column, so keep only the tighter one (keeps deep pages O(log n)).
+        if query.descending and end is not None:
+            key, end = (key, None) if key[0] < end else (None, end)
+        elif not query.descending and start is not None:
+            key, start = (key, None) if key[0] >= start else (None, start)
+    if start is not None:
+        where.append("created_at >= ?")
+        parameters.append(start)
+    if end is not None:
+        where.append("created_at < ?")
+        parameters.append(end)
+    if key is not None:
+        where.append(
+            f"({', '.join(columns)}) {'<' if query.descending else '>'}"
+            f" ({','.join('?' * len(key))})"
+        )
+        parameters += key
+    direction = " DESC" if query.descending else ""
+    order = ", ".join(column + direction for column in columns)
+    sql = f"SELECT doc FROM jobs INDEXED BY {index} WHERE {' AND '.join(where)} ORDER BY {order}"
+    parameters.append(query.limit + 1)
+    return f"{sql} LIMIT ?", parameters
+
+
+# -- rows and writes -------------------------------------------------------------------
+
+
+class Write(enum.Enum):
+    """What one queued write is; its payload is the row(s) or key it needs."""
+
+    INSERT = "insert"  # Row
+    INSERT_MANY = "insert_many"  # list[Row]
+    REPLACE = "replace"  # (expected version, Row)
+    REPLACE_MANY = "replace_many"  # list[(expected version, Row)]
+    DELETE = "delete"  # (id, expected version)
+    PRAGMAS = "pragmas"  # None
+
+
+Answer = Any  # bool, list[bool], dict (pragmas), or the exception the write met alone
+PRAGMAS: Final = ("journal_mode", "synchronous", "busy_timeout", "user_version")
+
+
+def encode(job: jobs.Job) -> Row:
+    """The job's row: indexed columns taken from its document, then the document as JSON.
+
+    Reading the columns from the document (not the job) means one conversion,
+    and a column always holds exactly the text its document does.
+    """
+    doc = jobs.to_document(job)
+    return (
+        doc["id"],
+        doc["userId"],
+        doc["type"],
+        doc["status"],
+        doc["priority"],
+        doc["queue"],
+        doc["runAt"],
+        doc["createdAt"],
+        doc["leaseExpiresAt"],
+        doc["version"],
+        json.dumps(doc, separators=(",", ":")),
+    )
+
+
+def decode(doc: str) -> jobs.Job:
+    return jobs.from_document(json.loads(doc))
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock: worth retrying, unlike every other error."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def configure(connection: sqlite3.Connection, synchronous: str) -> None:
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise errors.ConfigurationError(f"the database refused WAL mode (got {mode!r})")
+    connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+
+def apply_group(
+    connection: sqlite3.Connection, group: Sequence[tuple[Write, Any, Any]]
+) -> list[Answer]:
+    """Apply a group in one transaction; a busy error escapes to be retried whole."""
+    cursor = connection.cursor()
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        answers = [_apply_one(cursor, kind, payload) for kind, payload, _ in group]
+        cursor.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
+    finally:
+        cursor.close()
+    return answers
+
+
+def _apply_one(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
+    """One write of a group. A failed statement undoes only itself, so it answers alone."""
+    try:
+        match kind:
+            case Write.INSERT:
+                return _insert(cursor, payload)
+            case Write.INSERT_MANY:
+                return [_insert(cursor, row) for row in payload]
+            case Write.REPLACE:
+                return _replace(cursor, *payload)
+            case Write.REPLACE_MANY:
+                return [_replace(cursor, version, row) for version, row in payload]
+            case Write.DELETE:
+                cursor.execute(DELETE, payload)
+                return cursor.rowcount == 1
+            case Write.PRAGMAS:
+                return {name: cursor.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
+            case _:
+                assert_never(kind)
+    except sqlite3.Error as exc:
+        if is_busy(exc) or not cursor.connection.in_transaction:
+            raise  # the whole group is lost (or retried)
+        return exc
+
+
+def _insert(cursor: sqlite3.Cursor, row: Row) -> bool:
+    cursor.execute(INSERT, row)
+    return cursor.rowcount == 1
+
+
+def _replace(cursor: sqlite3.Cursor, expected_version: int, row: Row) -> bool:
+    cursor.execute(REPLACE, replace_parameters(expected_version, row))
+    if cursor.rowcount == 1:
+        return True
+    # Lost, or a write that changes a fixed column: only the version may refuse it.
+    cursor.execute(REPLACE_ALL, replace_all_parameters(expected_version, row))
+    return cursor.rowcount == 1

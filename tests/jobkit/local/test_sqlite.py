@@ -1,0 +1,310 @@
+"""The SQLite store: the conformance suite, plus its file, its plans and its many writers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobkit import errors, instants, jobs, listing
+from jobkit.local import sqlite, sqlite_schema
+from jobkit.status import Status
+from tests.jobkit import conformance
+from tests.jobkit.conformance import T0, at, claim_all, claimed, ids, new
+
+
+@pytest.fixture
+def opener(tmp_path: Path) -> conformance.Opener:
+    return lambda name: sqlite.SqliteJobStore(tmp_path / f"{name}.db")
+
+
+class TestSqliteJobStore(conformance.JobStoreConformance):
+    pass
+
+
+@contextlib.contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def indexes(path: Path) -> set[str]:
+    with raw(path) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+# -- the file ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
+def test_wal_and_synchronous_are_applied(tmp_path: Path, synchronous: sqlite.Synchronous) -> None:
+    async def main() -> dict[str, Any]:
+        async with sqlite.SqliteJobStore(tmp_path / "jobs.db", synchronous=synchronous) as store:
+            return await store.pragmas()
+
+    pragmas = asyncio.run(main())
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": {"NORMAL": 1, "FULL": 2}[synchronous],
+        "busy_timeout": 5000,
+        "user_version": sqlite_schema.VERSION,
+    }
+    with raw(tmp_path / "jobs.db") as connection:  # WAL is a property of the file
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_bad_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigurationError):
+        sqlite.SqliteJobStore(tmp_path / "x.db", synchronous="SOMETIMES")  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigurationError):
+        sqlite.SqliteJobStore(":memory:")
+
+
+def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await sqlite.SqliteJobStore.open(tmp_path / "jobs.db")
+        await store.close()
+        await store.close()  # idempotent
+        with pytest.raises(errors.JobkitError):
+            await store.insert(new(1))
+        with pytest.raises(errors.JobkitError):
+            await store.get("job-0001")
+
+    asyncio.run(main())
+
+
+def test_reopening_a_file_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    population = [new(n, created=at(n)) for n in range(20)]
+
+    async def write() -> None:
+        async with sqlite.SqliteJobStore(path, synchronous="FULL") as store:
+            await conformance.insert_all(store, population)
+            assert await store.compare_and_set(1, claimed(population[0], T0))
+
+    async def read() -> list[jobs.Job | None]:
+        async with sqlite.SqliteJobStore(path) as store:
+            return [await store.get(jobs.id(job)) for job in population]
+
+    asyncio.run(write())
+    assert asyncio.run(read()) == [claimed(population[0], T0), *population[1:]]
+
+
+def test_a_write_waits_out_another_process_lock(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+
+    async def main() -> None:
+        async with sqlite.SqliteJobStore(path, busy_timeout=0.01) as store:
+            with raw(path) as other:
+                other.execute("BEGIN IMMEDIATE")  # holds the write lock past busy_timeout
+                pending = asyncio.ensure_future(store.insert(new(1)))
+                await asyncio.sleep(0.2)
+                assert not pending.done()
+                other.execute("COMMIT")
+                assert await pending  # retried with backoff until the lock was free
+            assert await store.get("job-0001") == new(1)
+
+    asyncio.run(main())
+
+
+# -- migrations ----------------------------------------------------------------------
+
+
+def test_an_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    path.touch()
+
+    async def main() -> None:
+        async with sqlite.SqliteJobStore(path) as store:
+            assert await store.insert(new(1))
+
+    asyncio.run(main())
+    with raw(path) as connection:
+        assert sqlite_schema.user_version(connection) == sqlite_schema.VERSION
+    assert {"jobs_claim", "jobs_lease", "jobs_user_created"} <= indexes(path)
+
+
+def test_an_older_file_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    old = new(1)
+    with raw(path) as connection:
+        assert sqlite_schema.migrate(connection, "old", target=1) == 0
+        connection.execute(sqlite_schema.INSERT, sqlite_schema.encode(old))
+    assert indexes(path) == set()
+
+    async def main() -> None:
+        async with sqlite.SqliteJobStore(path) as store:
+            assert await store.get(jobs.id(old)) == old
+            assert await store.claimable(T0, None, 5) == [old]
+
+    asyncio.run(main())
+    with raw(path) as connection:
+        assert sqlite_schema.user_version(connection) == sqlite_schema.VERSION
+        assert sqlite_schema.migrate(connection, "new") == sqlite_schema.VERSION  # nothing left
+
+
+def test_a_file_from_a_newer_jobkit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    with raw(path) as connection:
+        connection.execute(f"PRAGMA user_version = {sqlite_schema.VERSION + 1}")
+    threads = threading.active_count()
+
+    async def main() -> None:
+        async with sqlite.SqliteJobStore(path):
+            pass  # pragma: no cover
+
+    with pytest.raises(errors.JobkitError, match="newer than this jobkit knows"):
+        asyncio.run(main())
+    assert threading.active_count() == threads  # the writer thread is gone
+
+
+# -- plans -----------------------------------------------------------------------------
+
+
+def plan(connection: sqlite3.Connection, sql: str, parameters: Any) -> list[str]:
+    rows = connection.execute(f"EXPLAIN QUERY PLAN {sql}", parameters).fetchall()
+    return [detail for *_, detail in rows]
+
+
+def assert_indexed(details: list[str], index: str, *, merge: bool = False) -> None:
+    """Every table access goes through `index`; only a small merge of heads may sort."""
+    reads = [d for d in details if d.startswith(("SCAN jobs", "SEARCH jobs"))]
+    assert reads, details
+    assert all(f"INDEX {index}" in d for d in reads), details
+    assert merge or not any("TEMP B-TREE" in d for d in details), details
+
+
+def test_every_statement_uses_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+
+    async def fill() -> None:
+        async with sqlite.SqliteJobStore(path) as store:
+            population = [
+                new(n, user=f"user-{n % 7}", queue=conformance.QUEUES[n % 3]) for n in range(300)
+            ]
+            await conformance.insert_all(store, population)
+
+    asyncio.run(fill())
+    now = instants.format(at(1))
+    cursor_created = (now, "job-0001")
+    with raw(path) as connection:
+        connection.execute("ANALYZE")  # statistics must not move a statement off its index
+        assert_indexed(
+            plan(connection, sqlite_schema.GET, ("job-0001",)), "sqlite_autoindex_jobs_1"
+        )
+        assert any("(id=?)" in d for d in plan(connection, sqlite_schema.GET, ("job-0001",)))
+        assert_indexed(plan(connection, sqlite_schema.CLAIMABLE, (now, 10)), "jobs_claim")
+        claim_in = sqlite_schema.claimable_in(["default", "slow"], now, 10)
+        assert_indexed(plan(connection, *claim_in), "jobs_claim_queue", merge=True)
+        assert all("(queue=?)" in d for d in plan(connection, *claim_in) if "jobs_claim" in d)
+        stalled = plan(connection, sqlite_schema.STALLED, (now, 10))
+        assert_indexed(stalled, "jobs_lease")
+        assert any("lease_expires_at<?" in d for d in stalled)
+        wakeup = plan(connection, sqlite_schema.NEXT_WAKEUP, ())
+        assert {d for d in wakeup if "INDEX" in d} == {
+            "SEARCH jobs USING INDEX jobs_due",
+            "SEARCH jobs USING INDEX jobs_lease",
+        }
+        wakeup_in = plan(connection, sqlite_schema.next_wakeup_in(["a", "b"]), ["a", "b"])
+        assert "SEARCH jobs USING INDEX jobs_due_queue (queue=?)" in wakeup_in
+        queries = [
+            listing.Query(),
+            listing.Query(descending=False, after=cursor_created),
+            listing.Query(statuses=frozenset({Status.PENDING}), types=frozenset({"echo"})),
+            listing.Query(created_from=at(0), created_to=at(9), after=cursor_created),
+            listing.Query(sort="priority", after=(50, now, "job-0001")),
+            listing.Query(sort="priority", descending=False, statuses=frozenset({Status.PENDING})),
+        ]
+        for query in queries:
+            index = "jobs_user_priority" if query.sort == "priority" else "jobs_user_created"
+            details = plan(connection, *sqlite_schema.list_page("user-1", query))
+            assert_indexed(details, index)
+            assert all("SEARCH jobs" in d and "user_id=?" in d for d in details), details
+            if query.after is not None:
+                assert all(") < (" not in d for d in details)
+                assert any("id)" in d for d in details), details  # the cursor is a seek
+
+
+def test_a_malformed_cursor_key_is_refused() -> None:
+    with pytest.raises(errors.JobkitError, match="cursor"):
+        sqlite_schema.list_page("u", listing.Query(after=("only-one",)))
+    with pytest.raises(errors.JobkitError, match="cursor"):
+        sqlite_schema.list_page("u", listing.Query(sort="priority", after=("x", "y", "z")))
+
+
+# -- several stores, threads and processes on one file -------------------------------------
+
+
+def test_threads_with_their_own_stores_claim_each_job_once(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    population = [new(n, priority=n % 4) for n in range(200)]
+
+    async def seed() -> None:
+        async with sqlite.SqliteJobStore(path) as store:
+            await conformance.insert_all(store, population)
+
+    async def claimer(worker: str) -> list[str]:
+        async with sqlite.SqliteJobStore(path) as store:
+            return await claim_all(store, worker, batch=8, many=worker.endswith("1"))
+
+    asyncio.run(seed())
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda worker: asyncio.run(claimer(worker)), ["t0", "t1", "t2", "t3"])
+        )
+    assert sorted(key for won in results for key in won) == ids(population)
+
+
+def _process(path: str, prefix: str, count: int, barrier: Any, out: str) -> None:
+    """One worker process: insert its own jobs while the other does, then claim all it can."""
+
+    async def main() -> dict[str, Any]:
+        async with sqlite.SqliteJobStore(path) as store:
+            barrier.wait()
+            mine = [new(n, prefix=prefix) for n in range(count)]
+            inserted = await asyncio.gather(*(store.insert(job) for job in mine))
+            won = await claim_all(store, prefix, batch=16)
+            return {"inserted": sum(inserted), "won": won}
+
+    Path(out).write_text(json.dumps(asyncio.run(main())))
+
+
+def test_two_processes_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    seeded = [new(n, prefix="seed") for n in range(200)]
+
+    async def seed() -> None:
+        async with sqlite.SqliteJobStore(path) as store:
+            await conformance.insert_all(store, seeded)
+
+    asyncio.run(seed())
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    outs = [tmp_path / f"p{i}.json" for i in range(2)]
+    processes = [
+        context.Process(target=_process, args=(str(path), f"p{i}", 300, barrier, str(outs[i])))
+        for i in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    reports = [json.loads(out.read_text()) for out in outs]
+    assert [report["inserted"] for report in reports] == [300, 300]
+    won = sorted(key for report in reports for key in report["won"])
+    expected = sorted([*ids(seeded), *(f"p{i}-{n:04d}" for i in range(2) for n in range(300))])
+    assert won == expected  # every job stored and claimed, each exactly once
