@@ -28,7 +28,7 @@ import _harness
 
 from jobkit import events, instants, jobs, machine, pipeline, plugins, registry, submission
 from jobkit.local import Runtime
-from jobkit.local.sqlite import encode
+from jobkit.local.sqlite_schema import encode
 from jobkit.worker.process import run_until_signalled
 from jobkit.worker.worker import WorkerConfig, utc_now
 

@@ -13,8 +13,9 @@ from typing import Any, cast
 
 from pyrsistent import PMap, PVector, pmap, pvector
 
-_PMAP: type = type(pmap())
-_PVECTOR: type = type(pvector())
+PMAP_TYPE: type = type(pmap())
+PVECTOR_TYPE: type = type(pvector())
+_PMAP, _PVECTOR = PMAP_TYPE, PVECTOR_TYPE
 _SCALARS = (str, int, float, bool, type(None))
 
 

@@ -14,7 +14,6 @@ and a missing index is an error at prepare time rather than a silent full scan.
 from __future__ import annotations
 
 import enum
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final, assert_never
@@ -258,29 +257,28 @@ PRAGMAS: Final = ("journal_mode", "synchronous", "busy_timeout", "user_version")
 
 
 def encode(job: jobs.Job) -> Row:
-    """The job's row: indexed columns taken from its document, then the document as JSON.
+    """The job's row: indexed columns read from the job, then the job as JSON (`jobs.to_json`).
 
-    Reading the columns from the document (not the job) means one conversion,
-    and a column always holds exactly the text its document does.
+    Instants go through `instants.format` both here and in the JSON, so a
+    column always holds exactly the text its document does.
     """
-    doc = jobs.to_document(job)
     return (
-        doc["id"],
-        doc["userId"],
-        doc["type"],
-        doc["status"],
-        doc["priority"],
-        doc["queue"],
-        doc["runAt"],
-        doc["createdAt"],
-        doc["leaseExpiresAt"],
-        doc["version"],
-        json.dumps(doc, separators=(",", ":")),
+        jobs.id(job),
+        jobs.user_id(job),
+        jobs.type_name(job),
+        None if (status := jobs.status_or_none(job)) is None else status.value,
+        jobs.priority(job),
+        jobs.queue(job),
+        instants.format(jobs.run_at(job)),
+        instants.format(jobs.created_at(job)),
+        instants.format_or_none(jobs.lease_expires_at(job)),
+        jobs.version(job),
+        jobs.to_json(job),
     )
 
 
 def decode(doc: str) -> jobs.Job:
-    return jobs.from_document(json.loads(doc))
+    return jobs.from_json(doc)
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
