@@ -16,7 +16,7 @@ from jobkit.local.blobs import FileBlobStore
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
-from jobkit.worker.interpreter import Performer
+from jobkit.worker.interpreter import Performer, Performers
 from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
 
 CHUNK = 1 << 20
@@ -63,6 +63,10 @@ class Runtime:
         self.store = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
         self.blobs = FileBlobStore(self.folder / "blobs")
         self.analyzer: Performer = analyzer or _no_analyzer
+        self._performers: Performers = {
+            **blob_performers(self.blobs),
+            effects.Analyze: self.analyzer,
+        }
         self.clock = clock
         self._workers: list[Worker] = []
 
@@ -135,10 +139,10 @@ class Runtime:
             self.store, self.blobs, job_id, event, user_id=None, clock=self.clock
         )
 
-    def performers(self, attempt: Attempt) -> dict[type, Performer]:
-        table = dict(blob_performers(self.blobs))
-        table[effects.Analyze] = self.analyzer
-        return table
+    def performers(self, attempt: Attempt) -> Performers:
+        """The same table for every attempt: blob effects on the folder, `Analyze` on the
+        analyzer."""
+        return self._performers
 
     def worker(self, config: WorkerConfig | None = None, **options: Any) -> Worker:
         """A worker over this runtime; `run()` it in a task, or `drain()` it (burst mode)."""

@@ -145,12 +145,15 @@ class Worker:
         with the same grace period as `run()`."""
         finished = self.finished
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
+        next_reap = 0.0
         try:
             while True:
-                await self._reap()
+                if time.monotonic() >= next_reap:
+                    await self._reap()
+                    next_reap = time.monotonic() + self.config.reap_seconds
                 free = self.config.concurrency - len(self._running)
                 started = await self._claim(free) if free > 0 and not self._stopping else 0
-                if not started and not self._running:
+                if not started and not self._running and not await self._reap():
                     return self.finished - finished
                 if self._stopping:
                     await self._shutdown()
@@ -338,8 +341,9 @@ class Worker:
         if not await self._advance(attempt, event) and attempt.task is not None:
             attempt.task.cancel()  # the work is someone else's now; stop spending on it
 
-    async def _reap(self) -> None:
-        """Give stalled jobs (expired leases) back to the retry policy, in one batch."""
+    async def _reap(self) -> int:
+        """Give stalled jobs (expired leases) back to the retry policy, in one batch; returns
+        how many it took."""
         now = self._clock()
         moves: list[tuple[int, jobs.Job, machine.Effects]] = []
         for job in await self.store.stalled(now, 100):
@@ -350,11 +354,14 @@ class Worker:
                     moves.append((jobs.version(job), stalled, done))
                 case Failure(_):
                     pass
+        taken = 0
         if moves:
             won = await self.store.compare_and_set_many([(v, job) for v, job, _ in moves])
             for (_, job, done), ok in zip(moves, won, strict=True):
                 if ok:
                     self._emit(done, job)
+                    taken += 1
+        return taken
 
     async def _shutdown(self) -> None:
         """Let running jobs finish within the grace period, then release the rest's leases."""
