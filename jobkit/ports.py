@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from jobkit import jobs, listing
+from returns.result import Result
+
+from jobkit import effects, errors, jobs, listing
+
+Progress = Callable[[int, int, str], Awaitable[None]]
+"""`progress(current, total, message)`: best-effort progress of the running attempt."""
 
 
 class JobStore(Protocol):
@@ -72,6 +77,15 @@ class BlobStore(Protocol):
 
     def url(self, key: str) -> str:
         """Where the blob lives (`file://…`, `gs://…`): stable, for the job's `resultUrl`."""
+
+
+class Analyzer(Protocol):
+    """Document analysis: the offline PDF reader locally, Gemini in production."""
+
+    async def analyze(
+        self, effect: effects.Analyze, progress: Progress
+    ) -> Result[effects.Analysis, errors.Error]:
+        """Perform `effect` (see `effects.Analyze` for the contract), reporting progress."""
 
 
 class BlobNotFound(LookupError):

@@ -11,12 +11,12 @@ from typing import Any, Self
 
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, events, jobs, pipeline, plugins, registry, submission
+from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, registry, submission
 from jobkit.local.blobs import FileBlobStore
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
-from jobkit.worker.interpreter import Performer, Performers
+from jobkit.worker.interpreter import Performers
 from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
 
 CHUNK = 1 << 20
@@ -26,8 +26,17 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def _no_analyzer(effect: effects.Analyze) -> Result[Any, errors.Error]:
-    return Failure(errors.permanent("unsupported", "no analyzer is configured for this runtime"))
+class NoAnalyzer:
+    """The default when none is given: `Analyze` fails permanently, saying why."""
+
+    async def analyze(
+        self, effect: effects.Analyze, progress: ports.Progress
+    ) -> Result[effects.Analysis, errors.Error]:
+        return Failure(errors.permanent("unsupported", "no analyzer is configured"))
+
+
+async def _ignore_progress(current: int, total: int, message: str) -> None:
+    return None
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -53,7 +62,7 @@ class Runtime:
         folder: str | Path,
         *,
         types: registry.Registry | None = None,
-        analyzer: Performer | None = None,
+        analyzer: ports.Analyzer | None = None,
         synchronous: Synchronous = "NORMAL",
         clock: Clock = utc_now,
     ) -> None:
@@ -62,11 +71,8 @@ class Runtime:
         self.types = types if types is not None else plugins.discover()
         self.store = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
         self.blobs = FileBlobStore(self.folder / "blobs")
-        self.analyzer: Performer = analyzer or _no_analyzer
-        self._performers: Performers = {
-            **blob_performers(self.blobs),
-            effects.Analyze: self.analyzer,
-        }
+        self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
+        self._blob_performers = blob_performers(self.blobs)
         self.clock = clock
         self._workers: list[Worker] = []
 
@@ -140,9 +146,14 @@ class Runtime:
         )
 
     def performers(self, attempt: Attempt) -> Performers:
-        """The same table for every attempt: blob effects on the folder, `Analyze` on the
-        analyzer."""
-        return self._performers
+        """Blob effects on the folder; `Analyze` on the analyzer, reporting this attempt's
+        progress."""
+        report = attempt.report or _ignore_progress
+
+        async def analyze(effect: effects.Analyze) -> Result[effects.Analysis, errors.Error]:
+            return await self.analyzer.analyze(effect, report)
+
+        return {**self._blob_performers, effects.Analyze: analyze}
 
     def worker(self, config: WorkerConfig | None = None, **options: Any) -> Worker:
         """A worker over this runtime; `run()` it in a task, or `drain()` it (burst mode)."""

@@ -62,6 +62,7 @@ class Attempt:
     claim: int
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
+    report: ports.Progress | None = None  # progress of this attempt, for performers
     lost: bool = False
     closed: bool = False  # its final event (succeeded, failed, released) is written
     last_progress: float = float("-inf")  # monotonic time may start near 0: report the first
@@ -207,6 +208,12 @@ class Worker:
 
     def _start(self, job: jobs.Job) -> None:
         attempt = Attempt(job=job, claim=jobs.claim(job))
+
+        async def report(current: int, total: int, message: str) -> None:
+            effect = effects.ReportProgress(current=current, total=total, message=message)
+            await self._progress(attempt, effect)
+
+        attempt.report = report
         self._running[jobs.id(job)] = attempt
         attempt.task = asyncio.create_task(self._attempt(attempt), name=f"job:{jobs.id(job)}")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from returns.result import Success
 
-from jobkit import effects, jobs, pipeline, plugins, registry, retry
+from jobkit import effects, jobs, pipeline, plugins, ports, registry, retry
 from jobkit.local import Runtime
 from jobkit.worker.process import run_until_signalled
 from jobkit.worker.worker import WorkerConfig
@@ -46,13 +46,16 @@ CONFIG = WorkerConfig(
 )
 
 
-async def sleep_analyzer(effect: effects.Analyze) -> Any:
-    await asyncio.sleep(float(effect.key.split("/")[1]))
-    return Success(effects.Analysis(model="sleep", output={}))
+class SleepAnalyzer:
+    """Analyses nothing: takes as long as the key says (`sleep/0.05`)."""
+
+    async def analyze(self, effect: effects.Analyze, progress: ports.Progress) -> Any:
+        await asyncio.sleep(float(effect.key.split("/")[1]))
+        return Success(effects.Analysis(model="sleep", output={}))
 
 
 async def main(folder: str) -> None:
-    async with Runtime(folder, types=TYPES, analyzer=sleep_analyzer) as runtime:
+    async with Runtime(folder, types=TYPES, analyzer=SleepAnalyzer()) as runtime:
         print("ready", flush=True)
         await run_until_signalled(runtime.worker(CONFIG))
 
