@@ -18,6 +18,9 @@ attempt: that is the fence working, and it is counted. Each worker also reaps
 stalled leases. At the horizon the workers shut down gracefully (release their
 leases, reap the rest) so no job is left `processing`; before it, the run stops
 as soon as no job is active and nothing is pending.
+
+The workers live in `jobkit.testing.actors`, the invariants in
+`jobkit.testing.invariants`.
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Success
 
-from jobkit import effects, errors, events, instants, jobs, machine, pipeline, submission
-from jobkit.status import ACTIVE, COMPLETED, FAILED, PENDING, PROCESSING, Status, targets
-from jobkit.testing import faults
+from jobkit import errors, events, instants, jobs, machine, pipeline, submission
+from jobkit.status import ACTIVE, FAILED, PROCESSING, Status
+from jobkit.testing import actors, faults
 from jobkit.testing.clock import VirtualClock
+from jobkit.testing.invariants import check
 from jobkit.testing.memory import MemoryJobStore
+
+# `check` lives in `invariants` and is re-exported here, where its callers look for it.
+__all__ = ["QUEUES", "START", "Report", "SimConfig", "Write", "check", "simulate"]
 
 START = instants.from_epoch(1_800_000_000)
 QUEUES = ("default", "bulk", "urgent")
@@ -119,24 +126,11 @@ class Report:
     ended_at: datetime
 
 
-class _Worker:
-    __slots__ = ("alive", "blocked", "claim", "epoch", "gen", "id", "job")
-
-    def __init__(self, worker_id: str) -> None:
-        self.id = worker_id
-        self.alive = True
-        self.blocked = False  # in a slow call: no heartbeats, no reaping
-        self.epoch = 0  # bumped whenever an attempt starts or ends: stale timers see it
-        self.job: jobs.Job | None = None  # our copy, as last written
-        self.claim = 0
-        self.gen: pipeline.Pipeline | None = None
-
-
 Action = Callable[..., None]
 
 
-class _Run:
-    """The mutable state of one simulation; `simulate` is its only user."""
+class Run:
+    """The mutable state of one simulation; `simulate` and its workers are its only users."""
 
     def __init__(self, config: SimConfig, store: MemoryJobStore) -> None:
         self.config = config
@@ -158,7 +152,7 @@ class _Run:
         self.manual: Counter[str] = Counter()
         self.active = self.processing = self.blocked = self.pending = 0
         self.draining = False
-        self.workers: list[_Worker] = []
+        self.workers: list[actors.Worker] = []
 
     # -- the loop ------------------------------------------------------------------
 
@@ -314,256 +308,23 @@ class _Run:
     # -- workers -------------------------------------------------------------------
 
     def spawn(self) -> None:
-        worker = _Worker(f"w{len(self.workers)}")
+        worker = actors.Worker(self, f"w{len(self.workers)}")
         self.workers.append(worker)
         self.counters["workers_started"] += 1
-        self.later(self.rng.uniform(0.0, 1.0), self.poll, worker)
-        self.later(self.rng.uniform(0.0, self.config.reap_every), self.reap, worker)
-
-    def poll(self, w: _Worker) -> None:
-        if not w.alive or w.job is not None or self.draining:
-            return
-        found = self.store.claimable_now(self.now(), None, 1)
-        if found:
-            self.later(self.latency(), self.claim, w, found[0])
-            return
-        sleep = self.config.poll_seconds
-        due = self.next_due()
-        if due is not None:
-            sleep = min(sleep, instants.seconds_between(self.now(), due))
-        self.later(max(sleep, 0.001) + self.latency(), self.poll, w)
-
-    def next_due(self) -> datetime | None:
-        """The earliest pending runAt (all in the future, as nothing was claimable)."""
-        if isinstance(self.store, faults.IndexedStore):
-            return self.store.next_due_now()
-        pending = (job for job in self.store.all() if jobs.status_or_none(job) == PENDING)
-        return min(map(jobs.run_at, pending), default=None)
-
-    def claim(self, w: _Worker, seen: jobs.Job) -> None:
-        if not w.alive or self.draining:
-            return
-        claimed = events.Claimed(worker=w.id, lease_seconds=self.config.lease_seconds)
-        match self.step(seen, claimed):
-            case Success((job, _)) if self.commit(seen, job, claimed.kind, w.id):
-                self.counters["claims"] += 1
-                self.start(w, job)
-                return
-            case Success(_):
-                self.counters["claim_races_lost"] += 1
-            case Failure(_):
-                self.counters["claims_refused"] += 1
-        self.poll(w)
-
-    def start(self, w: _Worker, job: jobs.Job) -> None:
-        w.job, w.claim, w.epoch = job, jobs.claim(job), w.epoch + 1
-        w.gen = self.types.types[jobs.type_name(job)].pipeline(job, w.claim)
-        self.later(self.config.heartbeat_every, self.heartbeat, w, w.epoch)
-        self.advance(w, None)
-
-    def advance(self, w: _Worker, value: Any) -> None:
-        """Send `value` into the pipeline and stand at the next effect boundary."""
-        assert w.gen is not None
-        try:
-            effect = w.gen.send(value)
-        except StopIteration as stop:
-            self.finish(w, stop.value)
-            return
-        fault = faults.draw(self.rng, self.config.fault_rate, self.config.fault_weights)
-        if fault is faults.Fault.CRASH:
-            self.crash(w)
-            return
-        if fault is faults.Fault.SLOW:
-            self.counters["overruns"] += 1
-            w.blocked = True
-            self.blocked += 1
-            seconds = self.config.lease_seconds * self.rng.uniform(*self.config.slow_leases)
-        elif isinstance(effect, effects.ReportProgress):
-            seconds = self.latency()
-        else:
-            seconds = faults.duration(self.rng, effect, self.config.effect_seconds)
-        self.later(seconds, self.effect_done, w, w.epoch, effect, fault)
-
-    def effect_done(
-        self, w: _Worker, epoch: int, effect: effects.PipelineEffect, fault: faults.Fault | None
-    ) -> None:
-        if not w.alive or w.epoch != epoch or w.job is None or w.gen is None:
-            return
-        if w.blocked:
-            w.blocked = False
-            self.blocked -= 1
-            if not self.wake(w):
-                return
-        if isinstance(effect, effects.ReportProgress):
-            if fault in (faults.Fault.TRANSIENT, faults.Fault.PERMANENT):
-                self.counters["progress_reports_lost"] += 1  # best effort, by contract
-                self.advance(w, None)
-                return
-            report = events.ProgressReported(
-                worker=w.id,
-                claim=w.claim,
-                current=effect.current,
-                total=effect.total,
-                message=effect.message,
-            )
-            if self.write(w, report):
-                self.advance(w, None)
-            return
-        result: faults.Performed
-        if fault in (faults.Fault.TRANSIENT, faults.Fault.PERMANENT):
-            self.counters[fault.value] += 1
-            result = Failure(faults.injected_error(fault, effect))
-        else:
-            result = self.world.perform(effect)
-        match result:
-            case Success(value):
-                self.advance(w, value)
-            case Failure(err):
-                w.gen.close()
-                self.finish(w, Failure(err))
-
-    def wake(self, w: _Worker) -> bool:
-        """Back from a call slower than the lease: say so with a heartbeat, which is refused
-        when the lease was reaped meanwhile. True when the attempt may go on."""
-        assert w.job is not None
-        lease_end = jobs.lease_expires_at(w.job)
-        job_id, claim = jobs.id(w.job), w.claim
-        beat = events.Heartbeat(worker=w.id, claim=claim, lease_seconds=self.config.lease_seconds)
-        if self.write(w, beat):
-            self.counters["overruns_revived"] += 1  # nobody reaped it in time: the lease lives
-            if self.draining:
-                self.release(w)
-                return False
-            return True
-        self.counters["overruns_reaped"] += 1
-        self.losses.add((job_id, claim))
-        if lease_end is None or lease_end > self.now():
-            self.anomalies.append(f"{w.id} lost {job_id} claim {claim} before its lease ran out")
-        return False
-
-    def heartbeat(self, w: _Worker, epoch: int) -> None:
-        if not w.alive or w.epoch != epoch or w.job is None:
-            return
-        if not w.blocked:
-            beat = events.Heartbeat(
-                worker=w.id, claim=w.claim, lease_seconds=self.config.lease_seconds
-            )
-            if not self.write(w, beat):
-                return
-            self.counters["heartbeats"] += 1
-        self.later(self.config.heartbeat_every, self.heartbeat, w, epoch)
-
-    def finish(self, w: _Worker, outcome: pipeline.Outcome) -> None:
-        event: events.Event
-        match outcome:
-            case Success(done):
-                event = events.AttemptSucceeded(
-                    worker=w.id, claim=w.claim, result=done.result, result_url=done.result_url
-                )
-            case Failure(err):
-                sample = self.rng.random()
-                event = events.AttemptFailed(
-                    worker=w.id, claim=w.claim, error=err, policy=self.policy, sample=sample
-                )
-            case _:
-                raise errors.JobkitError(f"the pipeline returned {outcome!r}, not a Result")
-        if self.write(w, event):
-            self.counters[f"attempts_{event.kind}"] += 1
-            self.end_attempt(w)
-
-    def write(self, w: _Worker, event: events.Event) -> bool:
-        """Step our copy and compare-and-set it; on a loss, abandon the attempt."""
-        assert w.job is not None
-        match self.step(w.job, event):
-            case Success((job, _)) if self.commit(w.job, job, event.kind, w.id):
-                w.job = job
-                return True
-            case Success(_):
-                self.counters["stale_writes_refused"] += 1
-                self.explain(w, event)
-            case Failure(refusal):
-                self.counters["stale_steps_refused"] += 1
-                self.anomalies.append(f"{w.id} could not step its own copy: {refusal}")
-        self.counters["attempts_abandoned"] += 1
-        self.end_attempt(w)
-        return False
-
-    def explain(self, w: _Worker, event: events.Event) -> None:
-        """Why a write lost: the machine must refuse it on the store's copy too."""
-        assert w.job is not None
-        current = self.store.get_now(jobs.id(w.job))
-        if current is None:
-            self.anomalies.append(f"job {jobs.id(w.job)} vanished from the store")
-            return
-        match self.step(current, event):
-            case Failure(refusal):
-                self.counters[f"fenced_{refusal.code}"] += 1
-            case Success(_):
-                self.anomalies.append(
-                    f"{w.id} lost a {event.kind} write on {jobs.id(w.job)} claim {w.claim} "
-                    "although the store still gives it the lease"
-                )
-
-    def end_attempt(self, w: _Worker) -> None:
-        if w.gen is not None:
-            w.gen.close()
-        w.job, w.gen, w.epoch = None, None, w.epoch + 1
-        if not self.draining:
-            self.later(0.0, self.poll, w)
-
-    def crash(self, w: _Worker) -> None:
-        assert w.job is not None
-        self.counters["crashes"] += 1
-        stored = self.store.get_now(jobs.id(w.job))
-        if (
-            stored is not None
-            and jobs.lease_owner(stored) == w.id
-            and jobs.claim(stored) == w.claim
-        ):
-            self.counters["crashes_holding_lease"] += 1
-            self.losses.add((jobs.id(w.job), w.claim))
-        if w.gen is not None:
-            w.gen.close()
-        w.alive, w.job, w.gen = False, None, None
-        self.later(self.config.restart_seconds * self.rng.uniform(0.5, 1.5), self.spawn)
-
-    def reap(self, w: _Worker) -> None:
-        if not w.alive:
-            return
-        if not w.blocked:
-            for seen in self.store.stalled_now(self.now(), 10):
-                self.later(self.latency(), self.expire, w, seen)
-        self.later(self.config.reap_every, self.reap, w)
-
-    def expire(self, w: _Worker, seen: jobs.Job) -> None:
-        if not w.alive or w.blocked:
-            return
-        expired = events.LeaseExpired(policy=self.policy, sample=self.rng.random())
-        match self.step(seen, expired):
-            case Success((job, _)) if self.commit(seen, job, expired.kind, f"reaper:{w.id}"):
-                self.counters["stalls"] += 1
-            case Success(_):
-                self.counters["reaper_races_lost"] += 1
-            case Failure(_):
-                self.counters["reaps_refused"] += 1
-
-    def release(self, w: _Worker) -> None:
-        assert w.job is not None
-        if self.write(w, events.LeaseReleased(worker=w.id, claim=w.claim)):
-            self.counters["released"] += 1
-            self.end_attempt(w)
+        self.later(self.rng.uniform(0.0, 1.0), worker.poll)
+        self.later(self.rng.uniform(0.0, self.config.reap_every), worker.reap)
 
     def shutdown(self) -> None:
         """The horizon: stop claiming, hand running jobs back; blocked workers do it on waking."""
         self.draining = True
         for w in self.workers:
             if w.alive and w.job is not None and not w.blocked:
-                self.release(w)
+                w.release()
 
 
 def simulate(config: SimConfig, *, store: MemoryJobStore | None = None) -> Report:
     """Run `config` to quiescence or to its horizon; `store` (empty) replaces the indexed one."""
-    run = _Run(config, faults.IndexedStore() if store is None else store)
+    run = Run(config, faults.IndexedStore() if store is None else store)
     for index in range(config.jobs):
         run.pending += 1
         run.at(run.rng.uniform(0.0, config.submit_seconds), run.submit, index)
@@ -583,106 +344,3 @@ def simulate(config: SimConfig, *, store: MemoryJobStore | None = None) -> Repor
         stopped=stopped,
         ended_at=run.now(),
     )
-
-
-# -- invariants -----------------------------------------------------------------------
-
-
-def check(report: Report) -> list[str]:
-    """Every invariant the run violated, one line each; empty when all hold.
-
-    - Every job is terminal. `pending` is legitimate only when the run was cut at the
-      horizon (not due yet, backlogged, or released by the shutdown); `processing` never.
-    - Per job the write log is a chain: each write expected the version the one before
-      made and made exactly one more, and the store holds the last. So a stale copy
-      never overwrote a newer one.
-    - Every logged move is in `status.TRANSITIONS`; attempts never exceed maxAttempts;
-      the logged claims are the history's entries; `released` only at the shutdown.
-    - No job completed twice, or after it was cancelled.
-    - A completed job has one succeeded attempt; its claim names the resultKey, the
-      resultUrl points at that key, and that claim wrote the blob.
-    - The `stalled` history entries are exactly the injected lease losses, by (job,
-      claim): crashes while holding a lease, and slow calls whose worker woke to find
-      its lease reaped.
-    - The simulator saw no anomaly (such as a write lost while the store still gave
-      the writer its lease).
-    """
-    problems = [f"anomaly: {text}" for text in report.anomalies]
-    log: dict[str, list[Write]] = {}
-    for write in report.writes:
-        log.setdefault(write.job_id, []).append(write)
-    problems += [f"{job_id}: written but not in the store" for job_id in log.keys() - report.jobs]
-    for job_id, job in sorted(report.jobs.items()):
-        problems += [f"{job_id}: {p}" for p in _check_job(report, job, log.get(job_id, []))]
-    stalled = {
-        (job_id, int(entry["attempt"]))
-        for job_id, job in report.jobs.items()
-        for entry in jobs.history(job)
-        if entry.get("outcome") == jobs.STALLED
-    }
-    if stalled != report.lease_losses:
-        problems.append(
-            f"{len(stalled)} stalled attempts but {len(report.lease_losses)} injected lease losses;"
-            f" stalls nobody caused: {sorted(stalled - report.lease_losses)[:5]};"
-            f" losses never reaped: {sorted(report.lease_losses - stalled)[:5]}"
-        )
-    return problems
-
-
-def _check_job(report: Report, job: jobs.Job, log: list[Write]) -> list[str]:
-    problems: list[str] = []
-    state = jobs.status(job)
-    if state == PROCESSING:
-        problems.append(f"still processing when the run {report.stopped}")
-    elif state == PENDING and report.stopped != "horizon":
-        problems.append("pending although the run went on until nothing was active")
-    version, cancelled = 0, False
-    for write in log:
-        if (write.expected, write.version) != (version, version + 1):
-            problems.append(
-                f"{write.kind} by {write.actor} wrote v{write.expected}->v{write.version} over"
-                f" v{version}: a stale copy overwrote a newer one"
-            )
-        version = write.version
-        source = None if write.source is None else Status(write.source)
-        if Status(write.target) not in targets(source, write.kind):
-            problems.append(
-                f"{write.kind} moved {write.source} to {write.target}: not in the table"
-            )
-        if write.attempts > jobs.max_attempts(job):
-            problems.append(
-                f"{write.attempts} attempts exceed maxAttempts {jobs.max_attempts(job)}"
-            )
-        if cancelled and write.target == COMPLETED:
-            problems.append(f"completed by {write.actor} after it was cancelled")
-        cancelled = cancelled or write.target == "cancelled"
-    if jobs.version(job) != version:
-        problems.append(f"stored v{jobs.version(job)} but the last logged write made v{version}")
-    if sum(write.kind == "succeeded" for write in log) > 1:
-        problems.append("completed more than once")
-    if sum(write.kind == "claimed" for write in log) != jobs.claim(job):
-        problems.append("the claims in the write log do not match the history")
-    history = jobs.history(job)
-    if report.stopped != "horizon" and any(e.get("outcome") == jobs.RELEASED for e in history):
-        problems.append("released although the workers never shut down")
-    won = [entry for entry in history if entry.get("outcome") == jobs.SUCCEEDED]
-    if state != COMPLETED:
-        return problems + (["has a succeeded attempt but is not completed"] if won else [])
-    if len(won) != 1:
-        return [*problems, f"completed with {len(won)} succeeded attempts"]
-    return problems + _check_result(report, job, int(won[0]["attempt"]), won[0].get("resultKey"))
-
-
-def _check_result(report: Report, job: jobs.Job, claim: int, entry_key: Any) -> list[str]:
-    """The result document was written by the attempt that succeeded, and nowhere else."""
-    key = pipeline.result_key(job, claim)
-    result = jobs.result(job)
-    problems = []
-    if result is None or result.get("resultKey") != key or entry_key != key:
-        problems.append(f"result key {entry_key!r} is not the succeeded claim {claim}'s {key!r}")
-    if jobs.result_url(job) != faults.blob_url(key):
-        problems.append(f"resultUrl {jobs.result_url(job)!r} does not point at {key!r}")
-    data = report.blobs.get(key)
-    if data is None or faults.written_by(data) != (jobs.id(job), claim):
-        problems.append(f"blob {key!r} was not written by claim {claim}")
-    return problems

@@ -131,7 +131,7 @@ def test_sigkilled_workers_lose_nothing_and_complete_nothing_twice(tmp_path: Pat
     stalls = 0
     for job in found:
         entries = jobs.history(job)
-        outcomes = [entry.get("outcome") for entry in entries]
+        outcomes = [jobs.entry_outcome(entry) for entry in entries]
         assert jobs.status(job) == "completed", (seed, jobs.to_document(job))
         assert outcomes.count("succeeded") == 1
         assert outcomes[-1] == "succeeded"
@@ -139,14 +139,14 @@ def test_sigkilled_workers_lose_nothing_and_complete_nothing_twice(tmp_path: Pat
         result = jobs.result(job)
         assert result is not None
         key = result["resultKey"]
-        assert winner["resultKey"] == key
+        assert jobs.entry_result_key(winner) == key
         written = json.loads((tmp_path / "blobs" / key).read_bytes())
-        assert written == {"jobId": jobs.id(job), "attempt": winner["attempt"]}
+        assert written == {"jobId": jobs.id(job), "attempt": jobs.entry_attempt(winner)}
         assert jobs.attempts(job) == sum(o in {"succeeded", "failed", "stalled"} for o in outcomes)
         for entry in entries:
-            if entry.get("outcome") == "stalled":
+            if jobs.entry_outcome(entry) == "stalled":
                 stalls += 1
-                assert pid_of(entry["worker"]) in killed, "only killed workers stall"
+                assert pid_of(jobs.entry_worker(entry)) in killed, "only killed workers stall"
     assert killed
     assert stalls > 0, "kills during work are recorded as stalls"
 
@@ -167,9 +167,9 @@ def test_sigterm_finishes_or_releases_running_jobs(tmp_path: Path) -> None:
         assert jobs.status(job) == "pending"
         assert jobs.lease_owner(job) is None
         assert jobs.attempts(job) == 0
-        assert jobs.history(job)[-1]["outcome"] == "released"
+        assert jobs.entry_outcome(jobs.history(job)[-1]) == "released"
     for job in after_stop:
-        assert "stalled" not in [e.get("outcome") for e in jobs.history(job)]
+        assert "stalled" not in [jobs.entry_outcome(e) for e in jobs.history(job)]
         if float(jobs.params(job)["seconds"]) == 0.3:  # finished within the grace period
             assert jobs.status(job) == "completed"
     assert all(jobs.status(j) != "processing" for j in after_stop)
