@@ -44,6 +44,7 @@ FIELDS: tuple[str, ...] = (
     "createdAt",
     "updatedAt",
     "metadata",
+    "idempotency",
 )
 
 # Outcomes of one attempt, as recorded in its history entry.
@@ -209,6 +210,12 @@ def entry_next_run_at(entry: Entry) -> datetime | None:
 
 def entry_result_key(entry: Entry) -> str | None:
     value: str | None = entry.get("resultKey")
+    return value
+
+
+def idempotency(job: Job) -> PMap[str, Any] | None:
+    """`{"key", "fingerprint"}` when submitted with an `Idempotency-Key`, else None."""
+    value: PMap[str, Any] | None = job["idempotency"]
     return value
 
 
@@ -399,7 +406,7 @@ def to_document(job: Job) -> dict[str, Any]:
     return doc
 
 
-_NESTED = ("params", "input", "result", "metadata", "progress")
+_NESTED = ("params", "input", "result", "metadata", "progress", "idempotency")
 
 
 def from_document(doc: Mapping[str, Any]) -> Job:
@@ -458,6 +465,7 @@ def draft(
     metadata: Mapping[str, Any],
     input: Mapping[str, Any] | None,  # noqa: A002 - the JSON name
     now: datetime,
+    idempotency: Mapping[str, str] | None = None,
 ) -> Job:
     """A job not yet submitted (no status, version 0); `Submitted` makes it pending."""
     job: Job = _frozen.freeze(
@@ -483,6 +491,7 @@ def draft(
             "createdAt": now,
             "updatedAt": now,
             "metadata": metadata,
+            "idempotency": idempotency,
         }
     )
     return job.set("history", pvector())

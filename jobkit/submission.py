@@ -130,6 +130,7 @@ def new_job(
     now: datetime,
     input: Mapping[str, Any] | None = None,  # noqa: A002 - the JSON name
     accepted: frozenset[str] = ACCEPTED,
+    idempotency: Mapping[str, str] | None = None,
 ) -> Result[jobs.Job, errors.Invalid]:
     """Validate a submission; every problem found is reported, not just the first.
 
@@ -189,5 +190,6 @@ def new_job(
             metadata=metadata,
             input=input,
             now=now,
+            idempotency=idempotency,
         )
     )
