@@ -64,9 +64,10 @@ class DeleteBlob:
 class Analyze:
     """Analyse the document at blob `key` with `instructions`, answering as JSON that
     fits `schema` when one is given. Returns an `Analysis`. May report progress on its
-    own (page by page) through the worker. A corrupt or encrypted document: `Failure`
-    code `corrupt_document`, not retryable; an overloaded model: `rate_limited` or
-    `unavailable`, retryable. Idempotent: it only reads."""
+    own (page by page) through the worker. Not retryable: `corrupt_document`,
+    `encrypted_document`, `too_many_pages`, `not_found` (no such blob); retryable: an
+    overloaded or unreachable model, `rate_limited` or `unavailable`. Idempotent: it
+    only reads."""
 
     key: str
     content_type: str

@@ -110,7 +110,16 @@ DEFAULT_CLASSIFIER = Classifier(
     transient=frozenset(
         {"lease_expired", "timeout", "rate_limited", "unavailable", "circuit_open"}
     ),
-    permanent=frozenset({"invalid_input", "not_found", "unsupported", "corrupt_document"}),
+    permanent=frozenset(
+        {
+            "invalid_input",
+            "not_found",
+            "unsupported",
+            "corrupt_document",
+            "encrypted_document",
+            "too_many_pages",
+        }
+    ),
 )
 
 

@@ -59,8 +59,16 @@ class JobStore(Protocol):
 class BlobStore(Protocol):
     """Files: uploaded documents and result documents, addressed by validated keys."""
 
-    async def put(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
-        """Write atomically from a stream; returns the size in bytes."""
+    async def put(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Write atomically from a stream; returns the size in bytes. Past `max_bytes` it
+        stops reading, writes nothing and raises `BlobTooLarge`."""
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
 
@@ -86,6 +94,15 @@ class Analyzer(Protocol):
         self, effect: effects.Analyze, progress: Progress
     ) -> Result[effects.Analysis, errors.Error]:
         """Perform `effect` (see `effects.Analyze` for the contract), reporting progress."""
+
+
+class BlobTooLarge(ValueError):
+    """A `put` stream went past its `max_bytes`; nothing was written."""
+
+    def __init__(self, key: str, max_bytes: int) -> None:
+        super().__init__(f"blob {key!r} is larger than the limit of {max_bytes} bytes")
+        self.key = key
+        self.max_bytes = max_bytes
 
 
 class BlobNotFound(LookupError):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from jobkit import ports
+from jobkit.ports import BlobTooLarge
 
 __all__ = ["DEFAULT_CONTENT_TYPE", "BlobTooLarge", "FileBlobStore", "check_key"]
 
@@ -24,15 +25,6 @@ MAX_KEY_LENGTH = 1024
 # No segment may start with a dot, so no key can name a temp file or a sidecar (both hidden);
 # 200 characters leaves room for their affixes under the usual 255-byte file name limit.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
-
-
-class BlobTooLarge(ValueError):
-    """A `put` stream went past its `max_bytes`; nothing was written."""
-
-    def __init__(self, key: str, max_bytes: int) -> None:
-        super().__init__(f"blob {key!r} is larger than the limit of {max_bytes} bytes")
-        self.key = key
-        self.max_bytes = max_bytes
 
 
 def check_key(key: str) -> None:

@@ -30,13 +30,20 @@ Refused = errors.JobError | NotFound
 
 
 async def submit(store: ports.JobStore, draft: jobs.Job, now: datetime) -> jobs.Job:
-    """Store a validated draft as a pending job."""
+    """Store a validated draft as a pending job; its id must be new."""
+    job = await submit_new(store, draft, now)
+    if job is None:
+        raise errors.JobkitError(f"job id {jobs.id(draft)} already exists")
+    return job
+
+
+async def submit_new(store: ports.JobStore, draft: jobs.Job, now: datetime) -> jobs.Job | None:
+    """Store a validated draft as a pending job; None when a job with its id exists (an
+    idempotent submission that lost the race to its twin)."""
     match machine.step(draft, events.Submitted(), now):
         case Success((submitted, _)):
             job: jobs.Job = submitted
-            if not await store.insert(job):
-                raise errors.JobkitError(f"job id {jobs.id(job)} already exists")
-            return job
+            return job if await store.insert(job) else None
         case Failure(refusal):
             raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
     raise AssertionError("unreachable")

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from returns.result import Failure, Success
+from returns.result import Failure, Result, Success
 
-from jobkit import breaker, errors, ratelimit
+from jobkit import breaker, effects, errors, ports, ratelimit
 from jobkit.worker.interpreter import Performer
 
 Clock = Callable[[], datetime]
@@ -123,3 +123,40 @@ def observed(perform: Performer, observer: Observer) -> Performer:
             observer(type(effect).__name__, time.perf_counter() - started, ok)
 
     return wrapped
+
+
+class GuardedAnalyzer:
+    """Any `ports.Analyzer` behind the process-wide rate limiter, circuit breaker and timing.
+
+    Composed in one place (the service's composition root), so every analyzer —
+    offline or Gemini — gets the same protection without knowing about it.
+    """
+
+    def __init__(
+        self,
+        analyzer: ports.Analyzer,
+        *,
+        limiter: RateLimiter | None = None,
+        breaker: Breaker | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        self.limiter = limiter
+        self.breaker = breaker
+        self.observer = observer
+
+    async def analyze(
+        self, effect: effects.Analyze, progress: ports.Progress
+    ) -> Result[effects.Analysis, errors.Error]:
+        async def call(e: Any) -> Any:
+            return await self.analyzer.analyze(e, progress)
+
+        perform: Performer = call
+        if self.breaker is not None:
+            perform = circuit_broken(perform, self.breaker)
+        if self.limiter is not None:
+            perform = rate_limited(perform, self.limiter)
+        if self.observer is not None:
+            perform = observed(perform, self.observer)
+        answer: Result[effects.Analysis, errors.Error] = await perform(effect)
+        return answer

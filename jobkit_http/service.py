@@ -1,0 +1,101 @@
+"""The service's state for one process: runtime, settings, auth, and the waits of pollers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Protocol
+
+from jobkit import jobs, ports, registry
+from jobkit.worker.worker import Worker
+from jobkit_http.problems import Problem
+from jobkit_http.settings import Settings
+
+POLL_SECONDS = 0.2
+
+
+class Backend(Protocol):
+    """What the API needs of a runtime: the embedded one (`jobkit.local.Runtime`) or GCP's."""
+
+    @property
+    def store(self) -> ports.JobStore: ...
+
+    @property
+    def blobs(self) -> ports.BlobStore: ...
+
+    @property
+    def types(self) -> registry.Registry: ...
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, authorization: str | None): ...  # type: ignore[no-untyped-def]
+
+
+class Service:
+    def __init__(
+        self,
+        *,
+        runtime: Backend,
+        settings: Settings,
+        authenticator: Authenticator,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.authenticator = authenticator
+        self.clock = clock
+        self.workers: list[Worker] = []
+        self._in_flight: set[tuple[str, str]] = set()
+        self._changed: dict[str, asyncio.Event] = {}
+
+    @contextlib.asynccontextmanager
+    async def in_flight(self, user: str, key: str | None) -> AsyncIterator[None]:
+        """While a request with this Idempotency-Key runs, its twin gets a `409`."""
+        if key is None:
+            yield
+            return
+        if (user, key) in self._in_flight:
+            raise Problem(409, "conflict", "a request with this Idempotency-Key is in progress")
+        self._in_flight.add((user, key))
+        try:
+            yield
+        finally:
+            self._in_flight.discard((user, key))
+
+    def submitted(self, job: jobs.Job) -> None:
+        """A job became due in this process: wake the workers instead of waiting for a poll."""
+        for worker in self.workers:
+            worker.wake()
+
+    def changed(self, job_id: str) -> None:
+        """A worker in this process moved a job: wake its long-pollers now."""
+        event = self._changed.get(job_id)
+        if event is not None:
+            event.set()
+
+    async def wait_for_change(self, job: jobs.Job, since: str, seconds: float) -> jobs.Job:
+        """The job once its ETag differs from `since`, or as it is after `seconds`.
+
+        Polls the store (other processes may move the job) and wakes early on
+        changes made in this process.
+        """
+        job_id = jobs.id(job)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        event = self._changed.setdefault(job_id, asyncio.Event())
+        try:
+            while f'"v{jobs.version(job)}"' in since and loop.time() < deadline:
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(POLL_SECONDS, deadline - loop.time())):
+                        await event.wait()
+                latest = await self.runtime.store.get(job_id)
+                if latest is None:
+                    break
+                job = latest
+        finally:
+            if not event.is_set():
+                self._changed.pop(job_id, None)
+        return job

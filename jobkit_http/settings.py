@@ -1,0 +1,282 @@
+"""Settings: one frozen value read from `JOBKIT_*` environment variables once, at start-up."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from jobkit import errors
+
+T = TypeVar("T")
+AuthMode = Literal["local", "entra"]
+LogFormat = Literal["json", "text"]
+
+
+@attrs.frozen(kw_only=True)
+class Setting:
+    """One environment variable: its name, default, meaning (for the README table)."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    data: Path = Path("jobkit-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    url: str = "http://127.0.0.1:8000"
+    token: str | None = None
+    auth: AuthMode = "local"
+    entra_tenant_id: str | None = None
+    entra_audience: str | None = None
+    entra_scope: str | None = "Jobs.ReadWrite"
+    entra_role: str | None = None
+    entra_allow_v1: bool = False
+    entra_metadata_url: str | None = None
+    max_upload_bytes: int = 50 * 1024 * 1024
+    concurrency: int = 4
+    lease_seconds: float = 30.0
+    grace_seconds: float = 8.0
+    queues: frozenset[str] | None = None
+    worker: bool = True
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    analyze_per_minute: float = 60.0
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 30.0
+    long_poll_max_seconds: float = 30.0
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        name="JOBKIT_DATA",
+        default="./jobkit-data",
+        meaning="folder of the embedded default: `jobs.db`, `blobs/`, the local signing key",
+    ),
+    Setting(name="JOBKIT_HOST", default="127.0.0.1", meaning="address `jobkit serve` listens on"),
+    Setting(name="JOBKIT_PORT", default="8000", meaning="port `jobkit serve` listens on"),
+    Setting(
+        name="JOBKIT_URL",
+        default="http://127.0.0.1:8000",
+        meaning="the service the CLI's `submit`, `status` and `jobs` talk to",
+    ),
+    Setting(
+        name="JOBKIT_TOKEN",
+        default="(none)",
+        meaning="bearer token the CLI sends; `jobkit token` prints one in local mode",
+    ),
+    Setting(
+        name="JOBKIT_AUTH",
+        default="local",
+        meaning="`local` (a key pair in the data folder) or `entra` (Entra ID tokens)",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_TENANT_ID",
+        default="(none)",
+        meaning="Entra tenant id; required with `JOBKIT_AUTH=entra`",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_AUDIENCE",
+        default="(none)",
+        meaning="the API's application id URI or client id (`aud`); required with `entra`",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_SCOPE",
+        default="Jobs.ReadWrite",
+        meaning="delegated scope (`scp`) a user token must carry; empty to require a role instead",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_ROLE",
+        default="(none)",
+        meaning="app role (`roles`) accepted instead of the scope, for daemon clients",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_ALLOW_V1",
+        default="false",
+        meaning="also accept v1.0 tokens (`sts.windows.net` issuer)",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_METADATA_URL",
+        default="(tenant's v2.0 OpenID metadata)",
+        meaning="OpenID metadata URL override (tests, sovereign clouds)",
+    ),
+    Setting(
+        name="JOBKIT_MAX_UPLOAD_BYTES",
+        default="52428800",
+        meaning="largest PDF upload accepted (`413` above)",
+    ),
+    Setting(name="JOBKIT_CONCURRENCY", default="4", meaning="jobs one worker process runs at once"),
+    Setting(
+        name="JOBKIT_LEASE_SECONDS",
+        default="30",
+        meaning="a claim's lease; heartbeats renew it every third of it",
+    ),
+    Setting(
+        name="JOBKIT_GRACE_SECONDS",
+        default="8",
+        meaning="on SIGTERM, how long running jobs may finish before their leases are released",
+    ),
+    Setting(
+        name="JOBKIT_QUEUES",
+        default="(all)",
+        meaning="comma-separated queues this worker takes jobs from",
+    ),
+    Setting(
+        name="JOBKIT_WORKER",
+        default="true",
+        meaning="`serve` also runs a worker in the API process",
+    ),
+    Setting(
+        name="JOBKIT_SQLITE_SYNCHRONOUS",
+        default="NORMAL",
+        meaning="SQLite durability: `NORMAL` (may lose the last commits on power loss) or `FULL`",
+    ),
+    Setting(
+        name="JOBKIT_ANALYZE_PER_MINUTE",
+        default="60",
+        meaning="rate limit on analyzer calls per process (token bucket)",
+    ),
+    Setting(
+        name="JOBKIT_BREAKER_FAILURES",
+        default="5",
+        meaning="consecutive transient analyzer failures that open the circuit breaker",
+    ),
+    Setting(
+        name="JOBKIT_BREAKER_COOLDOWN_SECONDS",
+        default="30",
+        meaning="how long an open breaker waits before a trial call",
+    ),
+    Setting(
+        name="JOBKIT_LONG_POLL_MAX_SECONDS",
+        default="30",
+        meaning="longest `?wait=` on the status endpoint",
+    ),
+    Setting(
+        name="JOBKIT_LOG_LEVEL", default="INFO", meaning="`DEBUG`, `INFO`, `WARNING` or `ERROR`"
+    ),
+    Setting(
+        name="JOBKIT_LOG_FORMAT", default="json", meaning="`json` (one object per line) or `text`"
+    ),
+)
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _integer(value: str) -> int:
+    return int(value)
+
+
+def _number(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _queues(value: str) -> frozenset[str] | None:
+    names = frozenset(part.strip() for part in value.split(",") if part.strip())
+    return names or None
+
+
+def _optional(value: str) -> str | None:
+    return value or None
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "JOBKIT_DATA": ("data", Path),
+    "JOBKIT_HOST": ("host", _text),
+    "JOBKIT_PORT": ("port", _integer),
+    "JOBKIT_URL": ("url", _text),
+    "JOBKIT_TOKEN": ("token", _optional),
+    "JOBKIT_AUTH": ("auth", _choice("local", "entra")),
+    "JOBKIT_ENTRA_TENANT_ID": ("entra_tenant_id", _optional),
+    "JOBKIT_ENTRA_AUDIENCE": ("entra_audience", _optional),
+    "JOBKIT_ENTRA_SCOPE": ("entra_scope", _optional),
+    "JOBKIT_ENTRA_ROLE": ("entra_role", _optional),
+    "JOBKIT_ENTRA_ALLOW_V1": ("entra_allow_v1", _boolean),
+    "JOBKIT_ENTRA_METADATA_URL": ("entra_metadata_url", _optional),
+    "JOBKIT_MAX_UPLOAD_BYTES": ("max_upload_bytes", _integer),
+    "JOBKIT_CONCURRENCY": ("concurrency", _integer),
+    "JOBKIT_LEASE_SECONDS": ("lease_seconds", _number),
+    "JOBKIT_GRACE_SECONDS": ("grace_seconds", _number),
+    "JOBKIT_QUEUES": ("queues", _queues),
+    "JOBKIT_WORKER": ("worker", _boolean),
+    "JOBKIT_SQLITE_SYNCHRONOUS": ("sqlite_synchronous", _choice("NORMAL", "FULL")),
+    "JOBKIT_ANALYZE_PER_MINUTE": ("analyze_per_minute", _number),
+    "JOBKIT_BREAKER_FAILURES": ("breaker_failures", _integer),
+    "JOBKIT_BREAKER_COOLDOWN_SECONDS": ("breaker_cooldown_seconds", _number),
+    "JOBKIT_LONG_POLL_MAX_SECONDS": ("long_poll_max_seconds", _number),
+    "JOBKIT_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "JOBKIT_LOG_FORMAT": ("log_format", _choice("json", "text")),
+}
+
+
+def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Read every `JOBKIT_*` variable; `overrides` (command-line flags) win. A bad value raises
+    `errors.ConfigurationError` naming the variable and what it expected."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for variable, (field, parse) in _PARSERS.items():
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError as exc:
+            problems.append(f"{variable}={raw!r}: {exc}")
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    settings = Settings(**values)
+    problems += _check(settings)
+    if problems:
+        raise errors.ConfigurationError("bad settings: " + "; ".join(problems))
+    return settings
+
+
+def _check(settings: Settings) -> list[str]:
+    problems = []
+    if settings.auth == "entra" and not (settings.entra_tenant_id and settings.entra_audience):
+        problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_TENANT_ID and JOBKIT_ENTRA_AUDIENCE")
+    if settings.auth == "entra" and not (settings.entra_scope or settings.entra_role):
+        problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_SCOPE or JOBKIT_ENTRA_ROLE")
+    if not 0 < settings.port < 65536:
+        problems.append(f"JOBKIT_PORT must be within 1..65535, got {settings.port}")
+    for name in ("max_upload_bytes", "concurrency", "breaker_failures"):
+        if getattr(settings, name) < 1:
+            problems.append(f"JOBKIT_{name.upper()} must be >= 1")
+    for name in (
+        "lease_seconds",
+        "grace_seconds",
+        "analyze_per_minute",
+        "breaker_cooldown_seconds",
+        "long_poll_max_seconds",
+    ):
+        if getattr(settings, name) <= 0:
+            problems.append(f"JOBKIT_{name.upper()} must be > 0")
+    return problems
