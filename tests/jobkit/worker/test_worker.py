@@ -329,7 +329,7 @@ def test_a_transient_failure_is_retried_after_its_backoff_then_succeeds() -> Non
     assert succeeded["startedAt"] >= failed["nextRunAt"]  # the backoff was waited out
     assert seen == [
         ("started", 1, Status.PROCESSING),
-        ("failed", 1, Status.PENDING),
+        ("attempt_failed", 1, Status.PENDING),
         ("retried", 1, Status.PENDING),
         ("started", 2, Status.PROCESSING),
         ("completed", 2, Status.COMPLETED),
