@@ -104,9 +104,10 @@ PipelineEffect = StatBlob | ReadBlob | WriteBlob | DeleteBlob | Analyze | Report
 
 @attrs.frozen(kw_only=True)
 class Lifecycle:
-    """A lifecycle event happened (`created`, `started`, `completed`, `failed`, `retried`,
-    `stalled`, `released`, `cancelled`, `requeued`, `purged`): count it and log it. Not
-    idempotent (a counter): perform it once, after the state change is stored."""
+    """A lifecycle event happened (`created`, `started`, `completed`, `attempt_failed`,
+    `stalled`, then `retried` or `failed`; `released`, `cancelled`, `requeued`, `purged`):
+    count it and log it. Not idempotent (a counter): perform it once, after the state
+    change is stored."""
 
     name: str
     job_id: str

@@ -297,8 +297,9 @@ class Change:
 
     def attempt_started(self, worker: str, at: datetime) -> Change:
         """Open a history entry for claim number `claim(job) + 1`."""
-        entry = pmap({"attempt": claim(self._job) + 1, "worker": worker, "startedAt": at})
-        self._values["history"] = history(self._job).append(entry)
+        entries = self._values.get("history", history(self._job))
+        entry = pmap({"attempt": len(entries) + 1, "worker": worker, "startedAt": at})
+        self._values["history"] = entries.append(entry)
         return self
 
     def attempt_ended(

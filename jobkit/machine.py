@@ -55,6 +55,10 @@ def _lost(job: jobs.Job, event: events.Event, worker: str) -> Failure[errors.Job
 Moved = Result[tuple[jobs.Change, Status, Effects], errors.JobError]
 
 
+# The lifecycle event an attempt's end emits, before the job's own (`retried` or `failed`).
+_EVENT = {jobs.FAILED: "attempt_failed", jobs.STALLED: "stalled"}
+
+
 def _end_attempt(
     job: jobs.Job,
     err: errors.Error,
@@ -77,11 +81,12 @@ def _end_attempt(
             )
             change.status(PENDING).run_at(at)
             return Success(
-                (change, PENDING, (_lifecycle(job, outcome), _lifecycle(job, "retried")))
+                (change, PENDING, (_lifecycle(job, _EVENT[outcome]), _lifecycle(job, "retried")))
             )
         case retry.GiveUp():
             change.attempt_ended(at=now, outcome=outcome, error=err).status(FAILED)
-            return Success((change, FAILED, (_lifecycle(job, outcome), _lifecycle(job, "failed"))))
+            done = (_lifecycle(job, _EVENT[outcome]), _lifecycle(job, "failed"))
+            return Success((change, FAILED, done))
         case _:
             assert_never(decision)
 

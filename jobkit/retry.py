@@ -40,6 +40,9 @@ class Backoff:
             raise errors.ConfigurationError(f"factor must be >= 1, got {self.factor!r}")
 
 
+MAX_ATTEMPTS = 100  # the most any job may ask for
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How often and how soon a job type's failed attempts are tried again.
@@ -55,8 +58,10 @@ class RetryPolicy:
     classifier: errors.Classifier = errors.DEFAULT_CLASSIFIER
 
     def __attrs_post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise errors.ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise errors.ConfigurationError(
+                f"max_attempts must be within 1..{MAX_ATTEMPTS}, got {self.max_attempts}"
+            )
 
 
 @attrs.frozen(kw_only=True)

@@ -13,7 +13,7 @@ from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
 
-from jobkit import _frozen, errors, instants, jobs, registry
+from jobkit import _frozen, errors, instants, jobs, registry, retry
 
 QUEUE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ACCEPTED = frozenset(
@@ -23,7 +23,7 @@ MAX_PARAMS_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_KEYS = 64
 MAX_KEY_LENGTH = 128
-MAX_ATTEMPTS = 100
+MAX_ATTEMPTS = retry.MAX_ATTEMPTS
 MAX_DELAY_SECONDS = 366 * 24 * 3600.0
 
 Problems = list[errors.Problem]

@@ -29,8 +29,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.lifecycle = Counter(
             "jobkit_job_events",
-            "Job lifecycle events: created, started, completed, failed, retried, stalled,"
-            " released, cancelled, requeued, purged.",
+            "Job lifecycle events: created, started, completed, attempt_failed, stalled,"
+            " retried, failed, released, cancelled, requeued, purged.",
             ["event", "type", "queue"],
             registry=self.registry,
         )
@@ -56,7 +56,7 @@ class Metrics:
         self.lifecycle.labels(effect.name, effect.job_type, effect.queue).inc()
         if effect.name == "started":
             self.running.inc()
-        elif effect.name in {"completed", "failed", "retried", "released"}:
+        elif effect.name in {"completed", "attempt_failed", "released"}:
             self.running.dec()
 
     def on_effect(self, name: str, seconds: float, ok: bool) -> None:
