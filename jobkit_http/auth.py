@@ -76,7 +76,7 @@ def _invalid(detail: str) -> AuthFailure:
 def _forbidden(detail: str, scope: str | None) -> AuthFailure:
     header = f'Bearer realm="{REALM}", error="insufficient_scope"'
     if scope:
-        header += f', scope="{scope}"'
+        header += f', scope="{_UNSAFE_IN_HEADER.sub("", scope)}"'
     description = _UNSAFE_IN_HEADER.sub("", detail)
     return AuthFailure(
         status=403,
@@ -126,6 +126,7 @@ class Authenticator:
                     case Success(claims):
                         return self._principal(claims)
                     case Failure(detail):
+                        log.debug("bearer token refused: %s", detail)
                         return Failure(_invalid(detail))
         raise AssertionError("unreachable")
 
@@ -188,14 +189,8 @@ class Authenticator:
         )
         if not ((self.scope and self.scope in scopes) or (self.role and self.role in roles)):
             return Failure(_forbidden(self._needs(), self.scope))
-        name = next(
-            (
-                v
-                for v in (claims.get("name"), claims.get("preferred_username"))
-                if isinstance(v, str)
-            ),
-            None,
-        )
+        names = [claims.get("name"), claims.get("preferred_username")]
+        name = next((n for n in names if isinstance(n, str) and n), None)
         return Success(
             Principal(
                 user_id=f"{tenant}:{oid}",
@@ -216,13 +211,12 @@ class Authenticator:
 def _bearer(authorization: str | None) -> Result[str, AuthFailure]:
     if authorization is None or not authorization.strip():
         return Failure(_missing("this request needs an 'Authorization: Bearer <token>' header"))
-    scheme, _, token = authorization.strip().partition(" ")
+    scheme, *rest = authorization.split(None, 1)
     if scheme.lower() != "bearer":
         return Failure(_missing("the Authorization header must use the Bearer scheme"))
-    token = token.strip()
-    if not token:
+    if not rest:
         return Failure(_invalid("the Authorization header has no token after 'Bearer'"))
-    return Success(token)
+    return Success(rest[0].strip())
 
 
 def _kid(token: str) -> Result[str, str]:
