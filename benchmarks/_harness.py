@@ -15,7 +15,7 @@ Measure = Callable[[], dict[str, float]]
 def main(measures: dict[str, Measure], argv: Sequence[str], runs: int = 5) -> int:
     """`script.py` runs each measure `runs` times in fresh processes; `script.py --once NAME`
     runs one measure in this process and prints its figures as JSON."""
-    if len(argv) == 2 and argv[0] == "--once":  # noqa: PLR2004
+    if len(argv) == 2 and argv[0] == "--once":
         print(json.dumps(measures[argv[1]]()))
         return 0
     if argv and argv[0] == "--runs":
@@ -33,5 +33,7 @@ def main(measures: dict[str, Measure], argv: Sequence[str], runs: int = 5) -> in
         print(f"{name} (median of {runs} processes)")
         for key in samples[0]:
             values = [sample[key] for sample in samples]
-            print(f"  {key:<34} {statistics.median(values):>14,.1f}   (min {min(values):,.1f}, max {max(values):,.1f})")
+            low, high = min(values), max(values)
+            middle = statistics.median(values)
+            print(f"  {key:<34} {middle:>14,.1f}   (min {low:,.1f}, max {high:,.1f})")
     return 0

@@ -33,7 +33,9 @@ def step_rate() -> dict[str, float]:
     now = datetime(2030, 1, 1, tzinfo=UTC)
     later = now + timedelta(hours=1)
     drafts = [
-        submission.new_job({"type": "noop"}, types=types, job_id=f"j{i}", user_id="u", now=now).unwrap()
+        submission.new_job(
+            {"type": "noop"}, types=types, job_id=f"j{i}", user_id="u", now=now
+        ).unwrap()
         for i in range(JOBS)
     ]
     boom = errors.transient("unavailable", "try again")
@@ -42,12 +44,16 @@ def step_rate() -> dict[str, float]:
     for draft in drafts:
         job, _ = machine.step(draft, events.Submitted(), now).unwrap()
         job, _ = machine.step(job, events.Claimed(worker="w", lease_seconds=30), now).unwrap()
-        job, _ = machine.step(job, events.Heartbeat(worker="w", claim=1, lease_seconds=30), now).unwrap()
+        job, _ = machine.step(
+            job, events.Heartbeat(worker="w", claim=1, lease_seconds=30), now
+        ).unwrap()
         job, _ = machine.step(
             job, events.ProgressReported(worker="w", claim=1, current=1, total=2), now
         ).unwrap()
         job, _ = machine.step(
-            job, events.AttemptFailed(worker="w", claim=1, error=boom, policy=policy, sample=0.5), now
+            job,
+            events.AttemptFailed(worker="w", claim=1, error=boom, policy=policy, sample=0.5),
+            now,
         ).unwrap()
         job, _ = machine.step(job, events.Claimed(worker="w", lease_seconds=30), later).unwrap()
         job, _ = machine.step(job, events.AttemptSucceeded(worker="w", claim=2), later).unwrap()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import signal
 import sqlite3
@@ -142,7 +141,9 @@ def latency() -> dict[str, float]:
             ids = asyncio.run(_steady(folder, 50.0, 10.0))
             deadline = time.monotonic() + 30
             with sqlite3.connect(Path(folder) / "jobs.db") as db:
-                while db.execute("SELECT count(*) FROM jobs WHERE status != 'completed'").fetchone()[0]:
+                while db.execute(
+                    "SELECT count(*) FROM jobs WHERE status != 'completed'"
+                ).fetchone()[0]:
                     if time.monotonic() > deadline:
                         raise SystemExit("jobs did not complete")
                     time.sleep(0.05)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from jobkit import status
+from jobkit_http.settings import SETTINGS
 
 DOCS = Path(__file__).resolve().parent
 
@@ -76,7 +77,24 @@ def lifecycle() -> str:
     )
 
 
-GENERATED = {DOCS / "explanation" / "lifecycle.md": lifecycle}
+START, END = "<!-- settings: start -->", "<!-- settings: end -->"
+README = DOCS.parent / "README.md"
+
+
+def settings_table() -> str:
+    rows = "\n".join(f"| `{s.name}` | `{s.default}` | {s.meaning} |" for s in SETTINGS)
+    return f"| variable | default | meaning |\n|---|---|---|\n{rows}\n"
+
+
+def readme() -> str:
+    """README.md with its settings table rewritten from `jobkit_http.settings.SETTINGS`."""
+    text = README.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{settings_table()}{END}{tail}"
+
+
+GENERATED = {DOCS / "explanation" / "lifecycle.md": lifecycle, README: readme}
 
 
 def main() -> int:
