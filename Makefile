@@ -27,4 +27,4 @@ test: $(BOOT)/bin/nox
 .PHONY: bench
 bench: $(RUN)/bin/jobkit
 	$(RUN)/bin/python benchmarks/core.py
-	$(RUN)/bin/python benchmarks/throughput.py
+	$(RUN)/bin/python benchmarks/queue.py

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from returns.result import Success
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import _harness
-
+from benchmarks import _harness
 from jobkit import errors, events, machine, pipeline, registry, retry, submission
 
 JOBS = 10_000

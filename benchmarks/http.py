@@ -13,7 +13,7 @@ from pathlib import Path
 
 # This file is named like the stdlib's `http`; keep its folder off the import path.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import json
 import os

@@ -1,0 +1,1 @@
+"""Benchmark scripts: whole-process figures, several runs, medians (see docs/performance.md)."""
