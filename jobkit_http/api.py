@@ -14,10 +14,22 @@ from returns.result import Failure, Success
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from jobkit import errors, events, instants, jobs, listing, pipeline, ports, status, submission
+from jobkit import (
+    effects,
+    errors,
+    events,
+    instants,
+    jobs,
+    listing,
+    pipeline,
+    ports,
+    status,
+    submission,
+)
 from jobkit.worker import commands
 from jobkit_http import uploads
-from jobkit_http.limits import limited
+from jobkit_http.limits import MAX_JSON_DEPTH, limited, too_deep
+from jobkit_http.metrics import Metrics
 from jobkit_http.problems import Problem, invalid
 from jobkit_http.service import Service
 
@@ -25,6 +37,7 @@ PREFIX = "/api/v1"
 JSON_LIMIT = 1024 * 1024
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c3c1e-7d8a-4f5e-9a44-0b6f2d8f3a10")
 MAX_IDEMPOTENCY_KEY = 255
+MAX_CURSOR = 512  # issued cursors are ~150 characters; longer ones are refused unparsed
 LIST_PARAMS = frozenset({"status", "type", "createdFrom", "createdTo", "sort", "limit", "cursor"})
 SORTS: dict[str, tuple[listing.SortField, bool]] = {
     "createdAt": ("createdAt", False),
@@ -142,7 +155,24 @@ async def submit_draft(request: Request, user: str, key: str | None, draft: jobs
             return replay
         raise Problem(409, "conflict", "a request with this Idempotency-Key is in progress")
     svc.submitted(job)
+    count(request, "created", job)
     return accepted(job)
+
+
+def count(request: Request, name: str, job: jobs.Job) -> None:
+    """Count the lifecycle event of a user's command. The worker's events reach the metrics
+    through its `on_effect`; `commands` keeps the machine's effects to itself, so the names
+    here mirror the machine's (`created`, `cancelled`, `requeued`, `purged`)."""
+    metrics: Metrics = request.app.state.metrics
+    metrics.on_lifecycle(
+        effects.Lifecycle(
+            name=name,
+            job_id=jobs.id(job),
+            job_type=jobs.type_name(job),
+            queue=jobs.queue(job),
+            attempt=jobs.attempts(job),
+        )
+    )
 
 
 async def _replay(svc: Service, user: str, key: str | None, draft: jobs.Job) -> Response | None:
@@ -160,6 +190,19 @@ async def _replay(svc: Service, user: str, key: str | None, draft: jobs.Job) -> 
             "this Idempotency-Key was used with a different request",
         )
     return accepted(existing, replayed=True)
+
+
+def check_run_at(request: dict[str, Any]) -> None:
+    """`422` for a `runAt` beyond the representable range (`datetime` raises `OverflowError`
+    there, which the core's validation does not expect)."""
+    value = request.get("runAt")
+    if isinstance(value, str):
+        try:
+            instants.parse(value)
+        except OverflowError:
+            raise invalid([errors.Problem(field="runAt", message="is out of range")]) from None
+        except ValueError:
+            pass  # the core reports it
 
 
 def new_job_id(user: str, key: str | None) -> str:
@@ -180,8 +223,13 @@ async def create_job(request: Request) -> Response:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, "malformed-json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "malformed-json", "the body is nested too deeply to parse") from None
     if not isinstance(payload, dict):
         raise Problem(422, "invalid-request", "the body must be a JSON object")
+    if too_deep(payload):
+        raise Problem(422, "invalid-request", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    check_run_at(payload)
     svc = service(request)
     job_id = new_job_id(user, key)
     token = None if key is None else {"key": key, "fingerprint": fingerprint(body)}
@@ -207,11 +255,15 @@ async def create_pdf_job(request: Request) -> Response:
     key = idempotency_key(request)
     svc = service(request)
     job_id = new_job_id(user, key)
+    # A keyed request may name a job that exists (a replay, or the key reused with another
+    # file): its upload gets a blob of its own, so it can never overwrite the document that
+    # job was accepted with; the blob is kept only if the job stored under `job_id` uses it.
+    folder = job_id if key is None else f"{job_id}/{uuid.uuid4().hex}"
     async with svc.in_flight(user, key):
         upload = await uploads.receive_pdf(
             limited(request, svc.settings.max_upload_bytes + uploads.FORM_OVERHEAD),
             svc.runtime.blobs,
-            pipeline.input_key(job_id, "pdf"),
+            pipeline.input_key(folder, "pdf"),
             svc.settings.max_upload_bytes,
         )
         try:
@@ -220,6 +272,7 @@ async def create_pdf_job(request: Request) -> Response:
             if key is not None:
                 fields = json.dumps(upload.fields, sort_keys=True).encode()
                 token = {"key": key, "fingerprint": fingerprint(fields, upload.sha256.encode())}
+            check_run_at(request_fields)
             checked = submission.new_job(
                 {**request_fields, "type": "pdf-analysis", "params": params},
                 types=svc.runtime.types,
@@ -234,11 +287,12 @@ async def create_pdf_job(request: Request) -> Response:
                     raise invalid(problems.problems)
                 case Success(draft):
                     return await submit_draft(request, user, key, draft)
-        except BaseException:
-            existing = await svc.runtime.store.get(job_id)
-            if existing is None:  # nothing refers to the upload: do not leave it behind
+        finally:
+            stored = await svc.runtime.store.get(job_id)
+            source = None if stored is None else jobs.input(stored)
+            used = None if source is None else source.get("blob")
+            if used != upload.input["blob"]:  # nothing refers to the upload: do not keep it
                 await svc.runtime.blobs.delete(upload.input["blob"])
-            raise
     raise AssertionError("unreachable")
 
 
@@ -251,7 +305,7 @@ def _instant(request: Request, name: str) -> datetime | None:
         return None
     try:
         return instants.parse(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise invalid(
             [errors.Problem(field=name, message="must be an ISO 8601 instant with an offset")]
         ) from None
@@ -279,7 +333,7 @@ def list_query(request: Request) -> listing.Query:
         problems.append(errors.Problem(field="sort", message=f"must be one of {', '.join(SORTS)}"))
         sort = "-createdAt"
     limit_raw = params.get("limit", "20")
-    limit = int(limit_raw) if limit_raw.isdigit() else 0
+    limit = int(limit_raw) if limit_raw.isascii() and limit_raw.isdigit() else 0
     if not 1 <= limit <= listing.MAX_LIMIT:
         problems.append(
             errors.Problem(
@@ -302,6 +356,11 @@ def list_query(request: Request) -> listing.Query:
     cursor = params.get("cursor")
     if cursor is None:
         return query
+    if len(cursor) > MAX_CURSOR:
+        raise invalid(
+            [errors.Problem(field="cursor", message="is not a cursor this service issued")],
+            "the cursor is not valid for this query",
+        )
     match listing.decode_cursor(cursor, query):
         case Success(continued):
             found: listing.Query = continued
@@ -431,7 +490,7 @@ async def get_result(request: Request) -> Response:
 # -- management --------------------------------------------------------------------
 
 
-async def _command(request: Request, event: events.Event) -> jobs.Job:
+async def _command(request: Request, event: events.Event, counted: str) -> jobs.Job:
     user = await principal_of(request)
     svc = service(request)
     match await commands.apply(
@@ -444,6 +503,7 @@ async def _command(request: Request, event: events.Event) -> jobs.Job:
     ):
         case Success(job):
             found: jobs.Job = job
+            count(request, counted, found)
             return found
         case Failure(refusal):
             raise refused(refusal)
@@ -451,17 +511,17 @@ async def _command(request: Request, event: events.Event) -> jobs.Job:
 
 
 async def cancel_job(request: Request) -> Response:
-    return JSONResponse(document(await _command(request, events.CancelRequested())))
+    return JSONResponse(document(await _command(request, events.CancelRequested(), "cancelled")))
 
 
 async def retry_job(request: Request) -> Response:
-    job = await _command(request, events.RetryRequested())
+    job = await _command(request, events.RetryRequested(), "requeued")
     service(request).submitted(job)
     return JSONResponse(document(job))
 
 
 async def delete_record(request: Request) -> Response:
-    await _command(request, events.Purged())
+    await _command(request, events.Purged(), "purged")
     return Response(status_code=204)
 
 

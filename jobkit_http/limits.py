@@ -1,4 +1,4 @@
-"""Request bodies over a size limit are refused, whether declared (Content-Length) or streamed."""
+"""Request limits: bodies over a size (declared or streamed) and JSON nested too deeply."""
 
 from __future__ import annotations
 
@@ -30,3 +30,22 @@ def limited(request: Request, limit: int) -> Request:
 
 def _too_large(limit: int) -> Problem:
     return Problem(413, "too-large", f"the request body is larger than {limit} bytes")
+
+
+# Deeper JSON is refused at the boundary: the core walks values recursively (validation,
+# freezing, storage), and a body nested near the interpreter's recursion limit would crash
+# those walks instead of being refused.
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests objects and arrays deeper than `limit` (iterative)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False

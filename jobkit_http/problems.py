@@ -112,5 +112,12 @@ async def on_error(request: Request, exc: Exception) -> Response:
         exc_info=exc,
         extra={"method": request.method, "path": request.url.path},
     )
-    problem = Problem(500, "internal-error", "an internal error occurred; it has been logged")
+    # Starlette re-raises the error after this answer and uvicorn then drops the connection;
+    # `Connection: close` tells the client, which would otherwise reuse it and be reset.
+    problem = Problem(
+        500,
+        "internal-error",
+        "an internal error occurred; it has been logged",
+        headers={"Connection": "close"},
+    )
     return response(problem, request.url.path)

@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from jobkit import errors, ports
+from jobkit_http.limits import MAX_JSON_DEPTH, too_deep
 from jobkit_http.problems import Problem, invalid
 
 CHUNK = 1024 * 1024
@@ -124,8 +125,12 @@ def job_request(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]
         if name in {"schema", "metadata"}:
             try:
                 target[name] = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 problems.append(errors.Problem(field=name, message="must be JSON"))
+            else:
+                if too_deep(target[name]):
+                    message = f"nests deeper than {MAX_JSON_DEPTH} levels"
+                    problems.append(errors.Problem(field=name, message=message))
         elif name in {"priority", "maxAttempts"}:
             try:
                 target[name] = int(raw)
