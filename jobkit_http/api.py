@@ -95,8 +95,16 @@ def links(job_id: str) -> dict[str, str]:
 
 
 def document(job: jobs.Job) -> dict[str, Any]:
-    """The job as served: its document, with links the client can follow."""
-    return {**jobs.to_document(job), "links": links(jobs.id(job))}
+    """The job as served: its document, with links the client can follow.
+
+    `resultUrl` is the API's result endpoint, not the storage location: clients
+    fetch through the API (which checks who asks), and the server's layout stays
+    its own.
+    """
+    served = {**jobs.to_document(job), "links": links(jobs.id(job))}
+    if served["resultUrl"] is not None:
+        served["resultUrl"] = served["links"]["resultUrl"]
+    return served
 
 
 def accepted(job: jobs.Job, *, replayed: bool = False) -> JSONResponse:
@@ -192,19 +200,6 @@ async def _replay(svc: Service, user: str, key: str | None, draft: jobs.Job) -> 
     return accepted(existing, replayed=True)
 
 
-def check_run_at(request: dict[str, Any]) -> None:
-    """`422` for a `runAt` beyond the representable range (`datetime` raises `OverflowError`
-    there, which the core's validation does not expect)."""
-    value = request.get("runAt")
-    if isinstance(value, str):
-        try:
-            instants.parse(value)
-        except OverflowError:
-            raise invalid([errors.Problem(field="runAt", message="is out of range")]) from None
-        except ValueError:
-            pass  # the core reports it
-
-
 def new_job_id(user: str, key: str | None) -> str:
     """Random, or derived from (user, key) so that a retried request finds its first job."""
     if key is None:
@@ -229,7 +224,6 @@ async def create_job(request: Request) -> Response:
         raise Problem(422, "invalid-request", "the body must be a JSON object")
     if too_deep(payload):
         raise Problem(422, "invalid-request", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-    check_run_at(payload)
     svc = service(request)
     job_id = new_job_id(user, key)
     token = None if key is None else {"key": key, "fingerprint": fingerprint(body)}
@@ -272,7 +266,6 @@ async def create_pdf_job(request: Request) -> Response:
             if key is not None:
                 fields = json.dumps(upload.fields, sort_keys=True).encode()
                 token = {"key": key, "fingerprint": fingerprint(fields, upload.sha256.encode())}
-            check_run_at(request_fields)
             checked = submission.new_job(
                 {**request_fields, "type": "pdf-analysis", "params": params},
                 types=svc.runtime.types,
@@ -305,7 +298,7 @@ def _instant(request: Request, name: str) -> datetime | None:
         return None
     try:
         return instants.parse(raw)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise invalid(
             [errors.Problem(field=name, message="must be an ISO 8601 instant with an offset")]
         ) from None

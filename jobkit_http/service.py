@@ -48,7 +48,7 @@ class Service:
         self.clock = clock
         self.workers: list[Worker] = []
         self._in_flight: set[tuple[str, str]] = set()
-        self._changed: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, set[asyncio.Event]] = {}
 
     @contextlib.asynccontextmanager
     async def in_flight(self, user: str, key: str | None) -> AsyncIterator[None]:
@@ -71,8 +71,7 @@ class Service:
 
     def changed(self, job_id: str) -> None:
         """A worker in this process moved a job: wake its long-pollers now."""
-        event = self._changed.get(job_id)
-        if event is not None:
+        for event in self._waiting.get(job_id, ()):
             event.set()
 
     async def wait_for_change(self, job: jobs.Job, since: str, seconds: float) -> jobs.Job:
@@ -84,7 +83,8 @@ class Service:
         job_id = jobs.id(job)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        event = self._changed.setdefault(job_id, asyncio.Event())
+        event = asyncio.Event()  # one per waiter: each is woken, none unhooks another
+        self._waiting.setdefault(job_id, set()).add(event)
         try:
             while f'"v{jobs.version(job)}"' in since and loop.time() < deadline:
                 event.clear()
@@ -96,6 +96,8 @@ class Service:
                     break
                 job = latest
         finally:
-            if not event.is_set():
-                self._changed.pop(job_id, None)
+            waiters = self._waiting[job_id]
+            waiters.discard(event)
+            if not waiters:
+                del self._waiting[job_id]
         return job
