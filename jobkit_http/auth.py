@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 REALM = "jobkit"
 LEEWAY_SECONDS = 60.0
+CACHE_SIZE = 10_000
+CACHE_SECONDS = 300.0
 
 # RFC 6750 allows only these characters inside error_description.
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -116,28 +118,64 @@ class Authenticator:
         self.role = role
         self.leeway = leeway_seconds
         self._clock = clock
+        # Verifying an RS256 token costs more than the rest of a status poll; a client polls
+        # with one token, so a verified token is remembered (bounded in count and in time:
+        # never past its `exp`, and no longer than `CACHE_SECONDS`, so a withdrawn key stops
+        # working soon after).
+        self._verified: dict[str, tuple[Principal, float, str, rsa.RSAPublicKey]] = {}
 
     async def authenticate(self, authorization: str | None) -> Result[Principal, AuthFailure]:
         match _bearer(authorization):
             case Failure(failure):
                 return Failure(failure)
             case Success(token):
+                now = self._clock().timestamp()
+                known = self._verified.get(token)
+                if known is not None:
+                    principal, until, kid, key = known
+                    if now < until and self.key_source.current(kid) is key:
+                        return Success(principal)
+                    del self._verified[token]
                 match await self._verify(token):
-                    case Success(claims):
-                        return self._principal(claims)
+                    case Success((claims, kid, key)):
+                        outcome = self._principal(claims)
+                        if isinstance(outcome, Success):
+                            self._remember(token, outcome.unwrap(), claims, now, kid, key)
+                        return outcome
                     case Failure(detail):
                         log.debug("bearer token refused: %s", detail)
                         return Failure(_invalid(detail))
         raise AssertionError("unreachable")
 
-    async def _verify(self, token: str) -> Result[dict[str, Any], str]:
+    def _remember(
+        self,
+        token: str,
+        principal: Principal,
+        claims: dict[str, Any],
+        now: float,
+        kid: str,
+        key: rsa.RSAPublicKey,
+    ) -> None:
+        """Remember a verified token until its `exp` (at most `CACHE_SECONDS`), for as long as
+        the key that verified it is still the one held for its `kid`."""
+        if len(self._verified) >= CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        until = min(float(claims["exp"]) + self.leeway, now + CACHE_SECONDS)
+        self._verified[token] = (principal, until, kid, key)
+
+    async def _verify(
+        self, token: str
+    ) -> Result[tuple[dict[str, Any], str, rsa.RSAPublicKey], str]:
+        """The token's claims, with the `kid` and key that verified them."""
         match _kid(token):
             case Failure(detail):
                 return Failure(detail)
             case Success(kid):
                 match await self.key_source.key(kid):
                     case Success(public_key):
-                        return self._claims(token, public_key)
+                        return self._claims(token, public_key).map(
+                            lambda claims: (claims, kid, public_key)
+                        )
                     case Failure(detail):
                         return Failure(detail)
         raise AssertionError("unreachable")

@@ -139,6 +139,10 @@ class KeySource(Protocol):
         """The key, or a `Failure` with a detail safe to show (unknown key, keys unavailable)."""
         ...
 
+    def current(self, kid: str) -> rsa.RSAPublicKey | None:
+        """The key held now for `kid`, without fetching: None if unknown or due a refresh."""
+        ...
+
 
 @attrs.frozen
 class StaticKeySource:
@@ -151,6 +155,9 @@ class StaticKeySource:
         if found is None:
             return Failure("the token was signed with a key this service does not know")
         return Success(found)
+
+    def current(self, kid: str) -> rsa.RSAPublicKey | None:
+        return self.keys.get(kid)
 
 
 class JwksKeySource:
@@ -201,6 +208,11 @@ class JwksKeySource:
         if not self._keys:
             return Failure(f"the signing keys could not be fetched: {self._problem}")
         return Failure("the token was signed with a key the identity provider does not publish")
+
+    def current(self, kid: str) -> rsa.RSAPublicKey | None:
+        if self._fetched_at is None or self._clock() - self._fetched_at >= self._max_age:
+            return None
+        return self._keys.get(kid)
 
     async def _refresh(self, *, seen: int) -> None:
         async with self._lock:
