@@ -14,7 +14,6 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobkit import effects
@@ -97,8 +96,9 @@ class RequestMetrics:
 
 
 def _route(scope: Scope) -> str:
-    for route in scope["app"].router.routes:
-        match, _ = route.matches(scope)
-        if match != Match.NONE:
-            return str(route.path)
-    return "unmatched"
+    """The matched route's template: the router leaves its endpoint in the scope."""
+    templates: dict[object, str] | None = getattr(scope["app"].state, "route_templates", None)
+    if templates is None:
+        templates = {route.endpoint: route.path for route in scope["app"].router.routes}
+        scope["app"].state.route_templates = templates
+    return templates.get(scope.get("endpoint"), "unmatched")

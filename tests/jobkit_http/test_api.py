@@ -911,6 +911,9 @@ def test_metrics_count_job_events(client: httpx.Client, anonymous: httpx.Client)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "jobkit_http_request_seconds" in response.text
+    # requests are labelled by route template (bounded), never by the raw path
+    assert 'method="DELETE",route="/api/v1/jobs/{job_id}",status="200"' in response.text
+    assert cancelled not in response.text
     gained = {name: after[name] - before.get(name, 0.0) for name in after}
     for name, least in {
         "created": 2,
