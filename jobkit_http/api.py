@@ -228,19 +228,35 @@ async def create_job(request: Request) -> Response:
     job_id = new_job_id(user, key)
     token = None if key is None else {"key": key, "fingerprint": fingerprint(body)}
     async with svc.in_flight(user, key):
-        checked = submission.new_job(
-            payload,
-            types=svc.runtime.types,
-            job_id=job_id,
-            user_id=user,
-            now=svc.clock(),
-            idempotency=token,
-        )
-        match checked:
-            case Failure(problems):
-                raise invalid(problems.problems)
-            case Success(draft):
-                return await submit_draft(request, user, key, draft)
+        return await validate_and_submit(request, user, key, job_id, payload, token=token)
+
+
+async def validate_and_submit(
+    request: Request,
+    user: str,
+    key: str | None,
+    job_id: str,
+    fields: dict[str, Any],
+    *,
+    source: dict[str, Any] | None = None,
+    token: dict[str, str] | None = None,
+) -> Response:
+    """`422` for an invalid submission, else store it (honouring its Idempotency-Key)."""
+    svc = service(request)
+    checked = submission.new_job(
+        fields,
+        types=svc.runtime.types,
+        job_id=job_id,
+        user_id=user,
+        now=svc.clock(),
+        input=source,
+        idempotency=token,
+    )
+    match checked:
+        case Failure(problems):
+            raise invalid(problems.problems)
+        case Success(draft):
+            return await submit_draft(request, user, key, draft)
     raise AssertionError("unreachable")
 
 
@@ -264,22 +280,12 @@ async def create_pdf_job(request: Request) -> Response:
             request_fields, params = uploads.job_request(upload.fields)
             token = None
             if key is not None:
-                fields = json.dumps(upload.fields, sort_keys=True).encode()
-                token = {"key": key, "fingerprint": fingerprint(fields, upload.sha256.encode())}
-            checked = submission.new_job(
-                {**request_fields, "type": "pdf-analysis", "params": params},
-                types=svc.runtime.types,
-                job_id=job_id,
-                user_id=user,
-                now=svc.clock(),
-                input=upload.input,
-                idempotency=token,
+                form = json.dumps(upload.fields, sort_keys=True).encode()
+                token = {"key": key, "fingerprint": fingerprint(form, upload.sha256.encode())}
+            fields = {**request_fields, "type": "pdf-analysis", "params": params}
+            return await validate_and_submit(
+                request, user, key, job_id, fields, source=upload.input, token=token
             )
-            match checked:
-                case Failure(problems):
-                    raise invalid(problems.problems)
-                case Success(draft):
-                    return await submit_draft(request, user, key, draft)
         finally:
             stored = await svc.runtime.store.get(job_id)
             source = None if stored is None else jobs.input(stored)

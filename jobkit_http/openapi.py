@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from jobkit import listing, submission
+from jobkit import jobs, listing, submission
 
 P = "/api/v1"
 JSON = "application/json"
@@ -170,32 +170,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Job": {
         "type": "object",
-        "required": [
-            "id",
-            "userId",
-            "type",
-            "status",
-            "priority",
-            "queue",
-            "runAt",
-            "params",
-            "input",
-            "result",
-            "resultUrl",
-            "error",
-            "attempts",
-            "maxAttempts",
-            "history",
-            "progress",
-            "leaseOwner",
-            "leaseExpiresAt",
-            "version",
-            "createdAt",
-            "updatedAt",
-            "metadata",
-            "idempotency",
-            "links",
-        ],
+        "required": [*jobs.FIELDS, "links"],
         "properties": {
             "id": {"type": "string", "format": "uuid"},
             "userId": {"type": "string"},
