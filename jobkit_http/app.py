@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from jobkit import breaker as breakers
-from jobkit import effects, jobs, ratelimit, registry
+from jobkit import ratelimit, registry
 from jobkit.local import Runtime
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
@@ -82,47 +82,17 @@ def create_app(
                 else auth.local_authenticator(settings.data)
             )
             service = Service(
-                runtime=runtime, settings=settings, authenticator=authenticator, clock=clock
+                runtime=runtime,
+                settings=settings,
+                authenticator=authenticator,
+                clock=clock,
+                metrics=metrics,
             )
             app.state.service = service
 
-            def on_effect(effect: effects.MachineEffect, job: jobs.Job) -> None:
-                if isinstance(effect, effects.Lifecycle):
-                    metrics.on_lifecycle(effect)
-                    service.changed(effect.job_id)
-                    level = (
-                        logging.WARNING if effect.name in {"stalled", "failed"} else logging.INFO
-                    )
-                    log.log(
-                        level,
-                        "job %s",
-                        effect.name,
-                        extra={
-                            "jobId": effect.job_id,
-                            "jobType": effect.job_type,
-                            "event": effect.name,
-                            "attempt": effect.attempt,
-                        },
-                    )
-                    if effect.name == "failed":
-                        error = jobs.error(job)
-                        log.error(
-                            "job failed",
-                            extra={
-                                "jobId": effect.job_id,
-                                "jobType": effect.job_type,
-                                "params": dict(jobs.params(job)),
-                                "input": dict(jobs.input(job) or {}),
-                                "error": None
-                                if error is None
-                                else {"code": error.code, "message": error.message},
-                                "attempts": jobs.attempts(job),
-                            },
-                        )
-
             task = None
             if settings.worker:
-                worker = runtime.worker(worker_config(settings), on_effect=on_effect)
+                worker = runtime.worker(worker_config(settings), on_effect=service.on_effect)
                 service.workers.append(worker)
                 task = asyncio.create_task(worker.run(), name="jobkit-worker")
             log.info(

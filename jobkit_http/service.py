@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Protocol
 
-from jobkit import jobs, ports, registry
+from jobkit import effects, errors, jobs, ports, registry
 from jobkit.worker.worker import Worker
+from jobkit_http.metrics import Metrics
 from jobkit_http.problems import Problem
 from jobkit_http.settings import Settings
 
 POLL_SECONDS = 0.2
+
+log = logging.getLogger("jobkit.service")
 
 
 class Backend(Protocol):
@@ -41,8 +45,10 @@ class Service:
         settings: Settings,
         authenticator: Authenticator,
         clock: Callable[[], datetime],
+        metrics: Metrics,
     ) -> None:
         self.runtime = runtime
+        self.metrics = metrics
         self.settings = settings
         self.authenticator = authenticator
         self.clock = clock
@@ -63,6 +69,34 @@ class Service:
             yield
         finally:
             self._in_flight.discard((user, key))
+
+    def on_effect(self, effect: effects.MachineEffect, job: jobs.Job) -> None:
+        """Every lifecycle event, from this process's workers and users alike, once stored:
+        counted, logged, and passed to the long-pollers waiting on the job."""
+        if not isinstance(effect, effects.Lifecycle):
+            return
+        self.metrics.on_lifecycle(effect)
+        self.changed(effect.job_id)
+        fields = {
+            "jobId": effect.job_id,
+            "jobType": effect.job_type,
+            "event": effect.name,
+            "attempt": effect.attempt,
+        }
+        level = logging.WARNING if effect.name == "stalled" else logging.INFO
+        log.log(level, "job %s", effect.name, extra=fields)
+        if effect.name == "failed":
+            error = jobs.error(job)
+            log.error(
+                "job failed",
+                extra={
+                    **fields,
+                    "params": dict(jobs.params(job)),
+                    "input": dict(jobs.input(job) or {}),
+                    "error": None if error is None else errors.to_document(error),
+                    "attempts": jobs.attempts(job),
+                },
+            )
 
     def submitted(self, job: jobs.Job) -> None:
         """A job became due in this process: wake the workers instead of waiting for a poll."""

@@ -2,7 +2,8 @@
 
 The API and the library runtime both call these, so every store and every
 front end shares one set of rules. A command that loses a race with a worker
-reads the job again and re-decides; it never overwrites newer state.
+reads the job again and re-decides; it never overwrites newer state. The
+machine's effects reach `on_effect` once the change is stored, as the worker's do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from returns.result import Failure, Result, Success
 from jobkit import effects, errors, events, jobs, machine, ports
 
 Clock = Callable[[], datetime]
+Hook = Callable[[effects.MachineEffect, jobs.Job], None]
 MAX_RACES = 20
 
 
@@ -29,21 +31,34 @@ class NotFound:
 Refused = errors.JobError | NotFound
 
 
-async def submit(store: ports.JobStore, draft: jobs.Job, now: datetime) -> jobs.Job:
+def _told(on_effect: Hook | None, done: machine.Effects, job: jobs.Job) -> None:
+    if on_effect is not None:
+        for effect in done:
+            on_effect(effect, job)
+
+
+async def submit(
+    store: ports.JobStore, draft: jobs.Job, now: datetime, on_effect: Hook | None = None
+) -> jobs.Job:
     """Store a validated draft as a pending job; its id must be new."""
-    job = await submit_new(store, draft, now)
+    job = await submit_new(store, draft, now, on_effect)
     if job is None:
         raise errors.JobkitError(f"job id {jobs.id(draft)} already exists")
     return job
 
 
-async def submit_new(store: ports.JobStore, draft: jobs.Job, now: datetime) -> jobs.Job | None:
+async def submit_new(
+    store: ports.JobStore, draft: jobs.Job, now: datetime, on_effect: Hook | None = None
+) -> jobs.Job | None:
     """Store a validated draft as a pending job; None when a job with its id exists (an
     idempotent submission that lost the race to its twin)."""
     match machine.step(draft, events.Submitted(), now):
-        case Success((submitted, _)):
+        case Success((submitted, done)):
             job: jobs.Job = submitted
-            return job if await store.insert(job) else None
+            if not await store.insert(job):
+                return None
+            _told(on_effect, done, job)
+            return job
         case Failure(refusal):
             raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
     raise AssertionError("unreachable")
@@ -65,6 +80,7 @@ async def apply(
     *,
     user_id: str | None,
     clock: Clock,
+    on_effect: Hook | None = None,
 ) -> Result[jobs.Job, Refused]:
     """Apply a user's event to a stored job; retried on a lost race, refused by the machine."""
     for _ in range(MAX_RACES):
@@ -76,8 +92,12 @@ async def apply(
                 return Failure(refusal)
             case Success((new, done)):
                 if isinstance(event, events.Purged):
-                    return await _purge(store, blobs, job, done)
+                    purged = await _purge(store, blobs, job, done)
+                    if isinstance(purged, Success):
+                        _told(on_effect, done, job)
+                    return purged
                 if await store.compare_and_set(jobs.version(job), new):
+                    _told(on_effect, done, new)
                     return Success(new)
     raise errors.JobkitError(f"job {job_id} kept changing under {event.kind}; gave up")
 
@@ -98,7 +118,7 @@ async def _purge(
                 errors.JobError(
                     code="conflict",
                     message="the job changed while it was being deleted; try again",
-                    status=job["status"],
+                    status=jobs.status(job).value,
                     event="purge",
                 )
             )

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from jobkit_http import api, keys, openapi
+from jobkit_http import submit as submitting
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import (
     CORRUPT_PDF,
@@ -262,7 +263,7 @@ def test_a_pdf_must_be_sent_as_a_multipart_form(client: httpx.Client) -> None:
 
 
 def test_a_json_body_over_one_mebibyte_is_a_413(client: httpx.Client) -> None:
-    padding = b" " * api.JSON_LIMIT
+    padding = b" " * submitting.JSON_LIMIT
     body = b'{"type": "pdf-analysis"}' + padding
 
     declared = client.post(f"{P}/jobs", content=body, headers={"Content-Type": "application/json"})
