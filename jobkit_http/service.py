@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Protocol
 
+from returns.result import Result
+
 from jobkit import effects, errors, jobs, ports, registry
 from jobkit.worker.worker import Worker
+from jobkit_http import auth
 from jobkit_http.metrics import Metrics
 from jobkit_http.problems import Problem
 from jobkit_http.settings import Settings
@@ -34,7 +37,11 @@ class Backend(Protocol):
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, authorization: str | None): ...  # type: ignore[no-untyped-def]
+    """Who is calling: `auth.Authenticator` (Entra ID or local tokens) in the service."""
+
+    async def authenticate(
+        self, authorization: str | None
+    ) -> Result[auth.Principal, auth.AuthFailure]: ...
 
 
 class Service:
