@@ -101,6 +101,7 @@ def serve(
 # -- talking to it -----------------------------------------------------------------------
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
+LATER = {"delaySeconds": 3600}  # keeps a job pending for the whole test
 
 
 def upload(
@@ -151,6 +152,20 @@ def wait_for(
         params = {"wait": 5}
         headers = {"If-None-Match": response.headers["ETag"]}
     raise AssertionError(f"job {job_id} did not reach {sorted(statuses)} in {timeout} s")
+
+
+def finished(client: httpx.Client, document: bytes = SAMPLE_PDF) -> dict[str, Any]:
+    """A job run to its end; its full document."""
+    job_id = submit(client, document)
+    wait_for(client, job_id)
+    response = client.get(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def blob(server: RunningServer, key: str) -> Path:
+    return server.data / "blobs" / key
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_the_api_keeps_to_its_document(
                 case.path_parameters["job_id"] = known_jobs[chosen]
     if case.query and "wait" in case.query:
         # A long poll on an unchanging job holds for `wait` seconds (up to 30): correct, and
-        # covered in test_api; here it would only make the run slow.
+        # covered in test_reads; here it would only make the run slow.
         wait = case.query["wait"]
         if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > LONGEST_WAIT:
             case.query["wait"] = LONGEST_WAIT
