@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from returns.result import Failure, Success
 
-from jobkit import effects, errors, events, instants, jobs, machine, ports, registry
+from jobkit import effects, errors, events, instants, jobs, machine, ports, registry, schedule
 from jobkit.worker.interpreter import Performers, interpret
 
 log = logging.getLogger("jobkit.worker")
@@ -101,6 +101,7 @@ class Worker:
         self._running: dict[str, Attempt] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._contended = False
         self.finished = 0
 
     # -- control ------------------------------------------------------------
@@ -127,9 +128,9 @@ class Worker:
                     await self._reap()
                     next_reap = time.monotonic() + self.config.reap_seconds
                 free = self.config.concurrency - len(self._running)
-                started = await self._claim(free) if free > 0 else 0
-                if started and started == free:
-                    await asyncio.sleep(0)
+                due, started = await self._claim(free) if free > 0 else (0, 0)
+                if (started and started == free) or (due and not started):
+                    await asyncio.sleep(0)  # more may be due, or lost races to retry at once
                     continue
                 await self._idle(free > 0 and started == 0)
         finally:
@@ -153,13 +154,17 @@ class Worker:
                     await self._reap()
                     next_reap = time.monotonic() + self.config.reap_seconds
                 free = self.config.concurrency - len(self._running)
-                started = await self._claim(free) if free > 0 and not self._stopping else 0
-                if not started and not self._running and not await self._reap():
-                    return self.finished - finished
+                due, started = (
+                    await self._claim(free) if free > 0 and not self._stopping else (0, 0)
+                )
+                if not due and not self._running and not await self._reap():
+                    return self.finished - finished  # nothing due, nothing running: done
                 if self._stopping:
                     await self._shutdown()
                     return self.finished - finished
-                if not started:
+                if due and not started:
+                    await asyncio.sleep(0)  # lost every race: other workers took them; again
+                elif not started:
                     await self._idle(False)
         finally:
             if self._running:  # cancelled or crashed mid-drain: hand the leases back
@@ -184,9 +189,18 @@ class Worker:
             pass
         self._wake.clear()
 
-    async def _claim(self, free: int) -> int:
+    async def _claim(self, free: int) -> tuple[int, int]:
+        """Claim up to `free` due jobs in one write; (how many were due, how many it won).
+
+        Workers in other processes read the same head of the queue. After losing a race,
+        a worker takes a random `free` of the first `2 * free` instead, in claim order, so
+        that contending workers spread out rather than collide again on the same jobs.
+        """
         now = self._clock()
-        candidates = await self.store.claimable(now, self.config.queues, free)
+        window = free * 2 if self._contended else free
+        candidates = list(await self.store.claimable(now, self.config.queues, window))
+        if len(candidates) > free:
+            candidates = sorted(self._rng.sample(candidates, free), key=schedule.claim_key)
         claim = events.Claimed(worker=self.id, lease_seconds=self.config.lease_seconds)
         moves: list[tuple[int, jobs.Job, machine.Effects]] = []
         for job in candidates:
@@ -196,7 +210,7 @@ class Worker:
                 case Failure(refusal):  # changed since it was read: someone else's now
                     log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
         if not moves:
-            return 0
+            return len(candidates), 0
         won = await self.store.compare_and_set_many([(version, job) for version, job, _ in moves])
         started = 0
         for (_, job, done), ok in zip(moves, won, strict=True):
@@ -204,7 +218,8 @@ class Worker:
                 self._emit(done, job)
                 self._start(job)
                 started += 1
-        return started
+        self._contended = started < len(moves)
+        return len(candidates), started
 
     def _start(self, job: jobs.Job) -> None:
         attempt = Attempt(job=job, claim=jobs.claim(job))
