@@ -1,22 +1,142 @@
-"""Fast, typed conversions between pyrsistent values and plain JSON-like values.
+"""Fast, typed conversions between pyrsistent values and plain JSON-like values and text.
 
 pyrsistent's own `freeze`/`thaw` test every value against abstract base
 classes and, when strict, rebuild maps that are already frozen; on a job
 queue's hot path (every read and write converts a job) that dominates, so
-these check concrete types instead.
+these check concrete types instead. For the same reason `pairs` and `updated`
+work on a PMap's buckets directly (see "pyrsistent's layout" below).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from itertools import chain
+from typing import Any, Final, cast
 
 from pyrsistent import PMap, PVector, pmap, pvector
+
+from jobkit import instants
 
 PMAP_TYPE: type = type(pmap())
 PVECTOR_TYPE: type = type(pvector())
 _PMAP, _PVECTOR = PMAP_TYPE, PVECTOR_TYPE
-_SCALARS = (str, int, float, bool, type(None))
+# Values that are their own frozen form; instants too, which are immutable.
+_SCALARS = (str, int, float, bool, type(None), datetime)
+
+
+# -- pyrsistent's layout ---------------------------------------------------------
+# A PMap is a PVector of buckets, each None or a list of (key, value) pairs, a key
+# living in bucket `hash(key) % len(buckets)`. Reading and patching that vector
+# directly is several times cheaper than PMap's generic methods (three Python calls
+# per lookup, a generator per walk, an evolver per change), and every job read and
+# write does all three. `_layout_holds` checks at import that pyrsistent still lays
+# maps out so; if a release ever changes it, `pairs`, `lookup` and `updated` fall
+# back to the public API.
+
+
+def _pairs_direct(value: Any) -> list[tuple[Any, Any]]:
+    return list(chain.from_iterable(filter(None, value._buckets)))  # in C: no Python loop
+
+
+def _lookup_direct(value: Any, key: Any) -> Any:
+    buckets = value._buckets
+    bucket = buckets[hash(key) % len(buckets)]
+    if bucket:
+        for name, item in bucket:
+            if name == key:
+                return item
+    raise KeyError(key)
+
+
+def _get_direct(value: Any, key: Any, default: Any = None) -> Any:
+    buckets = value._buckets
+    bucket = buckets[hash(key) % len(buckets)]
+    if bucket:
+        for name, item in bucket:
+            if name == key:
+                return item
+    return default
+
+
+def _updated_direct(value: Any, changes: Mapping[Any, Any]) -> Any:
+    patched = _patched(value, changes)
+    if patched is None:  # new keys: one rebuild rather than a resizing evolver
+        return pmap({**dict(_pairs_direct(value)), **changes})
+    return patched
+
+
+def _patched(value: Any, changes: Mapping[Any, Any]) -> Any:
+    """The map with its existing keys' values replaced; None when `changes` adds a key."""
+    buckets = value._buckets
+    width = len(buckets)
+    patched = buckets.evolver()
+    for key, item in changes.items():
+        index = hash(key) % width
+        bucket = patched[index]
+        if not bucket:
+            return None
+        for position, (name, old) in enumerate(bucket):
+            if name == key:
+                if old is not item:
+                    bucket = list(bucket)  # the old map shares this list: copy, never mutate
+                    bucket[position] = (name, item)
+                    patched[index] = bucket
+                break
+        else:
+            return None
+    return _PMAP(value._size, patched.persistent()) if patched.is_dirty() else value
+
+
+def _layout_holds() -> bool:
+    """Whether the direct functions agree with pyrsistent's public API."""
+    try:
+        sample: Any = pmap({f"key{n}": n for n in range(40)})
+        changes: dict[str, Any] = {"key3": "three", "key17": None, "key4": 4, "key30": [30]}
+        patched: Any = _updated_direct(sample, changes)
+        expected: Any = sample.update(changes)
+        grown = _updated_direct(sample, {"key1": "one", "new": 1})
+        return (
+            isinstance(patched, PMap)
+            and _pairs_direct(sample) == list(sample.iteritems())
+            and sorted(_pairs_direct(patched), key=repr) == sorted(expected.iteritems(), key=repr)
+            and all(patched[key] is item for key, item in expected.iteritems())
+            and all(_lookup_direct(sample, key) is item for key, item in sample.iteritems())
+            and all(_get_direct(sample, key) is item for key, item in sample.iteritems())
+            and _get_direct(sample, "absent", sample) is sample
+            and len(patched) == len(expected)
+            and patched == expected
+            and sample == pmap({f"key{n}": n for n in range(40)})  # the original untouched
+            and _updated_direct(sample, {"key5": 5}) is sample
+            and grown == sample.update({"key1": "one", "new": 1})
+        )
+    except Exception:  # any surprise means: do not rely on the layout
+        return False
+
+
+_LAYOUT: Final = _layout_holds()
+
+pairs: Callable[[PMap[Any, Any]], list[tuple[Any, Any]]] = (
+    _pairs_direct if _LAYOUT else lambda value: list(value.iteritems())
+)
+"""The (key, value) pairs of a PMap, in its iteration order."""
+
+lookup: Callable[[PMap[Any, Any], Any], Any] = (
+    _lookup_direct if _LAYOUT else lambda value, key: value[key]
+)
+"""`value[key]`, KeyError when missing."""
+
+get: Callable[..., Any] = (
+    _get_direct if _LAYOUT else lambda value, key, default=None: value.get(key, default)
+)
+"""`value.get(key, default=None)`, without the KeyError PMap's own `get` raises inside."""
+
+updated: Callable[[PMap[Any, Any], Mapping[Any, Any]], PMap[Any, Any]] = (
+    _updated_direct if _LAYOUT else lambda value, changes: value.update(changes)
+)
+"""`value.update(changes)`: the map with `changes` set, in one copy; `value` itself
+when nothing changes."""
 
 
 def freeze(value: Any) -> Any:
@@ -40,7 +160,9 @@ def thaw(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if kind is _PMAP or kind is dict:
+    if kind is _PMAP:
+        return {key: thaw(item) for key, item in pairs(value)}
+    if kind is dict:
         return {key: thaw(item) for key, item in value.items()}
     if kind is _PVECTOR or kind is list or kind is tuple:
         return [thaw(item) for item in value]
@@ -60,3 +182,137 @@ def optional_mapping(value: Mapping[str, Any] | None) -> PMap[str, Any] | None:
 
 def anything(value: Any) -> Any:
     return freeze(value)
+
+
+# -- JSON text -------------------------------------------------------------------
+
+
+def _default(value: Any) -> Any:
+    kind = type(value)
+    if kind is _PMAP:
+        return dict(pairs(value))
+    if kind is _PVECTOR:
+        return list(value)
+    if kind is datetime:
+        return instants.format(value)
+    raise TypeError(f"{kind.__name__} is not JSON: {value!r}")
+
+
+# The reference encoding, and the one used for whatever `to_json` has no fast path for.
+ENCODER: Final = json.JSONEncoder(
+    default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_string = json.encoder.encode_basestring  # ENCODER's own string escaping (C)
+
+
+def _c_encoder() -> Callable[[Any, int], list[str]] | None:
+    """ENCODER's C encoder, made once: `ENCODER.encode` builds one (and a closure) per call,
+    which costs more than encoding a small map. None where there is no C encoder."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        # markers=None: no cycle check, frozen values cannot hold cycles.
+        encoder: Callable[[Any, int], list[str]] = make(
+            None, _default, _string, None, ":", ",", False, False, False
+        )
+        probe = {"a": [1, 2.5, None, True, "é\n"], "b": pmap({"c": datetime(2030, 1, 1)})}
+        if "".join(encoder(probe, 0)) != ENCODER.encode(probe):
+            return None
+    except Exception:  # a different signature in another Python: keep the reference
+        return None
+    return encoder
+
+
+_ENCODE = _c_encoder()
+
+
+def encode(value: Any) -> str:
+    """`ENCODER.encode(value)`."""
+    if _ENCODE is None:
+        return ENCODER.encode(value)
+    return "".join(_ENCODE(value, 0))
+
+
+# A new version of a job shares most of its parts (params, input, metadata, each
+# earlier history entry) with the one before, as the same immutable objects: their
+# text is remembered by identity. Each entry holds its object, so that its id cannot
+# be reused while the entry lives. Bounded in entries and in characters; when full
+# it is simply cleared, which costs one miss per part of the few jobs in flight.
+_TEXTS: dict[int, tuple[Any, str]] = {}
+_MAX_TEXTS: Final = 4096
+_MAX_CHARS: Final = 1 << 22
+_chars = [0]  # characters held by _TEXTS
+
+
+_HEADS: dict[str, str] = {}  # `"key":` by key: a job's keys recur in every write
+
+
+def to_json(value: Any, *, shared: bool = False) -> str:
+    """Compact JSON text of a frozen value, instants as `instants.format`, exactly as
+    `ENCODER.encode(value)` writes it (PMaps' keys in their iteration order), only faster.
+
+    The text of every PMap and PVector inside `value` is remembered while they live on
+    in newer versions of a job; `value` itself too when `shared` (a part of a job).
+    """
+    try:
+        kind = type(value)
+        if shared or (kind is not _PMAP and kind is not _PVECTOR):
+            return _text(value)
+        return _map_text(pairs(value)) if kind is _PMAP else _vector_text(value)
+    except RecursionError:  # nested deeper than Python frames go: the C encoder copes
+        return ENCODER.encode(value)
+
+
+def _text(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is _PMAP or kind is _PVECTOR:
+        found = _TEXTS.get(id(value))
+        if found is not None and found[0] is value:
+            return found[1]
+        text = _map_text(pairs(value)) if kind is _PMAP else _vector_text(value)
+        if len(_TEXTS) >= _MAX_TEXTS or _chars[0] > _MAX_CHARS:
+            _TEXTS.clear()
+            _chars[0] = 0
+        _TEXTS[id(value)] = (value, text)
+        _chars[0] += len(text)
+        return text
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is datetime:
+        return '"' + instants.format(value) + '"'  # digits, `-`, `:`, `.`, `T`, `Z`: no escapes
+    return encode(value)  # floats (NaN is refused), subclasses, the unexpected
+
+
+def _vector_text(value: Any) -> str:
+    return "[" + ",".join([_text(item) for item in value]) + "]"
+
+
+def _map_text(items: list[tuple[Any, Any]]) -> str:
+    parts: list[str] = []
+    append = parts.append
+    for key, item in items:
+        head = _HEADS.get(key)
+        if head is None:
+            if type(key) is not str:  # JSON keys are strings: let the encoder convert or refuse
+                return ENCODER.encode(dict(items))
+            if len(_HEADS) >= _MAX_TEXTS:
+                _HEADS.clear()
+            head = _HEADS[key] = _string(key) + ":"
+        # The commonest values inline; the rest, containers included, through `_text`.
+        kind = type(item)
+        if kind is str:
+            append(head + _string(item))
+        elif item is None:
+            append(head + "null")
+        elif kind is int:
+            append(head + int.__repr__(item))
+        else:
+            append(head + _text(item))
+    return "{" + ",".join(parts) + "}"

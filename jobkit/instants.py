@@ -9,31 +9,40 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Every write of a job formats its instants and every read parses them, and most
 # of them (createdAt, runAt, a history entry's startedAt) are the same instant from
-# one version of a job to the next: remembering the latest few thousand makes
-# storage conversion cheap. Both functions are pure, so the caches are invisible.
+# one version of a job to the next. Texts are remembered by the datetime's identity
+# (the entry holds it, so that its id cannot be reused meanwhile), parsed instants
+# by their text; both are bounded, and invisible: the functions are pure.
 _CACHED = 4096
+_TEXTS: dict[int, tuple[datetime, str]] = {}
 
 
 def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: instants.format
     """`2026-11-28T18:49:48.123456Z`: fixed width, so text order is time order."""
-    if type(at) is datetime and at.tzinfo is UTC:
-        return _format_cached(at)
-    # Not cached: a naive instant is read in the local time zone, which may change
-    # under a running process, and a subclass may format itself differently.
-    return _format(at if at.tzinfo is UTC else at.astimezone(UTC))
+    found = _TEXTS.get(id(at))
+    if found is not None and found[0] is at:
+        return found[1]
+    if type(at) is not datetime or at.tzinfo is not UTC:
+        # Not cached: a naive instant is read in the local time zone, which may change
+        # under a running process, and a subclass may format itself its own way.
+        utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+        return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # What `isoformat(timespec="microseconds")` writes, without its argument parsing.
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest here
+        at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond,
+    )  # fmt: skip
+    if len(_TEXTS) >= _CACHED:
+        _TEXTS.clear()
+    _TEXTS[id(at)] = (at, text)
+    return text
 
 
-def _format(at: datetime) -> str:
-    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-_format_cached = functools.lru_cache(maxsize=_CACHED)(_format)
-
-
-@functools.lru_cache(maxsize=_CACHED)
 def parse(text: str) -> datetime:
     """Parse an ISO 8601 instant; a value without an offset is refused (ambiguous), and so is
     one that leaves the representable range once moved to UTC (`0001-01-01T00:00+01:00`)."""
+    return _parse_cached(text)
+
+
+def _parse(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError(f"instant without a UTC offset: {text!r}")
@@ -41,6 +50,9 @@ def parse(text: str) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"instant out of range in UTC: {text!r}") from None
+
+
+_parse_cached = functools.lru_cache(maxsize=_CACHED)(_parse)
 
 
 def format_or_none(at: datetime | None) -> str | None:
@@ -52,6 +64,8 @@ def parse_or_none(text: str | None) -> datetime | None:
 
 
 def plus(at: datetime, seconds: float) -> datetime:
+    if seconds == 0:  # the same instant: keep the object, whose text may be remembered
+        return at
     return at + timedelta(seconds=seconds)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyrsistent import pmap, pvector
 from pyrsistent.typing import PMap, PVector
@@ -53,120 +53,134 @@ SUCCEEDED, FAILED, STALLED, RELEASED = "succeeded", "failed", "stalled", "releas
 
 # -- readers ---------------------------------------------------------------
 
+_field = _frozen.lookup  # `job[name]`, at a third of PMap's own cost: the hot path reads a lot
+_get = _frozen.get  # `map.get(key)`, without the KeyError inside
+
 
 def id(job: Job) -> str:  # noqa: A001 - read as jobs.id(job)
-    return str(job["id"])
+    return str(_field(job, "id"))
 
 
 def user_id(job: Job) -> str:
-    return str(job["userId"])
+    return str(_field(job, "userId"))
 
 
 def type_name(job: Job) -> str:
-    return str(job["type"])
+    return str(_field(job, "type"))
+
+
+# The enum members by their stored text: a dict lookup is several times cheaper than
+# the enum's own `Status(value)` call, which stays the way to refuse an unknown value.
+_STATUSES: dict[str, Status] = {member.value: member for member in Status}
+_TEXTS: dict[Status, str] = {member: member.value for member in Status}  # `.value` is slow too
 
 
 def status(job: Job) -> Status:
     """The job's status; a draft (not yet submitted) has none and is a caller bug here."""
-    value = job["status"]
+    value = _field(job, "status")
     if value is None:
         raise errors.JobkitError(f"job {job['id']} is a draft and has no status yet")
-    return Status(value)
+    return _as_status(value)
 
 
 def status_or_none(job: Job) -> Status | None:
-    value = job["status"]
-    return None if value is None else Status(value)
+    value = _field(job, "status")
+    return None if value is None else _as_status(value)
+
+
+def _as_status(value: Any) -> Status:
+    found = _STATUSES.get(value) if type(value) is str else None
+    return Status(value) if found is None else found
 
 
 def priority(job: Job) -> int:
-    return int(job["priority"])
+    return int(_field(job, "priority"))
 
 
 def queue(job: Job) -> str:
-    return str(job["queue"])
+    return str(_field(job, "queue"))
 
 
 def run_at(job: Job) -> datetime:
-    value: datetime = job["runAt"]
+    value: datetime = _field(job, "runAt")
     return value
 
 
 def params(job: Job) -> PMap[str, Any]:
-    value: PMap[str, Any] = job["params"]
+    value: PMap[str, Any] = _field(job, "params")
     return value
 
 
 def input(job: Job) -> PMap[str, Any] | None:  # noqa: A001 - read as jobs.input(job)
-    value: PMap[str, Any] | None = job["input"]
+    value: PMap[str, Any] | None = _field(job, "input")
     return value
 
 
 def result(job: Job) -> PMap[str, Any] | None:
-    value: PMap[str, Any] | None = job["result"]
+    value: PMap[str, Any] | None = _field(job, "result")
     return value
 
 
 def result_url(job: Job) -> str | None:
-    value: str | None = job["resultUrl"]
+    value: str | None = _field(job, "resultUrl")
     return value
 
 
 def error(job: Job) -> errors.Error | None:
-    value = job["error"]
+    value = _field(job, "error")
     return None if value is None else errors.from_map(value)
 
 
 def attempts(job: Job) -> int:
     """Finished attempts: succeeded, failed or stalled. A released attempt does not count."""
-    return int(job["attempts"])
+    return int(_field(job, "attempts"))
 
 
 def max_attempts(job: Job) -> int:
-    return int(job["maxAttempts"])
+    return int(_field(job, "maxAttempts"))
 
 
 def history(job: Job) -> PVector[Entry]:
-    value: PVector[Entry] = job["history"]
+    value: PVector[Entry] = _field(job, "history")
     return value
 
 
 def claim(job: Job) -> int:
     """The number of the latest claim (1-based); a worker's events must name it."""
-    return len(job["history"])
+    return len(_field(job, "history"))
 
 
 def progress(job: Job) -> PMap[str, Any] | None:
-    value: PMap[str, Any] | None = job["progress"]
+    value: PMap[str, Any] | None = _field(job, "progress")
     return value
 
 
 def lease_owner(job: Job) -> str | None:
-    value: str | None = job["leaseOwner"]
+    value: str | None = _field(job, "leaseOwner")
     return value
 
 
 def lease_expires_at(job: Job) -> datetime | None:
-    value: datetime | None = job["leaseExpiresAt"]
+    value: datetime | None = _field(job, "leaseExpiresAt")
     return value
 
 
 def version(job: Job) -> int:
-    return int(job["version"])
+    return int(_field(job, "version"))
 
 
 def created_at(job: Job) -> datetime:
-    value: datetime = job["createdAt"]
+    value: datetime = _field(job, "createdAt")
     return value
 
 
 def updated_at(job: Job) -> datetime:
-    value: datetime = job["updatedAt"]
+    value: datetime = _field(job, "updatedAt")
     return value
 
 
 def metadata(job: Job) -> PMap[str, Any]:
-    value: PMap[str, Any] = job["metadata"]
+    value: PMap[str, Any] = _field(job, "metadata")
     return value
 
 
@@ -188,54 +202,54 @@ def entry_started_at(entry: Entry) -> datetime:
 
 
 def entry_ended_at(entry: Entry) -> datetime | None:
-    value: datetime | None = entry.get("endedAt")
+    value: datetime | None = _get(entry, "endedAt")
     return value
 
 
 def entry_outcome(entry: Entry) -> str | None:
     """`succeeded`, `failed`, `stalled` or `released`; None while the attempt runs."""
-    value: str | None = entry.get("outcome")
+    value: str | None = _get(entry, "outcome")
     return value
 
 
 def entry_error(entry: Entry) -> errors.Error | None:
-    value = entry.get("error")
+    value = _get(entry, "error")
     return None if value is None else errors.from_map(value)
 
 
 def entry_next_run_at(entry: Entry) -> datetime | None:
-    value: datetime | None = entry.get("nextRunAt")
+    value: datetime | None = _get(entry, "nextRunAt")
     return value
 
 
 def entry_result_key(entry: Entry) -> str | None:
-    value: str | None = entry.get("resultKey")
+    value: str | None = _get(entry, "resultKey")
     return value
 
 
 def idempotency(job: Job) -> PMap[str, Any] | None:
     """`{"key", "fingerprint"}` when submitted with an `Idempotency-Key`, else None."""
-    value: PMap[str, Any] | None = job["idempotency"]
+    value: PMap[str, Any] | None = _field(job, "idempotency")
     return value
 
 
 def next_run_at(job: Job) -> datetime | None:
     """When a pending job will next be tried; None once it is running or finished."""
-    return run_at(job) if job["status"] == Status.PENDING else None
+    return run_at(job) if _field(job, "status") == Status.PENDING else None
 
 
 def blob_keys(job: Job) -> tuple[str, ...]:
     """Every blob the job owns: its input document and each attempt's result."""
     keys: list[str] = []
     source = input(job)
-    if source is not None and isinstance(source.get("blob"), str):
+    if source is not None and isinstance(_get(source, "blob"), str):
         keys.append(source["blob"])
     for entry in history(job):
-        key = entry.get("resultKey")
+        key = _get(entry, "resultKey")
         if isinstance(key, str):
             keys.append(key)
     outcome = result(job)
-    if outcome is not None and isinstance(outcome.get("resultKey"), str):
+    if outcome is not None and isinstance(_get(outcome, "resultKey"), str):
         keys.append(outcome["resultKey"])
     return tuple(dict.fromkeys(keys))
 
@@ -257,7 +271,7 @@ class Change:
         self._values: dict[str, Any] = {}
 
     def status(self, value: Status) -> Change:
-        self._values["status"] = value.value
+        self._values["status"] = _TEXTS[value]
         return self
 
     def lease(self, owner: str, expires_at: datetime) -> Change:
@@ -322,7 +336,7 @@ class Change:
         if result_key is not None:
             ended["resultKey"] = result_key
         entries = self._values.get("history", history(self._job))
-        self._values["history"] = entries.set(len(entries) - 1, entries[-1].update(ended))
+        self._values["history"] = entries.set(len(entries) - 1, _frozen.updated(entries[-1], ended))
         return self
 
     def touched(self, now: datetime) -> Change:
@@ -334,10 +348,7 @@ class Change:
     def done(self) -> Job:
         if not self._values:
             return self._job
-        evolver = self._job.evolver()
-        for key, value in self._values.items():
-            evolver[key] = value
-        return evolver.persistent()
+        return _frozen.updated(self._job, self._values)
 
 
 def with_status(job: Job, value: Status) -> Job:
@@ -380,20 +391,24 @@ def _entry_to_document(entry: Entry) -> dict[str, Any]:
     doc: dict[str, Any] = dict.fromkeys(_ENTRY_OPTIONAL)
     doc.update(_frozen.thaw(entry))
     for name in _ENTRY_INSTANTS:
-        doc[name] = instants.format_or_none(entry.get(name))
-    if entry.get("error") is not None:
+        doc[name] = instants.format_or_none(_get(entry, name))
+    if _get(entry, "error") is not None:
         doc["error"] = errors.to_document(errors.from_map(entry["error"]))
     return doc
 
 
 def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
-    values = {k: v for k, v in doc.items() if v is not None or k not in _ENTRY_OPTIONAL}
-    for name in _ENTRY_INSTANTS:
-        if name in values:
-            values[name] = instants.parse(values[name])
-    if doc.get("error") is not None:
-        values["error"] = errors.to_map(errors.from_document(doc["error"]))
-    return _frozen.mapping(values)
+    entry: dict[str, Any] = {}
+    for key, value in doc.items():
+        if value is None and key in _ENTRY_OPTIONAL:
+            continue  # unset: absent from the map
+        if key in _ENTRY_INSTANTS:
+            entry[key] = instants.parse(value)
+        elif key == "error":
+            entry[key] = errors.to_map(errors.from_document(value))
+        else:
+            entry[key] = _frozen.freeze(value)
+    return pmap(entry)
 
 
 def to_document(job: Job) -> dict[str, Any]:
@@ -410,6 +425,9 @@ def to_document(job: Job) -> dict[str, Any]:
 _NESTED = ("params", "input", "result", "metadata", "progress", "idempotency")
 
 
+_FIELD_NAMES = frozenset(FIELDS)
+
+
 def from_document(doc: Mapping[str, Any]) -> Job:
     """Inverse of `to_document` (and of `to_json`, parsed); a missing field is a store bug."""
     try:
@@ -417,40 +435,98 @@ def from_document(doc: Mapping[str, Any]) -> Job:
     except KeyError:
         missing = [name for name in FIELDS if name not in doc]
         raise errors.JobkitError(f"job document lacks fields {missing}") from None
+    return _from_fields(values)
+
+
+def _from_fields(values: dict[str, Any]) -> Job:
+    """The job from its document's fields, converted in place (`values` is ours)."""
+    parse = instants.parse
     for name in _INSTANT_FIELDS:
-        values[name] = instants.parse_or_none(values[name])
+        text = values[name]
+        if text is not None:
+            values[name] = parse(text)
+    freeze = _frozen.freeze
     for name in _NESTED:
-        values[name] = _frozen.freeze(values[name])
+        values[name] = freeze(values[name])
     if values["error"] is not None:
         values["error"] = errors.to_map(errors.from_document(values["error"]))
     values["history"] = pvector([_entry_from_document(e) for e in values["history"]])
     return pmap(values)
 
 
-def _json_default(value: Any) -> Any:
-    kind = type(value)
-    if kind is _frozen.PMAP_TYPE:
-        return dict(value.items())
-    if kind is _frozen.PVECTOR_TYPE:
-        return list(value)
-    if kind is datetime:
-        return instants.format(value)
-    raise TypeError(f"{kind.__name__} is not JSON: {value!r}")
+# The fields whose values are maps or lists: a version of a job shares them with
+# the one before, and their text with them (`_frozen.to_json(..., shared=True)`).
+_PARTS = (*_NESTED, "error", "history")
+_HEADS = {name: json.dumps(name) + ":" for name in _PARTS}
 
 
-_ENCODER = json.JSONEncoder(
-    default=_json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
+def _json_of(values: dict[str, Any]) -> str:
+    """The JSON of a job's fields (`values`, which this changes): scalars and instants
+    through the C encoder in one call, the parts from their remembered text."""
+    for name in _INSTANT_FIELDS:
+        at = values.get(name)
+        if type(at) is datetime:
+            values[name] = instants.format(at)
+    parts = []
+    for name in _PARTS:
+        value = values.get(name)
+        if value is not None:
+            del values[name]
+            parts.append(_HEADS[name] + _frozen.to_json(value, shared=True))
+    text = _frozen.encode(values)
+    if not parts:
+        return text
+    return ("{" if text == "{}" else text[:-1] + ",") + ",".join(parts) + "}"
 
 
 def to_json(job: Job) -> str:
     """The job as compact JSON for storage: `from_json` reads it back; faster than
-    `to_document` (the C encoder walks the maps), but history entries omit unset keys."""
-    return _ENCODER.encode(job)
+    `to_document` (parts a job shares with its previous version are encoded once), but
+    history entries omit unset keys."""
+    return _json_of(dict(_frozen.pairs(job)))
+
+
+class Record(NamedTuple):
+    """A job as a store writes it: what it files the job under, and the job as JSON."""
+
+    id: str
+    user_id: str
+    type_name: str
+    status: str | None
+    priority: int
+    queue: str
+    run_at: str  # instants as `instants.format` text, as in the JSON
+    created_at: str
+    lease_expires_at: str | None
+    version: int
+    doc: str  # `to_json(job)`
+
+
+def to_record(job: Job) -> Record:
+    """The job's `Record`: its readers' values and `to_json`, in one pass over the map."""
+    values = dict(_frozen.pairs(job))
+    state = values["status"]
+    expires = values["leaseExpiresAt"]
+    return Record(
+        id=str(values["id"]),
+        user_id=str(values["userId"]),
+        type_name=str(values["type"]),
+        status=None if state is None else _TEXTS[_as_status(state)],
+        priority=int(values["priority"]),
+        queue=str(values["queue"]),
+        run_at=instants.format(values["runAt"]),
+        created_at=instants.format(values["createdAt"]),
+        lease_expires_at=None if expires is None else instants.format(expires),
+        version=int(values["version"]),
+        doc=_json_of(values),
+    )
 
 
 def from_json(text: str | bytes) -> Job:
-    return from_document(json.loads(text))
+    doc = json.loads(text)
+    if type(doc) is dict and doc.keys() == _FIELD_NAMES:
+        return _from_fields(doc)  # freshly parsed: convert it in place, no copy
+    return from_document(doc)
 
 
 def draft(
@@ -469,7 +545,8 @@ def draft(
     idempotency: Mapping[str, str] | None = None,
 ) -> Job:
     """A job not yet submitted (no status, version 0); `Submitted` makes it pending."""
-    job: Job = _frozen.freeze(
+    freeze = _frozen.freeze  # only the maps need it: the other arguments are scalars
+    return pmap(
         {
             "id": job_id,
             "userId": user_id,
@@ -478,8 +555,8 @@ def draft(
             "priority": priority,
             "queue": queue,
             "runAt": run_at,
-            "params": params,
-            "input": input,
+            "params": freeze(params),
+            "input": freeze(input),
             "result": None,
             "resultUrl": None,
             "error": None,
@@ -491,8 +568,8 @@ def draft(
             "version": 0,
             "createdAt": now,
             "updatedAt": now,
-            "metadata": metadata,
-            "idempotency": idempotency,
+            "metadata": freeze(metadata),
+            "idempotency": freeze(idempotency),
+            "history": pvector(),
         }
     )
-    return job.set("history", pvector())

@@ -13,7 +13,7 @@ from typing import assert_never
 import attrs
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, events, instants, jobs, retry
+from jobkit import _frozen, effects, errors, events, instants, jobs, retry
 from jobkit.status import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, Status, targets
 
 Effects = tuple[effects.MachineEffect, ...]
@@ -23,7 +23,7 @@ Stepped = Result[tuple[jobs.Job, Effects], errors.JobError]
 def _refuse(
     job: jobs.Job, event: events.Event, code: str, message: str
 ) -> Failure[errors.JobError]:
-    current = jobs.status_or_none(job)
+    current = jobs.status_or_none(job)  # refusals are rare: read again rather than thread it
     return Failure(
         errors.JobError(
             code=code,
@@ -34,13 +34,13 @@ def _refuse(
     )
 
 
-def _lifecycle(job: jobs.Job, name: str, attempt: int | None = None) -> effects.Lifecycle:
+def _lifecycle(job: jobs.Job, name: str, attempt: int) -> effects.Lifecycle:
     return effects.Lifecycle(
         name=name,
         job_id=jobs.id(job),
         job_type=jobs.type_name(job),
         queue=jobs.queue(job),
-        attempt=jobs.claim(job) if attempt is None else attempt,
+        attempt=attempt,
     )
 
 
@@ -69,6 +69,7 @@ def _end_attempt(
 ) -> Moved:
     """Count a failed or stalled attempt and let the retry policy choose its fate."""
     attempts = jobs.attempts(job) + 1
+    claim = jobs.claim(job)
     err = err if err.at is not None else attrs.evolve(err, at=now)
     decision = retry.decide(
         policy, err, attempts=attempts, max_attempts=jobs.max_attempts(job), now=now, sample=sample
@@ -80,31 +81,31 @@ def _end_attempt(
                 at=now, outcome=outcome, error=err, next_run_at=at, delay_seconds=delay
             )
             change.status(PENDING).run_at(at)
-            return Success(
-                (change, PENDING, (_lifecycle(job, _EVENT[outcome]), _lifecycle(job, "retried")))
-            )
+            done = (_lifecycle(job, _EVENT[outcome], claim), _lifecycle(job, "retried", claim))
+            return Success((change, PENDING, done))
         case retry.GiveUp():
             change.attempt_ended(at=now, outcome=outcome, error=err).status(FAILED)
-            done = (_lifecycle(job, _EVENT[outcome]), _lifecycle(job, "failed"))
+            done = (_lifecycle(job, _EVENT[outcome], claim), _lifecycle(job, "failed", claim))
             return Success((change, FAILED, done))
         case _:
             assert_never(decision)
 
 
-def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Moved:
+def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: datetime) -> Moved:
     """What a legal event writes: the changes, the new status, and the effects."""
-    current = jobs.status_or_none(job)
     same = jobs.Change(job)
     match event:
         case events.Submitted():
-            return Success((same.status(PENDING), PENDING, (_lifecycle(job, "created"),)))
+            created = _lifecycle(job, "created", jobs.claim(job))
+            return Success((same.status(PENDING), PENDING, (created,)))
         case events.Claimed(worker=worker, lease_seconds=seconds):
-            if jobs.run_at(job) > now:
-                return _refuse(job, event, "not_due", f"job is not due until {jobs.run_at(job)}")
+            due = jobs.run_at(job)
+            if due > now:
+                return _refuse(job, event, "not_due", f"job is not due until {due}")
+            claim = jobs.claim(job) + 1
             change = same.attempt_started(worker, now).lease(worker, instants.plus(now, seconds))
             change.status(PROCESSING).no_progress()
-            started = _lifecycle(job, "started", jobs.claim(job) + 1)
-            return Success((change, PROCESSING, (started,)))
+            return Success((change, PROCESSING, (_lifecycle(job, "started", claim),)))
         case events.Heartbeat(worker=worker, claim=claim, lease_seconds=seconds):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
@@ -118,13 +119,13 @@ def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Moved:
         case events.AttemptSucceeded(worker=worker, claim=claim, result=result, result_url=url):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
-            key = result.get("resultKey")
+            key = _frozen.get(result, "resultKey")
             change = same.attempts(jobs.attempts(job) + 1).no_lease().result(result, url)
             change.attempt_ended(
                 at=now, outcome=jobs.SUCCEEDED, result_key=key if isinstance(key, str) else None
             )
             change.error(None).status(COMPLETED)
-            return Success((change, COMPLETED, (_lifecycle(job, "completed"),)))
+            return Success((change, COMPLETED, (_lifecycle(job, "completed", claim),)))
         case events.AttemptFailed(worker=worker, claim=claim, error=err, policy=policy):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
@@ -149,17 +150,19 @@ def _apply(job: jobs.Job, event: events.Event, now: datetime) -> Moved:
                 return _lost(job, event, worker)
             change = same.attempt_ended(at=now, outcome=jobs.RELEASED)
             change.no_lease().status(PENDING).run_at(now)
-            return Success((change, PENDING, (_lifecycle(job, "released"),)))
+            return Success((change, PENDING, (_lifecycle(job, "released", claim),)))
         case events.CancelRequested():
-            return Success((same.status(CANCELLED), CANCELLED, (_lifecycle(job, "cancelled"),)))
+            cancelled = _lifecycle(job, "cancelled", jobs.claim(job))
+            return Success((same.status(CANCELLED), CANCELLED, (cancelled,)))
         case events.RetryRequested():
             change = same.attempts(0).error(None).status(PENDING).run_at(now)
-            return Success((change, PENDING, (_lifecycle(job, "requeued"),)))
+            return Success((change, PENDING, (_lifecycle(job, "requeued", jobs.claim(job)),)))
         case events.Purged():
             assert current is not None
             deletes = tuple(effects.DeleteBlob(key=key) for key in jobs.blob_keys(job))
             purge = effects.DeleteJob(job_id=jobs.id(job), version=jobs.version(job))
-            return Success((same, current, (*deletes, purge, _lifecycle(job, "purged"))))
+            purged = _lifecycle(job, "purged", jobs.claim(job))
+            return Success((same, current, (*deletes, purge, purged)))
         case _:
             assert_never(event)
 
@@ -184,7 +187,7 @@ def step(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
         return _refuse(
             job, event, "illegal_transition", f"cannot {event.kind}: {_REASONS[current]}"
         )
-    match _apply(job, event, now):
+    match _apply(job, current, event, now):
         case Success((change, target, done)):
             if target not in allowed:  # the table is the law; a handler broke it
                 raise errors.JobkitError(f"{event.kind} led {current} to {target}")
