@@ -12,8 +12,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # one version of a job to the next. Texts are remembered by the datetime's identity
 # (the entry holds it, so that its id cannot be reused meanwhile), parsed instants
 # by their text; both are bounded, and invisible: the functions are pure.
-_CACHED = 4096
+_CACHED = 1024  # a worker has a few hundred instants in flight; more only feeds the GC
 _TEXTS: dict[int, tuple[datetime, str]] = {}
+_DATES: dict[int, str] = {}  # `2026-11-28T` by the day's ordinal
+_TWO = tuple(f"{n:02d}" for n in range(100))
 
 
 def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: instants.format
@@ -26,9 +28,20 @@ def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: in
         # under a running process, and a subclass may format itself its own way.
         utc = at if at.tzinfo is UTC else at.astimezone(UTC)
         return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    # What `isoformat(timespec="microseconds")` writes, without its argument parsing.
-    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest here
-        at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond,
+    # What `isoformat(timespec="microseconds")` writes, from parts: formatting the
+    # whole (isoformat, strftime or `%`) costs several times as much.
+    day = at.toordinal()
+    date = _DATES.get(day)
+    if date is None:
+        if len(_DATES) >= _CACHED:
+            _DATES.clear()
+        date = _DATES[day] = f"{at.year:04d}-{at.month:02d}-{at.day:02d}T"
+    two, micro = _TWO, at.microsecond
+    text = "".join(
+        (
+            date, two[at.hour], ":", two[at.minute], ":", two[at.second], ".",
+            two[micro // 10000], two[micro // 100 % 100], two[micro % 100], "Z",
+        )
     )  # fmt: skip
     if len(_TEXTS) >= _CACHED:
         _TEXTS.clear()

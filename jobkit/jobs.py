@@ -55,6 +55,21 @@ SUCCEEDED, FAILED, STALLED, RELEASED = "succeeded", "failed", "stalled", "releas
 
 _field = _frozen.lookup  # `job[name]`, at a third of PMap's own cost: the hot path reads a lot
 _get = _frozen.get  # `map.get(key)`, without the KeyError inside
+_JOB = _frozen.Layout(FIELDS)  # every job has these keys: their places are known
+
+# History entries come in a handful of shapes (open; succeeded; failed and retried...):
+# each is laid out once, on first use. Bounded, should entries ever vary more than that.
+_ENTRY_SHAPES: dict[tuple[str, ...], _frozen.Layout] = {}
+
+
+def _entry(values: dict[str, Any]) -> Entry:
+    shape = tuple(values)
+    layout = _ENTRY_SHAPES.get(shape)
+    if layout is None:
+        if len(_ENTRY_SHAPES) >= 64:
+            return pmap(values)
+        layout = _ENTRY_SHAPES[shape] = _frozen.Layout(shape)
+    return layout.build(values)
 
 
 def id(job: Job) -> str:  # noqa: A001 - read as jobs.id(job)
@@ -72,7 +87,7 @@ def type_name(job: Job) -> str:
 # The enum members by their stored text: a dict lookup is several times cheaper than
 # the enum's own `Status(value)` call, which stays the way to refuse an unknown value.
 _STATUSES: dict[str, Status] = {member.value: member for member in Status}
-_TEXTS: dict[Status, str] = {member: member.value for member in Status}  # `.value` is slow too
+_STATUS_TEXTS: dict[Status, str] = {member: member.value for member in Status}  # `.value`: slow
 
 
 def status(job: Job) -> Status:
@@ -271,7 +286,7 @@ class Change:
         self._values: dict[str, Any] = {}
 
     def status(self, value: Status) -> Change:
-        self._values["status"] = _TEXTS[value]
+        self._values["status"] = _STATUS_TEXTS[value]
         return self
 
     def lease(self, owner: str, expires_at: datetime) -> Change:
@@ -312,7 +327,7 @@ class Change:
     def attempt_started(self, worker: str, at: datetime) -> Change:
         """Open a history entry for claim number `claim(job) + 1`."""
         entries = self._values.get("history", history(self._job))
-        entry = pmap({"attempt": len(entries) + 1, "worker": worker, "startedAt": at})
+        entry = _entry({"attempt": len(entries) + 1, "worker": worker, "startedAt": at})
         self._values["history"] = entries.append(entry)
         return self
 
@@ -336,7 +351,8 @@ class Change:
         if result_key is not None:
             ended["resultKey"] = result_key
         entries = self._values.get("history", history(self._job))
-        self._values["history"] = entries.set(len(entries) - 1, _frozen.updated(entries[-1], ended))
+        closed = _entry({**dict(_frozen.pairs(entries[-1])), **ended})
+        self._values["history"] = entries.set(len(entries) - 1, closed)
         return self
 
     def touched(self, now: datetime) -> Change:
@@ -348,7 +364,7 @@ class Change:
     def done(self) -> Job:
         if not self._values:
             return self._job
-        return _frozen.updated(self._job, self._values)
+        return _JOB.updated(self._job, self._values)
 
 
 def with_status(job: Job, value: Status) -> Job:
@@ -408,7 +424,7 @@ def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
             entry[key] = errors.to_map(errors.from_document(value))
         else:
             entry[key] = _frozen.freeze(value)
-    return pmap(entry)
+    return _entry(entry)
 
 
 def to_document(job: Job) -> dict[str, Any]:
@@ -451,7 +467,7 @@ def _from_fields(values: dict[str, Any]) -> Job:
     if values["error"] is not None:
         values["error"] = errors.to_map(errors.from_document(values["error"]))
     values["history"] = pvector([_entry_from_document(e) for e in values["history"]])
-    return pmap(values)
+    return _JOB.build(values)
 
 
 # The fields whose values are maps or lists: a version of a job shares them with
@@ -511,7 +527,7 @@ def to_record(job: Job) -> Record:
         id=str(values["id"]),
         user_id=str(values["userId"]),
         type_name=str(values["type"]),
-        status=None if state is None else _TEXTS[_as_status(state)],
+        status=None if state is None else _STATUS_TEXTS[_as_status(state)],
         priority=int(values["priority"]),
         queue=str(values["queue"]),
         run_at=instants.format(values["runAt"]),
@@ -546,7 +562,7 @@ def draft(
 ) -> Job:
     """A job not yet submitted (no status, version 0); `Submitted` makes it pending."""
     freeze = _frozen.freeze  # only the maps need it: the other arguments are scalars
-    return pmap(
+    return _JOB.build(
         {
             "id": job_id,
             "userId": user_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-import uuid
+import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +22,18 @@ from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
 CHUNK = 1 << 20
 
 
+# The variant digit of a version 4 UUID (`10xx` in its top bits), from a random digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text, as `str(uuid.uuid4())` writes it, without the
+    `UUID` object in between (a third of the cost of a submission's id)."""
+    digits = os.urandom(16).hex()
+    return (
+        f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
+        f"{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}"
+    )
 
 
 class NoAnalyzer:

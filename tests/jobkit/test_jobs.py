@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyrsistent import freeze, pmap, pvector
 
-from jobkit import errors, events, instants, jobs, retry, submission
+from jobkit import _frozen, errors, events, instants, jobs, retry, submission
 from jobkit.status import COMPLETED, PENDING, PROCESSING
 from tests.jobkit import strategies
 
@@ -512,3 +512,58 @@ def test_blob_keys_are_distinct_strings(job: jobs.Job) -> None:
     source = jobs.input(job)
     if source is not None:
         assert keys[0] == source["blob"]
+
+
+# -- the storage form: JSON text and the record a store files ---------------------------
+
+every_job = st.one_of(strategies.drafts().map(lambda drawn: drawn[0]), strategies.submitted_jobs())
+
+
+@given(every_job)
+def test_jobs_round_trip_through_their_json_text(job: jobs.Job) -> None:
+    text = jobs.to_json(job)
+    assert jobs.from_json(text) == job
+    assert jobs.from_json(text.encode()) == job
+    assert jobs.to_json(job) == text  # again, from remembered parts: the same text
+    document = json.loads(text)
+    assert set(document) == set(jobs.FIELDS)
+    assert document == json.loads(_frozen.ENCODER.encode(job))  # the reference encoding
+    assert jobs.from_document(document) == job
+
+
+@given(every_job)
+def test_a_record_holds_what_the_readers_read(job: jobs.Job) -> None:
+    record = jobs.to_record(job)
+    state = jobs.status_or_none(job)
+    expires = jobs.lease_expires_at(job)
+    assert record == jobs.Record(
+        id=jobs.id(job),
+        user_id=jobs.user_id(job),
+        type_name=jobs.type_name(job),
+        status=None if state is None else state.value,
+        priority=jobs.priority(job),
+        queue=jobs.queue(job),
+        run_at=instants.format(jobs.run_at(job)),
+        created_at=instants.format(jobs.created_at(job)),
+        lease_expires_at=None if expires is None else instants.format(expires),
+        version=jobs.version(job),
+        doc=jobs.to_json(job),
+    )
+    assert type(record.status) in (str, type(None))  # the plain text, not the enum
+
+
+@given(strategies.submitted_jobs())
+def test_json_with_extra_fields_reads_like_its_document(job: jobs.Job) -> None:
+    document = {**json.loads(jobs.to_json(job)), "extra": [1, 2]}
+    assert jobs.from_json(json.dumps(document)) == job  # extra fields are left out
+    del document["status"]
+    with pytest.raises(errors.JobkitError, match=r"lacks fields \['status'\]"):
+        jobs.from_json(json.dumps(document))
+
+
+def test_changes_to_a_job_not_laid_out_as_usual_are_made_all_the_same() -> None:
+    job = new_draft()
+    reordered = pmap(dict(reversed(list(job.items()))))  # same map, other bucket order
+    changed = jobs.Change(reordered).status(PENDING).touched(at(3)).done()
+    assert changed == jobs.Change(job).status(PENDING).touched(at(3)).done()
+    assert reordered == job  # untouched
