@@ -17,7 +17,18 @@ from typing import Any
 import attrs
 from returns.result import Failure, Success
 
-from jobkit import effects, errors, events, instants, jobs, machine, ports, registry, schedule
+from jobkit import (
+    effects,
+    errors,
+    events,
+    instants,
+    jobs,
+    machine,
+    pipeline,
+    ports,
+    registry,
+    schedule,
+)
 from jobkit.worker.interpreter import Performers, interpret
 
 log = logging.getLogger("jobkit.worker")
@@ -69,6 +80,8 @@ class Attempt:
 
 
 PerformersFor = Callable[[Attempt], Performers]
+
+
 _FINAL = (events.AttemptSucceeded, events.AttemptFailed, events.LeaseReleased)
 
 
@@ -102,6 +115,11 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._contended = False
+        # Finished attempts whose final write is queued or being written (`_finish`).
+        self._outbox: list[tuple[Attempt, jobs.Job, machine.Effects, events.Event]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closing = 0  # attempts in `_running` that only wait for that write
         self.finished = 0
 
     # -- control ------------------------------------------------------------
@@ -119,6 +137,11 @@ class Worker:
     def running(self) -> int:
         return len(self._running)
 
+    def _free(self) -> int:
+        """Slots for new attempts: an attempt whose final write is on its way needs none,
+        so the next claim can share that write's transaction."""
+        return self.config.concurrency - len(self._running) + self._closing
+
     async def run(self) -> None:
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
         next_reap = 0.0
@@ -127,7 +150,7 @@ class Worker:
                 if time.monotonic() >= next_reap:
                     await self._reap()
                     next_reap = time.monotonic() + self.config.reap_seconds
-                free = self.config.concurrency - len(self._running)
+                free = self._free()
                 due, started = await self._claim(free) if free > 0 else (0, 0)
                 if (started and started == free) or (due and not started):
                     await asyncio.sleep(0)  # more may be due, or lost races to retry at once
@@ -153,7 +176,7 @@ class Worker:
                 if time.monotonic() >= next_reap:
                     await self._reap()
                     next_reap = time.monotonic() + self.config.reap_seconds
-                free = self.config.concurrency - len(self._running)
+                free = self._free()
                 due, started = (
                     await self._claim(free) if free > 0 and not self._stopping else (0, 0)
                 )
@@ -222,51 +245,82 @@ class Worker:
         return len(candidates), started
 
     def _start(self, job: jobs.Job) -> None:
+        """Run the attempt's pipeline up to its first effect here; only an attempt that has
+        an effect to wait for gets a task. One that asks for nothing is finished at once."""
         attempt = Attempt(job=job, claim=jobs.claim(job))
+        job_id = jobs.id(job)
+        self._running[job_id] = attempt
+        job_type = registry.get(self.types, jobs.type_name(job))
+        deadline = asyncio.get_running_loop().time() + job_type.timeout_seconds
+        try:
+            run = job_type.pipeline(job, attempt.claim)
+            first = next(run)
+        except StopIteration as stop:  # done without an effect
+            event = self._outcome(attempt, job_type, stop.value)
+        except Exception as exc:  # a bug in the pipeline: record it, keep working
+            event = self._crashed(attempt, exc)
+        else:
+            attempt.task = asyncio.create_task(
+                self._attempt(attempt, job_type, run, first, deadline), name=f"job:{job_id}"
+            )
+            return
+        if not self._finish(attempt, event):
+            self._running.pop(job_id, None)
 
+    async def _attempt(
+        self,
+        attempt: Attempt,
+        job_type: registry.JobType,
+        run: pipeline.Pipeline,
+        first: effects.PipelineEffect,
+        deadline: float,
+    ) -> None:
+        queued = False
+        try:
+            event = await self._execute(attempt, job_type, run, first, deadline)
+            if attempt.lock.locked():  # a heartbeat or progress report is being written
+                await self._advance(attempt, event)  # waits for it, then writes alone
+            else:
+                queued = self._finish(attempt, event)
+        except asyncio.CancelledError:
+            if not attempt.lost:
+                raise  # shutdown: `_shutdown` releases the lease
+        finally:
+            # Unless its write is queued (which removes it once written): `_shutdown` keeps
+            # its own list of the attempts it cancels, and an attempt left here would keep
+            # `drain()` waiting for it forever.
+            if not queued:
+                self._running.pop(jobs.id(attempt.job), None)
+                self._wake.set()
+
+    async def _execute(
+        self,
+        attempt: Attempt,
+        job_type: registry.JobType,
+        run: pipeline.Pipeline,
+        first: effects.PipelineEffect,
+        deadline: float,
+    ) -> events.Event:
         async def report(current: int, total: int, message: str) -> None:
             effect = effects.ReportProgress(current=current, total=total, message=message)
             await self._progress(attempt, effect)
 
         attempt.report = report
-        self._running[jobs.id(job)] = attempt
-        attempt.task = asyncio.create_task(self._attempt(attempt), name=f"job:{jobs.id(job)}")
-
-    async def _attempt(self, attempt: Attempt) -> None:
-        job_id = jobs.id(attempt.job)
-        try:
-            event = await self._execute(attempt)
-            if await self._advance(attempt, event):  # else the lease was lost: not ours to count
-                self.finished += 1
-        except asyncio.CancelledError:
-            if not attempt.lost:
-                raise  # shutdown: `_shutdown` releases the lease
-        finally:
-            # Always: `_shutdown` keeps its own list of the attempts it cancels, and an
-            # attempt left here would keep `drain()` waiting for it forever.
-            self._running.pop(job_id, None)
-            self._wake.set()
-
-    async def _execute(self, attempt: Attempt) -> events.Event:
-        job_type = registry.get(self.types, jobs.type_name(attempt.job))
         performers: dict[type, Any] = dict(self._performers_for(attempt))
         performers[effects.ReportProgress] = lambda effect: self._progress(attempt, effect)
         try:
-            async with asyncio.timeout(job_type.timeout_seconds):
-                outcome = await interpret(job_type.pipeline(attempt.job, attempt.claim), performers)
+            # The timeout counts from the attempt's start; it is armed at the first effect,
+            # since nothing before it waited.
+            async with asyncio.timeout_at(deadline):
+                outcome = await interpret(run, performers, first)
         except TimeoutError:
             limit = job_type.timeout_seconds
             outcome = Failure(errors.transient("timeout", f"the job ran longer than {limit:g} s"))
         except Exception as exc:  # a bug in a performer or pipeline: record it, keep working
-            log.exception("attempt crashed", extra={"jobId": jobs.id(attempt.job)})
-            outcome = Failure(
-                errors.error(
-                    "internal",
-                    f"{type(exc).__name__}: {exc}",
-                    retryable=True,
-                    context={"exception": type(exc).__name__},
-                )
-            )
+            return self._crashed(attempt, exc)
+        return self._outcome(attempt, job_type, outcome)
+
+    def _outcome(self, attempt: Attempt, job_type: registry.JobType, outcome: Any) -> events.Event:
         match outcome:
             case Success(completion):
                 return events.AttemptSucceeded(
@@ -284,7 +338,29 @@ class Worker:
                     sample=self._rng.random(),
                 )
             case _:
-                raise errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
+                problem = errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
+                return self._crashed(attempt, problem)
+
+    def _crashed(self, attempt: Attempt, exc: Exception) -> events.Event:
+        log.error(
+            "attempt crashed",
+            exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"jobId": jobs.id(attempt.job)},
+        )
+        job_type = registry.get(self.types, jobs.type_name(attempt.job))
+        err = errors.error(
+            "internal",
+            f"{type(exc).__name__}: {exc}",
+            retryable=True,
+            context={"exception": type(exc).__name__},
+        )
+        return events.AttemptFailed(
+            worker=self.id,
+            claim=attempt.claim,
+            error=err,
+            policy=job_type.retry,
+            sample=self._rng.random(),
+        )
 
     async def _progress(self, attempt: Attempt, effect: effects.ReportProgress) -> Success[None]:
         now = time.monotonic()
@@ -301,8 +377,62 @@ class Worker:
             await self._advance(attempt, event)
         return Success(None)
 
+    # -- writes ------------------------------------------------------------------
+
+    def _finish(self, attempt: Attempt, event: events.Event) -> bool:
+        """Step the attempt's final event and queue its write for the next batch; False
+        when there is nothing to write (the lease is gone), and the caller drops it.
+
+        No other write of the attempt may be in flight. The attempt counts as closed from
+        here on (a heartbeat now would be refused anyway) and frees its slot; `_write_out`
+        settles it, and only then takes it out of `_running`, so `drain()` and
+        `_shutdown()` wait for the write.
+        """
+        if attempt.lost or attempt.closed:
+            return False
+        match machine.step(attempt.job, event, self._clock()):
+            case Success((job, done)):
+                attempt.closed = True
+                self._outbox.append((attempt, job, done, event))
+                self._closing += 1
+                if self._sender is None:  # the first this turn: it writes them all, next turn
+                    self._sender = sender = asyncio.create_task(self._write_out())
+                    self._sending.add(sender)
+                    sender.add_done_callback(self._sending.discard)
+                return True
+            case Failure(refusal):
+                self._lose(attempt, event, refusal.code)
+                return False
+            case _:
+                raise errors.JobkitError("machine.step returned a non-Result")
+
+    async def _write_out(self) -> None:
+        """Write the finished attempts queued since the last batch, in one compare-and-set."""
+        batch, self._outbox = self._outbox, []
+        self._sender = None  # attempts finishing from now on go into the next batch
+        writes = [(jobs.version(attempt.job), job) for attempt, job, _, _ in batch]
+        try:
+            won: list[bool | None] = list(await self.store.compare_and_set_many(writes))
+        except Exception:
+            # Whether they landed is unknown: those that did not keep their leases until
+            # these run out, and the reaper then gives the jobs back to the retry policy.
+            log.exception("writing finished attempts failed", extra={"count": len(batch)})
+            won = [None] * len(batch)
+        finally:
+            self._closing -= len(batch)
+        for (attempt, job, done, event), ok in zip(batch, won, strict=True):
+            if ok:
+                attempt.job = job
+                self.finished += 1
+                self._emit(done, job)
+            elif ok is False:
+                self._lose(attempt, event, "version_conflict")
+            self._running.pop(jobs.id(job), None)
+        self._wake.set()
+
     async def _advance(self, attempt: Attempt, event: events.Event) -> bool:
-        """Step the attempt's job and compare-and-set it; False when the lease is gone."""
+        """Step the attempt's job and compare-and-set it; False when the lease is gone.
+        One write of an attempt at a time: its lock orders heartbeats, progress and the end."""
         async with attempt.lock:
             if attempt.lost or attempt.closed:
                 return False
@@ -335,7 +465,10 @@ class Worker:
     ) -> bool:
         if ok:
             attempt.job = job
-            attempt.closed = isinstance(event, _FINAL)
+            final = isinstance(event, _FINAL)
+            attempt.closed = final
+            if final and not isinstance(event, events.LeaseReleased):
+                self.finished += 1
             self._emit(done, job)
         else:
             self._lose(attempt, event, "version_conflict")
@@ -352,7 +485,9 @@ class Worker:
         while True:
             await asyncio.sleep(self.config.heartbeat_seconds)
             beats = [
-                self._beat(attempt) for attempt in list(self._running.values()) if not attempt.lost
+                self._beat(attempt)
+                for attempt in list(self._running.values())
+                if not (attempt.lost or attempt.closed)
             ]
             await asyncio.gather(*beats)
 
@@ -399,16 +534,20 @@ class Worker:
         for attempt in unfinished:
             released = events.LeaseReleased(worker=self.id, claim=attempt.claim)
             await self._advance(attempt, released)
+        while self._sending:  # the finished attempts' writes, queued or on their way
+            await asyncio.gather(*self._sending, return_exceptions=True)
         self._running.clear()
 
     def _emit(self, done: machine.Effects, job: jobs.Job) -> None:
-        for effect in done:
-            if self._on_effect is not None:
+        if self._on_effect is not None:
+            for effect in done:
                 self._on_effect(effect, job)
-            elif isinstance(effect, effects.Lifecycle):
-                log.info(
-                    "job %s", effect.name, extra={"jobId": effect.job_id, "event": effect.name}
-                )
+        elif done and log.isEnabledFor(logging.INFO):  # asked once, not per effect
+            for effect in done:
+                if isinstance(effect, effects.Lifecycle):
+                    log.info(
+                        "job %s", effect.name, extra={"jobId": effect.job_id, "event": effect.name}
+                    )
 
 
 def performers_from(table: Mapping[type, Callable[[Any], Awaitable[Any]]]) -> PerformersFor:
