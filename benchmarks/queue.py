@@ -31,7 +31,7 @@ from benchmarks import _harness
 from jobkit import events, instants, jobs, machine, pipeline, plugins, registry, submission
 from jobkit.local import Runtime
 from jobkit.local.sqlite_schema import encode
-from jobkit.worker.process import run_until_signalled
+from jobkit.worker.process import run_until_signalled, tune_gc
 from jobkit.worker.worker import WorkerConfig, utc_now
 
 JOBS = 10_000
@@ -55,6 +55,7 @@ async def _worker(folder: str, mode: str) -> None:
     async with Runtime(folder, types=TYPES) as runtime:
         print("ready", flush=True)
         if mode == "drain":
+            tune_gc()  # as `run_until_signalled` does for a worker process
             await asyncio.to_thread(sys.stdin.readline)  # wait for "go"
             done = await runtime.worker(DRAIN).drain()
             print(json.dumps({"done": done}), flush=True)
