@@ -27,6 +27,9 @@ class JobStore(Protocol):
     async def insert(self, job: jobs.Job) -> bool:
         """Store a new job; False (and nothing written) if its id exists."""
 
+    async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
+        """Several independent inserts in one round trip; one answer per job, as `insert`'s."""
+
     async def get(self, job_id: str) -> jobs.Job | None: ...
 
     async def list(self, user_id: str, query: listing.Query) -> listing.Page:

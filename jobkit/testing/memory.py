@@ -64,6 +64,9 @@ class MemoryJobStore:
     async def insert(self, job: jobs.Job) -> bool:
         return self.insert_now(job)
 
+    async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
+        return [self.insert_now(job) for job in batch]
+
     async def get(self, job_id: str) -> jobs.Job | None:
         return self.get_now(job_id)
 

@@ -8,7 +8,7 @@ machine's effects reach `on_effect` once the change is stored, as the worker's d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import attrs
@@ -62,6 +62,30 @@ async def submit_new(
         case Failure(refusal):
             raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
     raise AssertionError("unreachable")
+
+
+async def submit_many(
+    store: ports.JobStore,
+    drafts: Sequence[jobs.Job],
+    now: datetime,
+    on_effect: Hook | None = None,
+) -> list[jobs.Job]:
+    """Store validated drafts as pending jobs in one round trip; their ids must be new."""
+    moved: list[tuple[jobs.Job, machine.Effects]] = []
+    for draft in drafts:
+        match machine.step(draft, events.Submitted(), now):
+            case Success((submitted, done)):
+                moved.append((submitted, done))
+            case Failure(refusal):
+                raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
+    stored = await store.insert_many([job for job, _ in moved])
+    taken = [jobs.id(job) for (job, _), ok in zip(moved, stored, strict=True) if not ok]
+    for (job, done), ok in zip(moved, stored, strict=True):
+        if ok:
+            _told(on_effect, done, job)
+    if taken:
+        raise errors.JobkitError(f"job ids {taken} already exist; the others were stored")
+    return [job for job, _ in moved]
 
 
 async def owned(store: ports.JobStore, job_id: str, user_id: str | None) -> jobs.Job | None:

@@ -250,6 +250,26 @@ class JobStoreConformance:
         assert await store.get(jobs.id(first)) == first
 
     @scenario
+    async def test_insert_many_answers_each_job_as_insert_would(
+        self, store: ports.JobStore
+    ) -> None:
+        first, second, third = new(1), new(2, priority=90), new(3, user="user-2")
+        assert await store.insert(first)
+        clash = new(1, priority=10)  # first's id, another job
+        assert await store.insert_many([second, clash, third, new(2)]) == [
+            True,
+            False,
+            True,
+            False,  # a twin within the batch loses to the earlier one
+        ]
+        assert [await store.get(jobs.id(job)) for job in (first, second, third)] == [
+            first,
+            second,
+            third,
+        ]
+        assert await store.insert_many([]) == []
+
+    @scenario
     async def test_delete_needs_the_current_version(self, store: ports.JobStore) -> None:
         job = new(1)
         await insert_all(store, [job])
