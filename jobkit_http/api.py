@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -20,6 +21,8 @@ from jobkit_http.problems import Problem
 from jobkit_http.service import Service
 
 PREFIX = "/api/v1"
+# The form `str(uuid.UUID(...))` gives, which clients echo back: no need to parse it.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def service(request: Request) -> Service:
@@ -45,7 +48,9 @@ async def principal_of(request: Request) -> str:
 
 
 def job_id_of(request: Request) -> str:
-    raw = request.path_params["job_id"]
+    raw: str = request.path_params["job_id"]
+    if _CANONICAL_UUID.fullmatch(raw):
+        return raw
     try:
         return str(uuid.UUID(raw))
     except ValueError:

@@ -50,6 +50,16 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        # `labels()` takes a lock and builds its key on every call; a request needs only
+        # the child, and routes x methods x statuses are few.
+        self._request_children: dict[tuple[str, str, int], Histogram] = {}
+
+    def on_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        child = self._request_children.get((route, method, status))
+        if child is None:
+            child = self.requests.labels(route, method, str(status))
+            self._request_children[(route, method, status)] = child
+        child.observe(seconds)
 
     def on_lifecycle(self, effect: effects.Lifecycle) -> None:
         self.lifecycle.labels(effect.name, effect.job_type, effect.queue).inc()
@@ -72,6 +82,7 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._templates: dict[object, str] | None = None  # one middleware per app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,15 +101,12 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             metrics: Metrics = scope["app"].state.metrics
-            metrics.requests.labels(_route(scope), scope["method"], str(status)).observe(
-                time.perf_counter() - started
+            metrics.on_request(
+                self._route(scope), scope["method"], status, time.perf_counter() - started
             )
 
-
-def _route(scope: Scope) -> str:
-    """The matched route's template: the router leaves its endpoint in the scope."""
-    templates: dict[object, str] | None = getattr(scope["app"].state, "route_templates", None)
-    if templates is None:
-        templates = {route.endpoint: route.path for route in scope["app"].router.routes}
-        scope["app"].state.route_templates = templates
-    return templates.get(scope.get("endpoint"), "unmatched")
+    def _route(self, scope: Scope) -> str:
+        """The matched route's template: the router leaves its endpoint in the scope."""
+        if self._templates is None:
+            self._templates = {route.endpoint: route.path for route in scope["app"].router.routes}
+        return self._templates.get(scope.get("endpoint"), "unmatched")

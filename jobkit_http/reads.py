@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from returns.result import Failure, Success
 from starlette.requests import Request
@@ -128,6 +128,25 @@ def status_document(job: jobs.Job) -> dict[str, Any]:
     }
 
 
+# id(job) -> (job, the status document's JSON). Pollers read the same job value until it
+# changes (the store hands back the job it decoded before), so its body is built once;
+# holding the job keeps its id from being reused. Ownership is still checked per request.
+_BODIES: dict[int, tuple[jobs.Job, bytes]] = {}
+_MAX_BODIES: Final = 1024  # cleared when full, like the caches in `jobkit._frozen`
+
+
+def status_body(job: jobs.Job) -> bytes:
+    """`status_document(job)` rendered as `JSONResponse` renders it."""
+    found = _BODIES.get(id(job))
+    if found is not None and found[0] is job:
+        return found[1]
+    body = bytes(JSONResponse(status_document(job)).body)
+    if len(_BODIES) >= _MAX_BODIES:
+        _BODIES.clear()
+    _BODIES[id(job)] = (job, body)
+    return body
+
+
 def etag(job: jobs.Job) -> str:
     return f'"v{jobs.version(job)}"'
 
@@ -144,6 +163,8 @@ def retry_after(job: jobs.Job, now: datetime) -> str | None:
 
 
 def wait_seconds(request: Request, longest: float) -> float:
+    if not request.scope["query_string"]:  # the common poll: no query to parse
+        return 0.0
     raw = request.query_params.get("wait")
     extra = set(request.query_params) - {"wait"}
     if extra:
@@ -179,13 +200,14 @@ async def get_status(request: Request) -> Response:
     if wait > 0:
         since = seen if seen is not None else etag(job)
         job = await svc.wait_for_change(job, since, wait)
-    headers = {"ETag": etag(job), "Cache-Control": "no-cache"}
+    tag = etag(job)
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
     after = retry_after(job, svc.clock())
     if after is not None:
         headers["Retry-After"] = after
-    if seen is not None and etag(job) in {tag.strip() for tag in seen.split(",")}:
+    if seen is not None and tag in {part.strip() for part in seen.split(",")}:
         return Response(status_code=304, headers=headers)
-    return JSONResponse(status_document(job), headers=headers)
+    return Response(status_body(job), headers=headers, media_type=JSONResponse.media_type)
 
 
 async def get_result(request: Request) -> Response:

@@ -18,6 +18,11 @@ with exponential backoff (on top of SQLite's own `busy_timeout` wait).
 
 A future is answered only after the commit, so a caller that saw `True` can
 read its write back on the read connection at once.
+
+`get` remembers the jobs it decoded, keyed by their stored text: a poller reads
+an unchanged job over and over, and decoding dominates such a read. Jobs are
+immutable values, and every write changes a row's text (its `version` and
+`updatedAt`), so a remembered job is never stale.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ _MAX_GROUP: Final = 2000  # writes per transaction; bounds one commit's latency
 _RETRIES: Final = 12
 _FIRST_BACKOFF: Final = 0.005
 _MAX_BACKOFF: Final = 1.0
+_MAX_DECODED: Final = 1024  # jobs remembered by `get`; cleared when full, like `_frozen`'s caches
+_MAX_DECODED_CHARS: Final = 1 << 22  # and by the size of their text, so big jobs cannot hoard
 
 
 def _connect(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3.Connection:
@@ -105,6 +112,8 @@ class SqliteJobStore:
         self._writer: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._open = False
+        self._decoded: dict[str, jobs.Job] = {}
+        self._decoded_chars = 0
 
     @classmethod
     async def open(
@@ -184,7 +193,19 @@ class SqliteJobStore:
 
     async def get(self, job_id: str) -> jobs.Job | None:
         rows = self._rows(schema.GET, (job_id,))
-        return schema.decode(rows[0][0]) if rows else None
+        return self._decode(rows[0][0]) if rows else None
+
+    def _decode(self, doc: str) -> jobs.Job:
+        """The job stored as `doc`, decoded once for as long as it is remembered."""
+        job = self._decoded.get(doc)
+        if job is None:
+            job = schema.decode(doc)
+            if len(self._decoded) >= _MAX_DECODED or self._decoded_chars > _MAX_DECODED_CHARS:
+                self._decoded.clear()
+                self._decoded_chars = 0
+            self._decoded[doc] = job
+            self._decoded_chars += len(doc)
+        return job
 
     async def list(self, user_id: str, query: listing.Query) -> listing.Page:
         sql, parameters = schema.list_page(user_id, query)
@@ -244,7 +265,8 @@ class SqliteJobStore:
         return answer
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
-        """Not in the port: many inserts as one queued write (seeding, benchmarks)."""
+        if not batch:
+            return []
         answers: builtins.list[bool] = await self._write(
             schema.Write.INSERT_MANY, [schema.encode(job) for job in batch]
         )

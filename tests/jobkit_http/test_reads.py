@@ -3,6 +3,7 @@ Retry-After, long polls) and its result."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit_http import api
+from jobkit_http import api, reads
+from tests.jobkit.conformance import T0, claimed, new
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import (
     CORRUPT_PDF,
@@ -123,6 +125,36 @@ def test_a_long_poll_without_a_change_ends_with_a_304(client: httpx.Client) -> N
 
     assert response.status_code == 304
     assert response.headers["ETag"] == etag
+
+
+def test_a_polled_status_follows_its_job(client: httpx.Client, anonymous: httpx.Client) -> None:
+    job_id = submit(client, form=LATER)
+    polls = [client.get(f"{P}/jobs/{job_id}/status") for _ in range(3)]
+    client.delete(f"{P}/jobs/{job_id}").raise_for_status()
+
+    after = client.get(f"{P}/jobs/{job_id}/status")
+    shouted = client.get(f"{P}/jobs/{job_id.upper()}/status")  # ids are UUIDs in any case
+
+    assert {poll.content for poll in polls} == {polls[0].content}
+    assert polls[0].json()["status"] == "pending"
+    assert polls[0].headers["content-type"] == "application/json"
+    assert after.json()["status"] == "cancelled"
+    assert after.headers["ETag"] != polls[0].headers["ETag"]
+    assert (shouted.status_code, shouted.content) == (200, after.content)
+    route = f'method="GET",route="{P}/jobs/{{job_id}}/status",status="200"'
+    assert route in anonymous.get("/metrics").text
+
+
+def test_status_bodies_are_remembered_per_job_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reads, "_BODIES", {})
+    monkeypatch.setattr(reads, "_MAX_BODIES", 3)
+    for job in [new(n) for n in range(10)]:
+        body = reads.status_body(job)
+        assert json.loads(body) == reads.status_document(job)
+        assert reads.status_body(job) is body
+        assert 1 <= len(reads._BODIES) <= 3
+        running = claimed(job, T0)
+        assert json.loads(reads.status_body(running))["status"] == "processing"
 
 
 @pytest.mark.parametrize(
