@@ -40,6 +40,8 @@ def test_a_changed_row_is_decoded_afresh(tmp_path: Path) -> None:
             assert await other.compare_and_set(jobs.version(running), done)
             after = await store.get(jobs.id(job))
             assert after == done
+            assert after is not None
+            assert before is not None
             assert jobs.version(after) > jobs.version(running) > jobs.version(before)
             assert await store.delete(jobs.id(job), jobs.version(done))
             assert await store.get(jobs.id(job)) is None
