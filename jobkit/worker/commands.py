@@ -79,10 +79,12 @@ async def submit_many(
             case Failure(refusal):
                 raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
     stored = await store.insert_many([job for job, _ in moved])
-    taken = [jobs.id(job) for (job, _), ok in zip(moved, stored, strict=True) if not ok]
+    taken: list[str] = []
     for (job, done), ok in zip(moved, stored, strict=True):
         if ok:
             _told(on_effect, done, job)
+        else:
+            taken.append(jobs.id(job))
     if taken:
         raise errors.JobkitError(f"job ids {taken} already exist; the others were stored")
     return [job for job, _ in moved]

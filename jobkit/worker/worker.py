@@ -258,7 +258,7 @@ class Worker:
         except StopIteration as stop:  # done without an effect
             event = self._outcome(attempt, job_type, stop.value)
         except Exception as exc:  # a bug in the pipeline: record it, keep working
-            event = self._crashed(attempt, exc)
+            event = self._crashed(attempt, job_type, exc)
         else:
             attempt.task = asyncio.create_task(
                 self._attempt(attempt, job_type, run, first, deadline), name=f"job:{job_id}"
@@ -317,7 +317,7 @@ class Worker:
             limit = job_type.timeout_seconds
             outcome = Failure(errors.transient("timeout", f"the job ran longer than {limit:g} s"))
         except Exception as exc:  # a bug in a performer or pipeline: record it, keep working
-            return self._crashed(attempt, exc)
+            return self._crashed(attempt, job_type, exc)
         return self._outcome(attempt, job_type, outcome)
 
     def _outcome(self, attempt: Attempt, job_type: registry.JobType, outcome: Any) -> events.Event:
@@ -339,15 +339,16 @@ class Worker:
                 )
             case _:
                 problem = errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
-                return self._crashed(attempt, problem)
+                return self._crashed(attempt, job_type, problem)
 
-    def _crashed(self, attempt: Attempt, exc: Exception) -> events.Event:
+    def _crashed(
+        self, attempt: Attempt, job_type: registry.JobType, exc: Exception
+    ) -> events.Event:
         log.error(
             "attempt crashed",
             exc_info=(type(exc), exc, exc.__traceback__),
             extra={"jobId": jobs.id(attempt.job)},
         )
-        job_type = registry.get(self.types, jobs.type_name(attempt.job))
         err = errors.error(
             "internal",
             f"{type(exc).__name__}: {exc}",
