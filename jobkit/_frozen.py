@@ -295,6 +295,8 @@ def _default(value: Any) -> Any:
         return list(value)
     if kind is datetime:
         return instants.format(value)
+    if isinstance(value, Mapping):  # a job, say
+        return dict(value.items())
     raise TypeError(f"{kind.__name__} is not JSON: {value!r}")
 
 

@@ -1,16 +1,18 @@
-"""The job: a frozen persistent map keyed by the API's JSON names, its readers and updaters.
+"""The job: a frozen map keyed by the API's JSON names (`Job`), its readers and updaters.
 
 This is the only module that touches a job's raw keys. The same map is
-stored, served and logged; `to_document`/`from_document` convert it to and
+stored, served and logged; its nested values (params, history...) are
+pyrsistent maps and vectors, shared by a job's versions. `to_document`/`from_document` convert it to and
 from plain JSON values (ISO 8601 instants, lists, dicts) at the storage edge.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from operator import is_, itemgetter
+from typing import Any, Final, NamedTuple
 
 from pyrsistent import pmap, pvector
 from pyrsistent.typing import PMap, PVector
@@ -18,7 +20,6 @@ from pyrsistent.typing import PMap, PVector
 from jobkit import _frozen, errors, instants
 from jobkit.status import Status
 
-Job = PMap[str, Any]
 Entry = PMap[str, Any]
 
 FIELDS: tuple[str, ...] = (
@@ -51,11 +52,106 @@ FIELDS: tuple[str, ...] = (
 SUCCEEDED, FAILED, STALLED, RELEASED = "succeeded", "failed", "stalled", "released"
 
 
+# -- the value -------------------------------------------------------------
+
+_INDEX: Final[dict[str, int]] = {name: index for index, name in enumerate(FIELDS)}
+(
+    _ID,
+    _USER_ID,
+    _TYPE,
+    _STATUS,
+    _PRIORITY,
+    _QUEUE,
+    _RUN_AT,
+    _PARAMS,
+    _INPUT,
+    _RESULT,
+    _RESULT_URL,
+    _ERROR,
+    _ATTEMPTS,
+    _MAX_ATTEMPTS,
+    _HISTORY,
+    _PROGRESS,
+    _LEASE_OWNER,
+    _LEASE_EXPIRES_AT,
+    _VERSION,
+    _CREATED_AT,
+    _UPDATED_AT,
+    _METADATA,
+    _IDEMPOTENCY,
+) = range(len(FIELDS))
+_IN_ORDER = itemgetter(*FIELDS)  # a mapping's values in `FIELDS` order; KeyError if one lacks
+_new = object.__new__
+_assign = object.__setattr__
+
+
+class Job(Mapping[str, Any]):
+    """A job: a frozen map from the API's JSON names (every name in `FIELDS`, always all of
+    them) to frozen values: strings, numbers, instants, None, pyrsistent maps and vectors.
+
+    A new version shares every unchanged value with the one before. The values sit in a
+    tuple in `FIELDS` order, so reading a field is one index and a new version one tuple
+    copy: a job queue reads and rewrites jobs on every claim and completion, and on a
+    general persistent map (a pyrsistent `PMap`) that alone cost more than SQLite's work.
+    Read it through this module's functions; `job["status"]` and the rest of the `Mapping`
+    protocol work too. Equal to any mapping with the same items.
+    """
+
+    __slots__ = ("_values",)
+    _values: tuple[Any, ...]
+
+    def __new__(cls, fields: Mapping[str, Any]) -> Job:
+        """The job holding `fields` (each of `FIELDS`, frozen here; others are left out)."""
+        try:
+            values = _IN_ORDER(fields)
+        except KeyError:
+            missing = [name for name in FIELDS if name not in fields]
+            raise errors.JobkitError(f"a job needs every field; it lacks {missing}") from None
+        return _job(tuple(map(_frozen.freeze, values)))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[_INDEX[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FIELDS)
+
+    def __len__(self) -> int:
+        return len(FIELDS)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _INDEX
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Job:
+            return self._values == other._values
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"Job({dict(zip(FIELDS, self._values, strict=True))!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a job is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a job is immutable; cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_job, (self._values,))
+
+
+def _job(values: tuple[Any, ...]) -> Job:
+    """The job of `values`, already frozen and in `FIELDS` order: no checks, no copies."""
+    job: Job = _new(Job)
+    _assign(job, "_values", values)
+    return job
+
+
 # -- readers ---------------------------------------------------------------
 
-_field = _frozen.lookup  # `job[name]`, at a third of PMap's own cost: the hot path reads a lot
 _get = _frozen.get  # `map.get(key)`, without the KeyError inside
-_JOB = _frozen.Layout(FIELDS)  # every job has these keys: their places are known
 
 # History entries come in a handful of shapes (open; succeeded; failed and retried...):
 # each is laid out once, on first use. Bounded, should entries ever vary more than that.
@@ -73,15 +169,18 @@ def _entry(values: dict[str, Any]) -> Entry:
 
 
 def id(job: Job) -> str:  # noqa: A001 - read as jobs.id(job)
-    return str(_field(job, "id"))
+    value: str = job._values[_ID]
+    return value
 
 
 def user_id(job: Job) -> str:
-    return str(_field(job, "userId"))
+    value: str = job._values[_USER_ID]
+    return value
 
 
 def type_name(job: Job) -> str:
-    return str(_field(job, "type"))
+    value: str = job._values[_TYPE]
+    return value
 
 
 # The enum members by their stored text: a dict lookup is several times cheaper than
@@ -92,14 +191,14 @@ _STATUS_TEXTS: dict[Status, str] = {member: member.value for member in Status}  
 
 def status(job: Job) -> Status:
     """The job's status; a draft (not yet submitted) has none and is a caller bug here."""
-    value = _field(job, "status")
+    value = job._values[_STATUS]
     if value is None:
         raise errors.JobkitError(f"job {job['id']} is a draft and has no status yet")
     return _as_status(value)
 
 
 def status_or_none(job: Job) -> Status | None:
-    value = _field(job, "status")
+    value = job._values[_STATUS]
     return None if value is None else _as_status(value)
 
 
@@ -109,93 +208,98 @@ def _as_status(value: Any) -> Status:
 
 
 def priority(job: Job) -> int:
-    return int(_field(job, "priority"))
+    value: int = job._values[_PRIORITY]
+    return value
 
 
 def queue(job: Job) -> str:
-    return str(_field(job, "queue"))
+    value: str = job._values[_QUEUE]
+    return value
 
 
 def run_at(job: Job) -> datetime:
-    value: datetime = _field(job, "runAt")
+    value: datetime = job._values[_RUN_AT]
     return value
 
 
 def params(job: Job) -> PMap[str, Any]:
-    value: PMap[str, Any] = _field(job, "params")
+    value: PMap[str, Any] = job._values[_PARAMS]
     return value
 
 
 def input(job: Job) -> PMap[str, Any] | None:  # noqa: A001 - read as jobs.input(job)
-    value: PMap[str, Any] | None = _field(job, "input")
+    value: PMap[str, Any] | None = job._values[_INPUT]
     return value
 
 
 def result(job: Job) -> PMap[str, Any] | None:
-    value: PMap[str, Any] | None = _field(job, "result")
+    value: PMap[str, Any] | None = job._values[_RESULT]
     return value
 
 
 def result_url(job: Job) -> str | None:
-    value: str | None = _field(job, "resultUrl")
+    value: str | None = job._values[_RESULT_URL]
     return value
 
 
 def error(job: Job) -> errors.Error | None:
-    value = _field(job, "error")
+    value = job._values[_ERROR]
     return None if value is None else errors.from_map(value)
 
 
 def attempts(job: Job) -> int:
     """Finished attempts: succeeded, failed or stalled. A released attempt does not count."""
-    return int(_field(job, "attempts"))
+    value: int = job._values[_ATTEMPTS]
+    return value
 
 
 def max_attempts(job: Job) -> int:
-    return int(_field(job, "maxAttempts"))
+    value: int = job._values[_MAX_ATTEMPTS]
+    return value
 
 
 def history(job: Job) -> PVector[Entry]:
-    value: PVector[Entry] = _field(job, "history")
+    value: PVector[Entry] = job._values[_HISTORY]
     return value
 
 
 def claim(job: Job) -> int:
     """The number of the latest claim (1-based); a worker's events must name it."""
-    return len(_field(job, "history"))
+    return len(job._values[_HISTORY])
 
 
 def progress(job: Job) -> PMap[str, Any] | None:
-    value: PMap[str, Any] | None = _field(job, "progress")
+    value: PMap[str, Any] | None = job._values[_PROGRESS]
     return value
 
 
 def lease_owner(job: Job) -> str | None:
-    value: str | None = _field(job, "leaseOwner")
+    value: str | None = job._values[_LEASE_OWNER]
     return value
 
 
 def lease_expires_at(job: Job) -> datetime | None:
-    value: datetime | None = _field(job, "leaseExpiresAt")
+    value: datetime | None = job._values[_LEASE_EXPIRES_AT]
     return value
 
 
 def version(job: Job) -> int:
-    return int(_field(job, "version"))
+    value: int = job._values[_VERSION]
+    return value
 
 
 def created_at(job: Job) -> datetime:
-    value: datetime = _field(job, "createdAt")
+    value: datetime = job._values[_CREATED_AT]
     return value
 
 
 def updated_at(job: Job) -> datetime:
-    value: datetime = _field(job, "updatedAt")
+    value: datetime = job._values[_UPDATED_AT]
     return value
 
 
 def metadata(job: Job) -> PMap[str, Any]:
-    value: PMap[str, Any] = _field(job, "metadata")
+    value: PMap[str, Any] = job._values[_METADATA]
     return value
 
 
@@ -244,13 +348,13 @@ def entry_result_key(entry: Entry) -> str | None:
 
 def idempotency(job: Job) -> PMap[str, Any] | None:
     """`{"key", "fingerprint"}` when submitted with an `Idempotency-Key`, else None."""
-    value: PMap[str, Any] | None = _field(job, "idempotency")
+    value: PMap[str, Any] | None = job._values[_IDEMPOTENCY]
     return value
 
 
 def next_run_at(job: Job) -> datetime | None:
     """When a pending job will next be tried; None once it is running or finished."""
-    return run_at(job) if _field(job, "status") == Status.PENDING else None
+    return run_at(job) if job._values[_STATUS] == Status.PENDING else None
 
 
 def blob_keys(job: Job) -> tuple[str, ...]:
@@ -273,62 +377,59 @@ def blob_keys(job: Job) -> tuple[str, ...]:
 
 
 class Change:
-    """Changes to one job, applied in one structural copy by `done()`.
-
-    pyrsistent copies on every `set`; a lifecycle step changes several keys, so
-    the machine collects them here and pays for one copy.
-    """
+    """Changes to one job, applied in one copy by `done()`: a lifecycle step changes
+    several fields, and the machine collects them here to pay for one new version."""
 
     __slots__ = ("_job", "_values")
 
     def __init__(self, job: Job) -> None:
         self._job = job
-        self._values: dict[str, Any] = {}
+        self._values: dict[int, Any] = {}  # by the field's place in `FIELDS`
 
     def status(self, value: Status) -> Change:
-        self._values["status"] = _STATUS_TEXTS[value]
+        self._values[_STATUS] = _STATUS_TEXTS[value]
         return self
 
     def lease(self, owner: str, expires_at: datetime) -> Change:
-        self._values["leaseOwner"] = owner
-        self._values["leaseExpiresAt"] = expires_at
+        self._values[_LEASE_OWNER] = owner
+        self._values[_LEASE_EXPIRES_AT] = expires_at
         return self
 
     def no_lease(self) -> Change:
-        self._values["leaseOwner"] = None
-        self._values["leaseExpiresAt"] = None
+        self._values[_LEASE_OWNER] = None
+        self._values[_LEASE_EXPIRES_AT] = None
         return self
 
     def run_at(self, at: datetime) -> Change:
-        self._values["runAt"] = at
+        self._values[_RUN_AT] = at
         return self
 
     def attempts(self, value: int) -> Change:
-        self._values["attempts"] = value
+        self._values[_ATTEMPTS] = value
         return self
 
     def error(self, value: errors.Error | None) -> Change:
-        self._values["error"] = None if value is None else errors.to_map(value)
+        self._values[_ERROR] = None if value is None else errors.to_map(value)
         return self
 
     def result(self, value: Mapping[str, Any] | None, url: str | None) -> Change:
-        self._values["result"] = None if value is None else _frozen.mapping(value)
-        self._values["resultUrl"] = url
+        self._values[_RESULT] = None if value is None else _frozen.mapping(value)
+        self._values[_RESULT_URL] = url
         return self
 
     def progress(self, current: int, total: int, message: str) -> Change:
-        self._values["progress"] = pmap({"current": current, "total": total, "message": message})
+        self._values[_PROGRESS] = pmap({"current": current, "total": total, "message": message})
         return self
 
     def no_progress(self) -> Change:
-        self._values["progress"] = None
+        self._values[_PROGRESS] = None
         return self
 
     def attempt_started(self, worker: str, at: datetime) -> Change:
         """Open a history entry for claim number `claim(job) + 1`."""
-        entries = self._values.get("history", history(self._job))
+        entries = self._values.get(_HISTORY, self._job._values[_HISTORY])
         entry = _entry({"attempt": len(entries) + 1, "worker": worker, "startedAt": at})
-        self._values["history"] = entries.append(entry)
+        self._values[_HISTORY] = entries.append(entry)
         return self
 
     def attempt_ended(
@@ -350,21 +451,23 @@ class Change:
             ended["delaySeconds"] = delay_seconds
         if result_key is not None:
             ended["resultKey"] = result_key
-        entries = self._values.get("history", history(self._job))
+        entries = self._values.get(_HISTORY, self._job._values[_HISTORY])
         closed = _entry({**dict(_frozen.pairs(entries[-1])), **ended})
-        self._values["history"] = entries.set(len(entries) - 1, closed)
+        self._values[_HISTORY] = entries.set(len(entries) - 1, closed)
         return self
 
     def touched(self, now: datetime) -> Change:
         """One write: the version fence grows by one and `updatedAt` moves to `now`."""
-        self._values["version"] = version(self._job) + 1
-        self._values["updatedAt"] = now
+        self._values[_VERSION] = self._job._values[_VERSION] + 1
+        self._values[_UPDATED_AT] = now
         return self
 
     def done(self) -> Job:
-        if not self._values:
-            return self._job
-        return _JOB.updated(self._job, self._values)
+        """The new version; the job itself when no field changes."""
+        values = list(old := self._job._values)
+        for index, value in self._values.items():
+            values[index] = value
+        return self._job if all(map(is_, values, old)) else _job(tuple(values))
 
 
 def with_status(job: Job, value: Status) -> Job:
@@ -429,77 +532,80 @@ def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
 
 def to_document(job: Job) -> dict[str, Any]:
     """The job as plain JSON values: what the API serves and the stores keep."""
-    doc: dict[str, Any] = {name: _frozen.thaw(job[name]) for name in FIELDS}
+    doc: dict[str, Any] = dict(zip(FIELDS, map(_frozen.thaw, job._values), strict=True))
     for name in _INSTANT_FIELDS:
         doc[name] = instants.format_or_none(job[name])
-    if job["error"] is not None:
-        doc["error"] = errors.to_document(errors.from_map(job["error"]))
+    if job._values[_ERROR] is not None:
+        doc["error"] = errors.to_document(errors.from_map(job._values[_ERROR]))
     doc["history"] = [_entry_to_document(entry) for entry in history(job)]
     return doc
 
 
-_NESTED = ("params", "input", "result", "metadata", "progress", "idempotency")
-
-
-_FIELD_NAMES = frozenset(FIELDS)
+_INSTANTS = tuple(_INDEX[name] for name in _INSTANT_FIELDS)
+_NESTED = tuple(
+    _INDEX[name] for name in ("params", "input", "result", "metadata", "progress", "idempotency")
+)
 
 
 def from_document(doc: Mapping[str, Any]) -> Job:
-    """Inverse of `to_document` (and of `to_json`, parsed); a missing field is a store bug."""
+    """Inverse of `to_document` (and of `to_json`, parsed); a missing field is a store bug.
+    Fields not in `FIELDS` are left out."""
     try:
-        values = {name: doc[name] for name in FIELDS}
+        values = _IN_ORDER(doc)
     except KeyError:
         missing = [name for name in FIELDS if name not in doc]
         raise errors.JobkitError(f"job document lacks fields {missing}") from None
-    return _from_fields(values)
+    return _from_fields(list(values))
 
 
-def _from_fields(values: dict[str, Any]) -> Job:
-    """The job from its document's fields, converted in place (`values` is ours)."""
+def _from_fields(values: list[Any]) -> Job:
+    """The job from its document's values in `FIELDS` order, converted in place."""
     parse = instants.parse
-    for name in _INSTANT_FIELDS:
-        text = values[name]
+    for index in _INSTANTS:
+        text = values[index]
         if text is not None:
-            values[name] = parse(text)
+            values[index] = parse(text)
     freeze = _frozen.freeze
-    for name in _NESTED:
-        values[name] = freeze(values[name])
-    if values["error"] is not None:
-        values["error"] = errors.to_map(errors.from_document(values["error"]))
-    values["history"] = pvector([_entry_from_document(e) for e in values["history"]])
-    return _JOB.build(values)
+    for index in _NESTED:
+        values[index] = freeze(values[index])
+    if values[_ERROR] is not None:
+        values[_ERROR] = errors.to_map(errors.from_document(values[_ERROR]))
+    values[_HISTORY] = pvector([_entry_from_document(e) for e in values[_HISTORY]])
+    return _job(tuple(values))
 
 
-# The fields whose values are maps or lists: a version of a job shares them with
-# the one before, and their text with them (`_frozen.to_json(..., shared=True)`).
-_PARTS = (*_NESTED, "error", "history")
-_HEADS = {name: json.dumps(name) + ":" for name in _PARTS}
+# `"name":` for each field, in `FIELDS` order. The names need no escaping.
+_HEADS = tuple(json.dumps(name) + ":" for name in FIELDS)
+_string = json.encoder.encode_basestring  # the C encoder's own string escaping
+_format = instants.format
 
 
-def _json_of(values: dict[str, Any]) -> str:
-    """The JSON of a job's fields (`values`, which this changes): scalars and instants
-    through the C encoder in one call, the parts from their remembered text."""
-    for name in _INSTANT_FIELDS:
-        at = values.get(name)
-        if type(at) is datetime:
-            values[name] = instants.format(at)
-    parts = []
-    for name in _PARTS:
-        value = values.get(name)
-        if value is not None:
-            del values[name]
-            parts.append(_HEADS[name] + _frozen.to_json(value, shared=True))
-    text = _frozen.encode(values)
-    if not parts:
-        return text
-    return ("{" if text == "{}" else text[:-1] + ",") + ",".join(parts) + "}"
+def _json_of(values: Sequence[Any]) -> str:
+    """The JSON of a job's values, in `FIELDS` order. Maps and lists (params, history...)
+    are shared by a job's versions, and so is their text (`_frozen.to_json(...,
+    shared=True)`); the commonest scalars are written inline."""
+    parts: list[str] = []
+    append = parts.append
+    for head, value in zip(_HEADS, values, strict=True):
+        kind = type(value)
+        if kind is str:
+            append(head + _string(value))
+        elif value is None:
+            append(head + "null")
+        elif kind is int:
+            append(head + int.__repr__(value))
+        elif kind is datetime:
+            append(head + '"' + _format(value) + '"')  # no character in it needs escaping
+        else:
+            append(head + _frozen.to_json(value, shared=True))
+    return "{" + ",".join(parts) + "}"
 
 
 def to_json(job: Job) -> str:
     """The job as compact JSON for storage: `from_json` reads it back; faster than
     `to_document` (parts a job shares with its previous version are encoded once), but
     history entries omit unset keys."""
-    return _json_of(dict(_frozen.pairs(job)))
+    return _json_of(job._values)
 
 
 class Record(NamedTuple):
@@ -519,29 +625,34 @@ class Record(NamedTuple):
 
 
 def to_record(job: Job) -> Record:
-    """The job's `Record`: its readers' values and `to_json`, in one pass over the map."""
-    values = dict(_frozen.pairs(job))
-    state = values["status"]
-    expires = values["leaseExpiresAt"]
+    """The job's `Record`: its readers' values and `to_json`."""
+    values = job._values
+    state = values[_STATUS]
+    expires = values[_LEASE_EXPIRES_AT]
     return Record(
-        id=str(values["id"]),
-        user_id=str(values["userId"]),
-        type_name=str(values["type"]),
+        id=values[_ID],
+        user_id=values[_USER_ID],
+        type_name=values[_TYPE],
         status=None if state is None else _STATUS_TEXTS[_as_status(state)],
-        priority=int(values["priority"]),
-        queue=str(values["queue"]),
-        run_at=instants.format(values["runAt"]),
-        created_at=instants.format(values["createdAt"]),
-        lease_expires_at=None if expires is None else instants.format(expires),
-        version=int(values["version"]),
+        priority=values[_PRIORITY],
+        queue=values[_QUEUE],
+        run_at=_format(values[_RUN_AT]),
+        created_at=_format(values[_CREATED_AT]),
+        lease_expires_at=None if expires is None else _format(expires),
+        version=values[_VERSION],
         doc=_json_of(values),
     )
 
 
 def from_json(text: str | bytes) -> Job:
     doc = json.loads(text)
-    if type(doc) is dict and doc.keys() == _FIELD_NAMES:
-        return _from_fields(doc)  # freshly parsed: convert it in place, no copy
+    if type(doc) is dict:
+        try:
+            values = _IN_ORDER(doc)
+        except KeyError:
+            pass  # from_document names what is missing
+        else:
+            return _from_fields(list(values))
     return from_document(doc)
 
 
@@ -562,30 +673,32 @@ def draft(
 ) -> Job:
     """A job not yet submitted (no status, version 0); `Submitted` makes it pending."""
     freeze = _frozen.freeze  # only the maps need it: the other arguments are scalars
-    return _JOB.build(
-        {
-            "id": job_id,
-            "userId": user_id,
-            "type": type_name,
-            "status": None,
-            "priority": priority,
-            "queue": queue,
-            "runAt": run_at,
-            "params": freeze(params),
-            "input": freeze(input),
-            "result": None,
-            "resultUrl": None,
-            "error": None,
-            "attempts": 0,
-            "maxAttempts": max_attempts,
-            "progress": None,
-            "leaseOwner": None,
-            "leaseExpiresAt": None,
-            "version": 0,
-            "createdAt": now,
-            "updatedAt": now,
-            "metadata": freeze(metadata),
-            "idempotency": freeze(idempotency),
-            "history": pvector(),
-        }
+    return _job(
+        _IN_ORDER(
+            {
+                "id": job_id,
+                "userId": user_id,
+                "type": type_name,
+                "status": None,
+                "priority": priority,
+                "queue": queue,
+                "runAt": run_at,
+                "params": freeze(params),
+                "input": freeze(input),
+                "result": None,
+                "resultUrl": None,
+                "error": None,
+                "attempts": 0,
+                "maxAttempts": max_attempts,
+                "progress": None,
+                "leaseOwner": None,
+                "leaseExpiresAt": None,
+                "version": 0,
+                "createdAt": now,
+                "updatedAt": now,
+                "metadata": freeze(metadata),
+                "idempotency": freeze(idempotency),
+                "history": pvector(),
+            }
+        )
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -67,10 +68,8 @@ def completed_on_second_attempt() -> jobs.Job:
     )
 
 
-def without(job: jobs.Job, *keys: str) -> jobs.Job:
-    for key in keys:
-        job = job.discard(key)
-    return job
+def without(job: jobs.Job, *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in job.items() if key not in keys}
 
 
 # -- readers -------------------------------------------------------------------
@@ -561,9 +560,75 @@ def test_json_with_extra_fields_reads_like_its_document(job: jobs.Job) -> None:
         jobs.from_json(json.dumps(document))
 
 
-def test_changes_to_a_job_not_laid_out_as_usual_are_made_all_the_same() -> None:
+# -- the value itself ------------------------------------------------------------
+
+
+def test_a_job_is_a_read_only_mapping_of_every_field() -> None:
+    job = new_draft(priority=7)
+    assert list(job) == list(jobs.FIELDS)
+    assert len(job) == len(jobs.FIELDS)
+    assert job["priority"] == 7
+    assert job["status"] is None
+    assert "history" in job
+    assert "links" not in job
+    assert job.get("links") is None
+    with pytest.raises(KeyError):
+        job["links"]
+    assert dict(job) == dict(zip(jobs.FIELDS, job.values(), strict=True))
+
+
+def test_a_job_cannot_be_changed_in_place() -> None:
     job = new_draft()
-    reordered = pmap(dict(reversed(list(job.items()))))  # same map, other bucket order
-    changed = jobs.Change(reordered).status(PENDING).touched(at(3)).done()
-    assert changed == jobs.Change(job).status(PENDING).touched(at(3)).done()
-    assert reordered == job  # untouched
+    with pytest.raises(AttributeError, match="immutable"):
+        job._values = ()
+    with pytest.raises(AttributeError, match="immutable"):
+        del job._values
+    with pytest.raises(AttributeError):
+        job.extra = 1
+    with pytest.raises(TypeError):
+        job["status"] = "completed"  # type: ignore[index]
+    assert jobs.status_or_none(job) is None
+
+
+def test_a_job_equals_any_mapping_with_its_items() -> None:
+    job = new_draft()
+    assert job == dict(job)
+    assert job == pmap(dict(job))
+    assert job != {**dict(job), "priority": 99}
+    assert job != dict(job) | {"extra": 1}
+    assert job != list(job)
+    same = jobs.Job(dict(job))
+    assert same == job
+    assert hash(same) == hash(job)
+    assert {job: 1}[same] == 1
+    assert job != jobs.with_status(job, PENDING)
+
+
+def test_a_job_made_from_a_mapping_freezes_its_values_and_keeps_only_the_fields() -> None:
+    job = new_draft()
+    made = jobs.Job({**dict(job), "params": {"pages": [1, 2]}, "extra": 1})
+    assert jobs.params(made) == pmap({"pages": pvector([1, 2])})
+    assert type(jobs.params(made)) is type(pmap())
+    assert "extra" not in made
+    assert made == {**dict(job), "params": freeze({"pages": [1, 2]})}
+    lacking = {key: value for key, value in job.items() if key not in ("status", "version")}
+    with pytest.raises(errors.JobkitError, match=r"lacks \['status', 'version'\]"):
+        jobs.Job(lacking)
+
+
+@given(every_job)
+def test_a_job_survives_copies_and_pickling(job: jobs.Job) -> None:
+    assert copy.copy(job) == job
+    assert copy.deepcopy(job) == job
+    assert pickle.loads(pickle.dumps(job)) == job
+    assert jobs.Job(job) == job
+
+
+def test_a_new_version_shares_what_did_not_change() -> None:
+    job = jobs.with_status(new_draft(), PENDING)
+    claimed = jobs.Change(job).attempt_started("w1", at(1)).lease("w1", at(31)).done()
+    assert claimed is not job
+    for name in ("params", "input", "metadata", "createdAt", "id"):
+        assert claimed[name] is job[name]
+    assert jobs.Change(claimed).status(PROCESSING).done() is not claimed
+    assert jobs.Change(job).status(PENDING).run_at(jobs.run_at(job)).done() is job
