@@ -2,8 +2,9 @@
 
 This is the only module that touches a job's raw keys. The same map is
 stored, served and logged; its nested values (params, history...) are
-pyrsistent maps and vectors, shared by a job's versions. `to_document`/`from_document` convert it to and
-from plain JSON values (ISO 8601 instants, lists, dicts) at the storage edge.
+pyrsistent maps and vectors, shared by a job's versions.
+`to_document`/`from_document` convert it to and from plain JSON values
+(ISO 8601 instants, lists, dicts) at the storage edge.
 """
 
 from __future__ import annotations
@@ -578,12 +579,80 @@ def _from_fields(values: list[Any]) -> Job:
 _HEADS = tuple(json.dumps(name) + ":" for name in FIELDS)
 _string = json.encoder.encode_basestring  # the C encoder's own string escaping
 _format = instants.format
+_part = _frozen.to_json
+_INT = int
 
 
 def _json_of(values: Sequence[Any]) -> str:
-    """The JSON of a job's values, in `FIELDS` order. Maps and lists (params, history...)
-    are shared by a job's versions, and so is their text (`_frozen.to_json(...,
-    shared=True)`); the commonest scalars are written inline."""
+    """The JSON of a job's values, in `FIELDS` order: `_text_of`'s first part."""
+    return _text_of(values)[0]
+
+
+def _text_of(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
+    """The JSON of a job's values, in `FIELDS` order, and the text of its instants `runAt`,
+    `createdAt` and `leaseExpiresAt`, which a store files it under.
+
+    Written field by field as the fields are typed (`draft` and `from_document` make
+    them so), which is several times quicker than asking each value its type. Maps and
+    lists (params, history...) are shared by a job's versions, and so is their text
+    (`_frozen.to_json(..., shared=True)`). A job holding anything else (a `Job` made from
+    a mapping may) takes the general way, `_general_text`.
+    """
+    (
+        job_id, user_id, type_name, state, priority, queue, run_at, params, input_, result,
+        result_url, error, attempts, max_attempts, history, progress, owner, expires,
+        version, created, updated, metadata, idempotency,
+    ) = values  # fmt: skip
+    if not (
+        type(priority) is _INT
+        and type(attempts) is _INT
+        and type(max_attempts) is _INT
+        and type(version) is _INT
+        and type(run_at) is datetime
+        and type(created) is datetime
+        and type(updated) is datetime
+        and (expires is None or type(expires) is datetime)
+    ):
+        return _general_text(values)
+    try:
+        run_at_text, created_text = _format(run_at), _format(created)
+        expires_text = None if expires is None else _format(expires)
+        text = "".join(
+            (
+                '{"id":', _string(job_id),
+                ',"userId":', _string(user_id),
+                ',"type":', _string(type_name),
+                ',"status":', "null" if state is None else _string(state),
+                ',"priority":', int.__repr__(priority),
+                ',"queue":', _string(queue),
+                ',"runAt":"', run_at_text,
+                '","params":', _part(params, shared=True),
+                ',"input":', "null" if input_ is None else _part(input_, shared=True),
+                ',"result":', "null" if result is None else _part(result, shared=True),
+                ',"resultUrl":', "null" if result_url is None else _string(result_url),
+                ',"error":', "null" if error is None else _part(error, shared=True),
+                ',"attempts":', int.__repr__(attempts),
+                ',"maxAttempts":', int.__repr__(max_attempts),
+                ',"history":', _part(history, shared=True),
+                ',"progress":', "null" if progress is None else _part(progress, shared=True),
+                ',"leaseOwner":', "null" if owner is None else _string(owner),
+                ',"leaseExpiresAt":', "null" if expires_text is None else f'"{expires_text}"',
+                ',"version":', int.__repr__(version),
+                ',"createdAt":"', created_text,
+                '","updatedAt":"', _format(updated),
+                '","metadata":', _part(metadata, shared=True),
+                ',"idempotency":',
+                "null" if idempotency is None else _part(idempotency, shared=True),
+                "}",
+            )
+        )  # fmt: skip
+    except TypeError:  # a str field holding something else
+        return _general_text(values)
+    return text, run_at_text, created_text, expires_text
+
+
+def _general_text(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
+    """`_text_of` for any frozen values: asks each its type."""
     parts: list[str] = []
     append = parts.append
     for head, value in zip(_HEADS, values, strict=True):
@@ -598,7 +667,13 @@ def _json_of(values: Sequence[Any]) -> str:
             append(head + '"' + _format(value) + '"')  # no character in it needs escaping
         else:
             append(head + _frozen.to_json(value, shared=True))
-    return "{" + ",".join(parts) + "}"
+    expires = values[_LEASE_EXPIRES_AT]
+    return (
+        "{" + ",".join(parts) + "}",
+        _format(values[_RUN_AT]),
+        _format(values[_CREATED_AT]),
+        None if expires is None else _format(expires),
+    )
 
 
 def to_json(job: Job) -> str:
@@ -628,19 +703,19 @@ def to_record(job: Job) -> Record:
     """The job's `Record`: its readers' values and `to_json`."""
     values = job._values
     state = values[_STATUS]
-    expires = values[_LEASE_EXPIRES_AT]
+    doc, run_at, created_at, expires = _text_of(values)
     return Record(
-        id=values[_ID],
-        user_id=values[_USER_ID],
-        type_name=values[_TYPE],
-        status=None if state is None else _STATUS_TEXTS[_as_status(state)],
-        priority=values[_PRIORITY],
-        queue=values[_QUEUE],
-        run_at=_format(values[_RUN_AT]),
-        created_at=_format(values[_CREATED_AT]),
-        lease_expires_at=None if expires is None else _format(expires),
-        version=values[_VERSION],
-        doc=_json_of(values),
+        values[_ID],
+        values[_USER_ID],
+        values[_TYPE],
+        None if state is None else _STATUS_TEXTS[_as_status(state)],
+        values[_PRIORITY],
+        values[_QUEUE],
+        run_at,
+        created_at,
+        expires,
+        values[_VERSION],
+        doc,
     )
 
 

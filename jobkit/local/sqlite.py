@@ -229,7 +229,8 @@ class SqliteJobStore:
             if not wanted:
                 return []
             rows = self._rows(*schema.claimable_in(wanted, at, limit))
-        return [schema.decode(doc) for (doc,) in rows]
+        # Remembered: a worker reads the jobs of its claims still on their way once more.
+        return [self._decode(doc) for (doc,) in rows]
 
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         if limit <= 0:

@@ -10,7 +10,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,6 +120,13 @@ class Worker:
         self._sender: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._closing = 0  # attempts in `_running` that only wait for that write
+        # Claims whose compare-and-set is on its way (`_claim`), and the jobs they name.
+        self._claims: set[asyncio.Task[None]] = set()
+        self._claiming: set[str] = set()
+        self._claim_error: BaseException | None = None
+        # Half the slots per claim: while one claim's write is on its way, the next can
+        # be read and stepped, so the loop does not sit idle waiting for each commit.
+        self._batch = max(1, (self.config.concurrency + 1) // 2)
         self.finished = 0
 
     # -- control ------------------------------------------------------------
@@ -140,7 +147,7 @@ class Worker:
     def _free(self) -> int:
         """Slots for new attempts: an attempt whose final write is on its way needs none,
         so the next claim can share that write's transaction."""
-        return self.config.concurrency - len(self._running) + self._closing
+        return self.config.concurrency - len(self._running) - len(self._claiming) + self._closing
 
     async def run(self) -> None:
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
@@ -150,12 +157,13 @@ class Worker:
                 if time.monotonic() >= next_reap:
                     await self._reap()
                     next_reap = time.monotonic() + self.config.reap_seconds
+                self._raise_claim_error()
                 free = self._free()
                 due, started = await self._claim(free) if free > 0 else (0, 0)
-                if (started and started == free) or (due and not started):
+                if started or due:
                     await asyncio.sleep(0)  # more may be due, or lost races to retry at once
                     continue
-                await self._idle(free > 0 and started == 0)
+                await self._idle(free > 0)
         finally:
             await self._shutdown()
             heartbeats.cancel()
@@ -176,11 +184,13 @@ class Worker:
                 if time.monotonic() >= next_reap:
                     await self._reap()
                     next_reap = time.monotonic() + self.config.reap_seconds
+                self._raise_claim_error()
                 free = self._free()
                 due, started = (
                     await self._claim(free) if free > 0 and not self._stopping else (0, 0)
                 )
-                if not due and not self._running and not await self._reap():
+                busy = self._running or self._claims
+                if not due and not busy and not await self._reap():
                     return self.finished - finished  # nothing due, nothing running: done
                 if self._stopping:
                     await self._shutdown()
@@ -190,7 +200,7 @@ class Worker:
                 elif not started:
                     await self._idle(False)
         finally:
-            if self._running:  # cancelled or crashed mid-drain: hand the leases back
+            if self._running or self._claims:  # cancelled or crashed mid-drain: hand back
                 await self._shutdown()
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
@@ -213,17 +223,22 @@ class Worker:
         self._wake.clear()
 
     async def _claim(self, free: int) -> tuple[int, int]:
-        """Claim up to `free` due jobs in one write; (how many were due, how many it won).
+        """Claim up to half the slots' worth of due jobs in one write, without waiting for
+        it; (how many were due, how many it asked for).
 
-        Workers in other processes read the same head of the queue. After losing a race,
-        a worker takes a random `free` of the first `2 * free` instead, in claim order, so
-        that contending workers spread out rather than collide again on the same jobs.
+        The jobs of claims still on their way are still pending in the store: they are
+        read past. Workers in other processes read the same head of the queue. After
+        losing a race, a worker takes a random batch of the first `2 * batch` instead, in
+        claim order, so that contending workers spread out rather than collide again.
         """
         now = self._clock()
-        window = free * 2 if self._contended else free
-        candidates = list(await self.store.claimable(now, self.config.queues, window))
-        if len(candidates) > free:
-            candidates = sorted(self._rng.sample(candidates, free), key=schedule.claim_key)
+        batch = min(free, self._batch)
+        window = batch * 2 if self._contended else batch
+        claiming = self._claiming
+        found = await self.store.claimable(now, self.config.queues, window + len(claiming))
+        candidates = [job for job in found if jobs.id(job) not in claiming][:window]
+        if len(candidates) > batch:
+            candidates = sorted(self._rng.sample(candidates, batch), key=schedule.claim_key)
         claim = events.Claimed(worker=self.id, lease_seconds=self.config.lease_seconds)
         moves: list[tuple[int, jobs.Job, machine.Effects]] = []
         for job in candidates:
@@ -234,22 +249,61 @@ class Worker:
                     log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
         if not moves:
             return len(candidates), 0
-        won = await self.store.compare_and_set_many([(version, job) for version, job, _ in moves])
+        write = self.store.compare_and_set_many([(version, job) for version, job, _ in moves])
+        ids = [jobs.id(job) for _, job, _ in moves]
+        claiming.update(ids)
+        task = asyncio.create_task(self._claimed(moves, ids, write))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+        return len(candidates), len(moves)
+
+    async def _claimed(
+        self,
+        moves: list[tuple[int, jobs.Job, machine.Effects]],
+        ids: list[str],
+        write: Awaitable[Sequence[bool]],
+    ) -> None:
+        """Start the jobs a claim won, once its write lands (release them when stopping)."""
+        try:
+            won = await write
+        except Exception as exc:
+            # Whether it landed is unknown: jobs it did claim keep our lease until it runs
+            # out, and the reaper gives them back. The loop raises it, as it would its own.
+            self._claim_error = exc
+            return
+        finally:
+            self._claiming.difference_update(ids)
+            self._wake.set()
         started = 0
+        unwanted: list[Attempt] = []
         for (_, job, done), ok in zip(moves, won, strict=True):
             if ok:
                 self._emit(done, job)
-                self._start(job)
                 started += 1
+                if self._stopping:
+                    unwanted.append(self._track(job))
+                else:
+                    self._start(job)
         self._contended = started < len(moves)
-        return len(candidates), started
+        for attempt in unwanted:  # stopping: hand it back at once, untouched
+            await self._advance(attempt, events.LeaseReleased(worker=self.id, claim=attempt.claim))
+            self._running.pop(jobs.id(attempt.job), None)
+
+    def _raise_claim_error(self) -> None:
+        if self._claim_error is not None:
+            error, self._claim_error = self._claim_error, None
+            raise error
+
+    def _track(self, job: jobs.Job) -> Attempt:
+        attempt = Attempt(job=job, claim=jobs.claim(job))
+        self._running[jobs.id(job)] = attempt
+        return attempt
 
     def _start(self, job: jobs.Job) -> None:
         """Run the attempt's pipeline up to its first effect here; only an attempt that has
         an effect to wait for gets a task. One that asks for nothing is finished at once."""
-        attempt = Attempt(job=job, claim=jobs.claim(job))
+        attempt = self._track(job)
         job_id = jobs.id(job)
-        self._running[job_id] = attempt
         job_type = registry.get(self.types, jobs.type_name(job))
         deadline = asyncio.get_running_loop().time() + job_type.timeout_seconds
         try:
@@ -524,6 +578,8 @@ class Worker:
     async def _shutdown(self) -> None:
         """Let running jobs finish within the grace period, then release the rest's leases."""
         self._stopping = True
+        while self._claims:  # claims on their way: what they win is released, not started
+            await asyncio.gather(*self._claims, return_exceptions=True)
         tasks = [a.task for a in self._running.values() if a.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.grace_seconds)

@@ -89,7 +89,8 @@ def test_finished_attempts_are_written_in_one_batch() -> None:
         config=attrs.evolve(QUICK, concurrency=10),
     )
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) == 10
-    assert store.batches == [["processing"] * 10, ["completed"] * 10]
+    # Claims take half the slots at a time; the finished attempts go out together.
+    assert store.batches == [["processing"] * 5, ["processing"] * 5, ["completed"] * 10]
     for n in range(10):
         job = stored(store, f"job-{n}")
         assert jobs.status(job) is Status.COMPLETED
