@@ -495,28 +495,45 @@ def _statements(shape: str, rows: list[Row]) -> _Statements:
 
 
 def _apply_one(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
-    """One write of a group. A failed statement undoes only itself, so it answers alone."""
+    """One write of a group, alone: if it fails, it is undone whole (a write of many rows
+    too) and answers with its error; the rest of the group goes on."""
+    several = kind is Write.INSERT_MANY or kind is Write.REPLACE_MANY
     try:
-        match kind:
-            case Write.INSERT:
-                return _insert(cursor, payload)
-            case Write.INSERT_MANY:
-                return [_insert(cursor, row) for row in payload]
-            case Write.REPLACE:
-                return _replace(cursor, *payload)
-            case Write.REPLACE_MANY:
-                return [_replace(cursor, version, row) for version, row in payload]
-            case Write.DELETE:
-                cursor.execute(DELETE, payload)
-                return cursor.rowcount == 1
-            case Write.PRAGMAS:
-                return {name: cursor.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
-            case _:
-                assert_never(kind)
+        if several:
+            cursor.execute("SAVEPOINT write")
+        try:
+            answer = _perform(cursor, kind, payload)
+        except sqlite3.Error:
+            if several and cursor.connection.in_transaction:
+                cursor.execute("ROLLBACK TO write")
+                cursor.execute("RELEASE write")
+            raise
+        if several:
+            cursor.execute("RELEASE write")
     except sqlite3.Error as exc:
         if is_busy(exc) or not cursor.connection.in_transaction:
             raise  # the whole group is lost (or retried)
         return exc
+    return answer
+
+
+def _perform(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
+    match kind:
+        case Write.INSERT:
+            return _insert(cursor, payload)
+        case Write.INSERT_MANY:
+            return [_insert(cursor, row) for row in payload]
+        case Write.REPLACE:
+            return _replace(cursor, *payload)
+        case Write.REPLACE_MANY:
+            return [_replace(cursor, version, row) for version, row in payload]
+        case Write.DELETE:
+            cursor.execute(DELETE, payload)
+            return cursor.rowcount == 1
+        case Write.PRAGMAS:
+            return {name: cursor.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS}
+        case _:
+            assert_never(kind)
 
 
 def _insert(cursor: sqlite3.Cursor, row: Row) -> bool:

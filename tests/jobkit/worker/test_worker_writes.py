@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
+import pytest
 from pyrsistent import pmap
 from returns.result import Failure, Result, Success
 
@@ -277,3 +278,105 @@ def test_a_pipeline_closed_by_the_interpreter_is_closed_itself() -> None:
     assert closed == [1]  # its `finally` ran when the first answer failed it
     job = stored(store, "job-1")
     assert jobs.status(job) is Status.FAILED
+
+
+class HeldClaims(MemoryJobStore):
+    """Claims (writes of processing jobs) wait for `opened`; records the ids each claims."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        super().__init__()
+        self.claims: list[list[str]] = []
+        self.opened = asyncio.Event()
+        self.failure = failure
+
+    async def compare_and_set_many(self, writes: Sequence[tuple[int, jobs.Job]]) -> list[bool]:
+        if all(jobs.status(job) is Status.PROCESSING for _, job in writes):
+            self.claims.append([jobs.id(job) for _, job in writes])
+            await self.opened.wait()
+            if self.failure is not None:
+                raise self.failure
+        return await super().compare_and_set_many(writes)
+
+
+def counting(runs: list[str]) -> registry.Registry:
+    def pipeline_(job: jobs.Job, claim: int) -> pipeline.Pipeline:
+        runs.append(jobs.id(job))
+        yield from ()
+        return Success(pipeline.Completion())
+
+    return registry.of([registry.JobType(name="noop", pipeline=pipeline_)])
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+def test_the_next_claim_is_made_while_the_last_ones_write_is_on_its_way() -> None:
+    runs: list[str] = []
+    types = counting(runs)
+
+    async def main() -> HeldClaims:
+        store = HeldClaims()
+        for n in range(4):
+            submit(store, types, "noop", f"job-{n}")
+        worker = Worker(
+            store=store,
+            types=types,
+            performers_for=performers_from({}),
+            config=attrs.evolve(QUICK, concurrency=4),
+        )
+        draining = asyncio.create_task(worker.drain())
+        await until(lambda: len(store.claims) == 2)  # both halves sent, neither landed
+        assert runs == []
+        store.opened.set()
+        assert await asyncio.wait_for(draining, HUNG) == 4
+        return store
+
+    store = asyncio.run(main())
+    assert store.claims == [["job-0", "job-1"], ["job-2", "job-3"]]  # none claimed twice
+    assert sorted(runs) == [f"job-{n}" for n in range(4)]
+    assert all(jobs.status(stored(store, f"job-{n}")) is Status.COMPLETED for n in range(4))
+
+
+def test_a_claim_that_lands_after_stop_is_handed_back_untouched() -> None:
+    runs: list[str] = []
+    types = counting(runs)
+
+    async def main() -> HeldClaims:
+        store = HeldClaims()
+        submit(store, types, "noop", "job-0")
+        worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+        running = asyncio.create_task(worker.run())
+        await until(lambda: len(store.claims) == 1)
+        worker.stop()
+        await asyncio.sleep(0.05)  # run() waits for the claim on its way
+        assert not running.done()
+        store.opened.set()
+        await asyncio.wait_for(running, HUNG)
+        return store
+
+    store = asyncio.run(main())
+    assert runs == []
+    job = stored(store, "job-0")
+    assert jobs.status(job) is Status.PENDING
+    assert jobs.lease_owner(job) is None
+    assert [jobs.entry_outcome(entry) for entry in jobs.history(job)] == [jobs.RELEASED]
+    assert jobs.attempts(job) == 0
+
+
+def test_a_claim_write_that_fails_is_raised_by_the_loop() -> None:
+    types = counting([])
+
+    async def main() -> None:
+        store = HeldClaims(failure=OSError("disk gone"))
+        store.opened.set()
+        submit(store, types, "noop", "job-0")
+        worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+        await asyncio.wait_for(worker.drain(), HUNG)
+
+    with pytest.raises(OSError, match="disk gone"):
+        asyncio.run(main())

@@ -1,0 +1,166 @@
+"""The writer's group commit, on a real file: runs of inserts and compare-and-sets are applied
+as a few batched statements, with the answers, the order and the failures of one write at a
+time."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobkit import jobs
+from jobkit.local import sqlite_schema as schema
+from jobkit.local.sqlite_schema import Write
+from tests.jobkit.conformance import at, claimed, new, succeeded
+
+
+@contextlib.contextmanager
+def database(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
+    try:
+        schema.configure(connection, "NORMAL")
+        schema.migrate(connection, "jobs.db")
+        yield connection
+    finally:
+        connection.close()
+
+
+def apply(connection: sqlite3.Connection, *writes: tuple[Write, Any]) -> list[Any]:
+    return schema.apply_group(connection, [(kind, payload, None) for kind, payload in writes])
+
+
+def stored(connection: sqlite3.Connection, job_id: str) -> tuple[Any, ...] | None:
+    found: tuple[Any, ...] | None = connection.execute(
+        f"SELECT {schema.COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    return found
+
+
+def row(job: jobs.Job) -> schema.Row:
+    return tuple(schema.encode(job))
+
+
+def cas(job: jobs.Job, expected: int) -> tuple[int, schema.Row]:
+    return (expected, row(job))
+
+
+def test_a_run_of_compare_and_sets_is_applied_in_order(tmp_path: Path) -> None:
+    first, other = new(1), new(2)
+    taken = claimed(first, at(1))  # version 2
+    done = succeeded(taken, at(2))  # version 3
+    stale = claimed(first, at(1), worker="late")  # also version 2, from version 1
+    with database(tmp_path) as connection:
+        assert apply(connection, (Write.INSERT_MANY, [row(first), row(other)])) == [[True, True]]
+        answers = apply(
+            connection,
+            (Write.REPLACE, cas(taken, 1)),
+            (Write.REPLACE_MANY, [cas(stale, 1), cas(done, 2), cas(claimed(other, at(1)), 1)]),
+            (Write.REPLACE, cas(taken, 1)),  # the job moved on: refused
+        )
+        assert answers == [True, [False, True, True], False]
+        assert stored(connection, jobs.id(first)) == row(done)
+        assert stored(connection, jobs.id(other)) == row(claimed(other, at(1)))
+
+
+def test_a_write_that_changes_a_fixed_column_is_written_whole(tmp_path: Path) -> None:
+    job = new(1, priority=10)
+    moved = jobs.Job({**dict(claimed(job, at(1))), "priority": 90, "queue": "fast"})
+    with database(tmp_path) as connection:
+        apply(connection, (Write.INSERT, row(job)))
+        same = claimed(new(2), at(1))
+        apply(connection, (Write.INSERT, row(new(2))))
+        assert apply(connection, (Write.REPLACE_MANY, [cas(moved, 1), cas(same, 1)])) == [
+            [True, True]
+        ]
+        assert stored(connection, jobs.id(job)) == row(moved)
+        assert stored(connection, jobs.id(same)) == row(same)
+
+
+def test_a_run_of_inserts_keeps_the_first_of_each_id(tmp_path: Path) -> None:
+    there, fresh = new(1), new(2)
+    twin = new(2, priority=99)
+    with database(tmp_path) as connection:
+        apply(connection, (Write.INSERT, row(there)))
+        answers = apply(
+            connection,
+            (Write.INSERT_MANY, [row(fresh), row(there)]),
+            (Write.INSERT, row(twin)),
+        )
+        assert answers == [[True, False], False]
+        assert stored(connection, jobs.id(fresh)) == row(fresh)
+        assert stored(connection, jobs.id(there)) == row(there)
+
+
+def test_writes_of_different_kinds_keep_their_order(tmp_path: Path) -> None:
+    job = new(1)
+    with database(tmp_path) as connection:
+        answers = apply(
+            connection,
+            (Write.REPLACE, cas(claimed(job, at(1)), 1)),  # before the insert: nothing to set
+            (Write.INSERT, row(job)),
+            (Write.REPLACE, cas(claimed(job, at(2)), 1)),
+            (Write.DELETE, (jobs.id(job), 1)),  # the version is 2 by now
+            (Write.INSERT, row(job)),
+        )
+        assert answers == [False, True, True, False, False]
+        assert stored(connection, jobs.id(job)) == row(claimed(job, at(2)))
+
+
+def test_a_bad_write_fails_alone_and_whole(tmp_path: Path) -> None:
+    good, also, next_ = new(1), new(2), new(4)
+    bad = (*row(new(3))[:1], None, *row(new(3))[2:])  # no user: the column is NOT NULL
+    with database(tmp_path) as connection:
+        answers = apply(
+            connection,
+            (Write.INSERT_MANY, [row(good), bad]),
+            (Write.INSERT, row(also)),
+            (Write.INSERT, bad),
+            (Write.INSERT_MANY, [row(next_)]),
+        )
+        assert isinstance(answers[0], sqlite3.IntegrityError)
+        assert isinstance(answers[2], sqlite3.IntegrityError)
+        assert answers[1] is True
+        assert answers[3] == [True]
+        assert stored(connection, jobs.id(good)) is None  # its write failed: undone whole
+        assert stored(connection, jobs.id(also)) == row(also)
+        assert stored(connection, jobs.id(next_)) == row(next_)
+        assert stored(connection, "job-0003") is None
+        assert not connection.in_transaction
+
+
+@pytest.mark.parametrize("count", [1, 499, 500, 501, 1234])
+def test_runs_longer_than_one_statement_are_applied_whole(tmp_path: Path, count: int) -> None:
+    population = [new(n, created=at(n % 60)) for n in range(count)]
+    with database(tmp_path) as connection:
+        assert apply(connection, (Write.INSERT_MANY, [row(job) for job in population])) == [
+            [True] * count
+        ]
+        taken = [claimed(job, at(61)) for job in population]
+        writes = [cas(job, 1) for job in taken]
+        writes[-1] = cas(taken[-1], 7)  # one stale write among them
+        answers = apply(connection, (Write.REPLACE_MANY, writes))
+        assert answers == [[True] * (count - 1) + [False]]
+        (total,) = connection.execute(
+            "SELECT count(*) FROM jobs WHERE status = 'processing'"
+        ).fetchone()
+        assert total == count - 1
+        assert stored(connection, jobs.id(population[-1])) == row(population[-1])
+        if count > 1:
+            assert stored(connection, jobs.id(taken[0])) == row(taken[0])
+
+
+def test_batched_writes_find_jobs_by_their_key(tmp_path: Path) -> None:
+    with database(tmp_path) as connection:
+        for shape, width in (("update", 6), ("update_all", 11), ("current", 1)):
+            details = [
+                detail
+                for *_, detail in connection.execute(
+                    f"EXPLAIN QUERY PLAN {schema._sql(shape, 3)}", [None] * (3 * width)
+                )
+            ]
+            assert any("sqlite_autoindex_jobs_1 (id=?)" in d for d in details), details
+            assert not any(d.startswith("SCAN jobs") for d in details), details
