@@ -361,6 +361,8 @@ def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any
             flat.append(payload)
         else:
             flat += payload
+    if len(flat) == 1:  # one row: its own statement is quicker than a batch's two
+        return [_apply_one(cursor, kind, payload) for kind, payload in items]
     decide = _insert_run if sort is Write.INSERT_MANY else _replace_run
     try:
         rows, statements = decide(cursor, flat)
