@@ -145,8 +145,9 @@ class Worker:
         return len(self._running)
 
     def _free(self) -> int:
-        """Slots for new attempts: an attempt whose final write is on its way needs none,
-        so the next claim can share that write's transaction."""
+        """Slots for new attempts. A claim on its way holds one per job it names; an
+        attempt whose final write is on its way needs none, so the next claim can share
+        that write's transaction."""
         return self.config.concurrency - len(self._running) - len(self._claiming) + self._closing
 
     async def run(self) -> None:
