@@ -366,6 +366,14 @@ def to_json(value: Any, *, shared: bool = False) -> str:
         return ENCODER.encode(value)
 
 
+def items_to_json(items: list[tuple[Any, Any]]) -> str:
+    """`to_json` of a map given as its (key, value) pairs, its parts' text remembered."""
+    try:
+        return _map_text(items)
+    except RecursionError:  # nested deeper than Python frames go: the C encoder copes
+        return ENCODER.encode(dict(items))
+
+
 def _text(value: Any) -> str:
     kind = type(value)
     if kind is str:

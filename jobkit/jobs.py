@@ -575,8 +575,6 @@ def _from_fields(values: list[Any]) -> Job:
     return _job(tuple(values))
 
 
-# `"name":` for each field, in `FIELDS` order. The names need no escaping.
-_HEADS = tuple(json.dumps(name) + ":" for name in FIELDS)
 _string = json.encoder.encode_basestring  # the C encoder's own string escaping
 _format = instants.format
 _part = _frozen.to_json
@@ -653,23 +651,9 @@ def _text_of(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
 
 def _general_text(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
     """`_text_of` for any frozen values: asks each its type."""
-    parts: list[str] = []
-    append = parts.append
-    for head, value in zip(_HEADS, values, strict=True):
-        kind = type(value)
-        if kind is str:
-            append(head + _string(value))
-        elif value is None:
-            append(head + "null")
-        elif kind is int:
-            append(head + int.__repr__(value))
-        elif kind is datetime:
-            append(head + '"' + _format(value) + '"')  # no character in it needs escaping
-        else:
-            append(head + _frozen.to_json(value, shared=True))
     expires = values[_LEASE_EXPIRES_AT]
     return (
-        "{" + ",".join(parts) + "}",
+        _frozen.items_to_json(list(zip(FIELDS, values, strict=True))),
         _format(values[_RUN_AT]),
         _format(values[_CREATED_AT]),
         None if expires is None else _format(expires),

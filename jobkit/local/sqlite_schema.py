@@ -13,10 +13,11 @@ and a missing index is an error at prepare time rather than a silent full scan.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, assert_never
 
 from jobkit import errors, instants, jobs, listing
@@ -263,20 +264,7 @@ def encode(job: jobs.Job) -> Row:
     Instants go through `instants.format` both here and in the JSON, so a
     column always holds exactly the text its document does.
     """
-    record = jobs.to_record(job)  # one pass over the job, not eleven
-    return (
-        record.id,
-        record.user_id,
-        record.type_name,
-        record.status,
-        record.priority,
-        record.queue,
-        record.run_at,
-        record.created_at,
-        record.lease_expires_at,
-        record.version,
-        record.doc,
-    )
+    return jobs.to_record(job)  # in COLUMNS order: the row itself, one pass over the job
 
 
 def decode(doc: str) -> jobs.Job:
@@ -367,19 +355,9 @@ def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any
     try:
         rows, statements = decide(cursor, flat)
         # One statement undoes itself if it fails; more need a savepoint to undo together.
-        several = len(statements) > 1
-        if several:
-            cursor.execute("SAVEPOINT run")
-        try:
+        with _whole(cursor, "run", len(statements) > 1):
             for sql, parameters in statements:
                 cursor.execute(sql, parameters)
-        except sqlite3.Error:
-            if several and cursor.connection.in_transaction:
-                cursor.execute("ROLLBACK TO run")
-                cursor.execute("RELEASE run")
-            raise
-        if several:
-            cursor.execute("RELEASE run")
     except sqlite3.Error as exc:
         if is_busy(exc) or not cursor.connection.in_transaction:
             raise  # the whole group is lost (or retried)
@@ -501,22 +479,31 @@ def _apply_one(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
     too) and answers with its error; the rest of the group goes on."""
     several = kind is Write.INSERT_MANY or kind is Write.REPLACE_MANY
     try:
-        if several:
-            cursor.execute("SAVEPOINT write")
-        try:
+        with _whole(cursor, "write", several):
             answer = _perform(cursor, kind, payload)
-        except sqlite3.Error:
-            if several and cursor.connection.in_transaction:
-                cursor.execute("ROLLBACK TO write")
-                cursor.execute("RELEASE write")
-            raise
-        if several:
-            cursor.execute("RELEASE write")
     except sqlite3.Error as exc:
         if is_busy(exc) or not cursor.connection.in_transaction:
             raise  # the whole group is lost (or retried)
         return exc
     return answer
+
+
+@contextlib.contextmanager
+def _whole(cursor: sqlite3.Cursor, name: str, needed: bool) -> Iterator[None]:
+    """When `needed`, the statements inside under savepoint `name`: if one fails, all are
+    undone (the transaction goes on) and the error is raised."""
+    if not needed:
+        yield
+        return
+    cursor.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except sqlite3.Error:
+        if cursor.connection.in_transaction:
+            cursor.execute(f"ROLLBACK TO {name}")
+            cursor.execute(f"RELEASE {name}")
+        raise
+    cursor.execute(f"RELEASE {name}")
 
 
 def _perform(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:

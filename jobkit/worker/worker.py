@@ -385,13 +385,7 @@ class Worker:
                     result_url=completion.result_url,
                 )
             case Failure(err):
-                return events.AttemptFailed(
-                    worker=self.id,
-                    claim=attempt.claim,
-                    error=err,
-                    policy=job_type.retry,
-                    sample=self._rng.random(),
-                )
+                return self._failed(attempt, job_type, err)
             case _:
                 problem = errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
                 return self._crashed(attempt, job_type, problem)
@@ -410,6 +404,11 @@ class Worker:
             retryable=True,
             context={"exception": type(exc).__name__},
         )
+        return self._failed(attempt, job_type, err)
+
+    def _failed(
+        self, attempt: Attempt, job_type: registry.JobType, err: errors.Error
+    ) -> events.Event:
         return events.AttemptFailed(
             worker=self.id,
             claim=attempt.claim,
