@@ -292,29 +292,89 @@ def apply_group(
     """Apply a group in one transaction; a busy error escapes to be retried whole.
 
     Consecutive inserts, and consecutive compare-and-sets, are applied as one run each:
-    a few statements for the whole run (`_insert_run`, `_replace_run`) rather than one
-    per row. That is less work for SQLite, and above all fewer hand-overs of Python's
-    GIL: each statement gives it up while SQLite works and must win it back from the
-    event loop's thread, which is busy exactly when the queue is. A run whose batched
-    statements fail is undone (a savepoint) and applied row by row, as before, so a bad
-    row still fails alone.
+    a few statements for the whole run rather than one per row. That is less work for
+    SQLite, and above all fewer hand-overs of Python's GIL: each statement gives it up
+    while SQLite works and must win it back from the event loop's thread, which is busy
+    exactly when the queue is.
+
+    A group of such runs is first tried optimistically (`_optimistic`): each run as
+    guarded statements that say by their count of changed rows whether every write won,
+    with nothing read first. That is the common case, a worker's claims and completions.
+    When one write loses (or one fails), the transaction is rolled back and the group
+    applied exactly (`_exact`), each write answering for itself.
     """
+    runs = _runs(group)
     cursor = connection.cursor()
+    try:
+        answers = _optimistic(cursor, runs)
+        return answers if answers is not None else _exact(cursor, runs)
+    finally:
+        cursor.close()
+
+
+_Run = tuple[Write | None, list[tuple[Write, Any]]]
+
+
+def _optimistic(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer] | None:
+    """Every write of `runs` winning, in one transaction with one statement per run and
+    chunk; None, with nothing written, when that is not so or cannot be told this way: a
+    write lost or failed, or the group has another sort of write or one job twice in a run.
+    """
+    plans: list[tuple[str, list[Row]]] = []
+    for sort, items in runs:
+        if sort is None:
+            return None
+        rows = _flat(items)
+        if sort is Write.INSERT_MANY:
+            if len({row[0] for row in rows}) < len(rows):
+                return None
+            plans.append(("insert", rows))
+        else:
+            if len({row[0] for _, row in rows}) < len(rows):
+                return None
+            plans.append(("update", [_guarded(expected, row) for expected, row in rows]))
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        for shape, rows in plans:
+            for sql, parameters in _statements(shape, rows):
+                cursor.execute(sql, parameters)
+                if cursor.rowcount != len(parameters) // _WIDTH[shape]:
+                    cursor.execute("ROLLBACK")
+                    return None
+        cursor.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if cursor.connection.in_transaction:
+            cursor.connection.rollback()
+        if is_busy(exc):
+            raise
+        return None  # a bad row: the exact way finds it, and fails it alone
+    except BaseException:
+        if cursor.connection.in_transaction:
+            cursor.connection.rollback()
+        raise
+    return [
+        True if kind is Write.INSERT or kind is Write.REPLACE else [True] * len(payload)
+        for _, items in runs
+        for kind, payload in items
+    ]
+
+
+def _exact(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer]:
+    """Apply `runs` in one transaction, each write answering for itself: a compare-and-set
+    that loses answers False and one that fails answers its error; the rest go on."""
     cursor.execute("BEGIN IMMEDIATE")
     try:
         answers: list[Answer] = []
-        for kind, items in _runs(group):
+        for kind, items in runs:
             if kind is None:
                 answers += [_apply_one(cursor, item_kind, payload) for item_kind, payload in items]
             else:
                 answers += _apply_run(cursor, kind, items)
         cursor.execute("COMMIT")
     except BaseException:
-        if connection.in_transaction:
-            connection.rollback()
+        if cursor.connection.in_transaction:
+            cursor.connection.rollback()
         raise
-    finally:
-        cursor.close()
     return answers
 
 
@@ -326,12 +386,10 @@ _RUN_OF: Final[dict[Write, Write]] = {
 }
 
 
-def _runs(
-    group: Sequence[tuple[Write, Any, Any]],
-) -> list[tuple[Write | None, list[tuple[Write, Any]]]]:
+def _runs(group: Sequence[tuple[Write, Any, Any]]) -> list[_Run]:
     """The group cut into runs, in order: consecutive writes of one batchable sort (named
     by its `_MANY` kind), and single others (named None)."""
-    runs: list[tuple[Write | None, list[tuple[Write, Any]]]] = []
+    runs: list[_Run] = []
     for kind, payload, _ in group:
         sort = _RUN_OF.get(kind)
         if sort is not None and runs and runs[-1][0] is sort:
@@ -341,14 +399,20 @@ def _runs(
     return runs
 
 
-def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any]]) -> list[Answer]:
-    """A run of inserts or compare-and-sets, batched; each item answers in its own shape."""
+def _flat(items: list[tuple[Write, Any]]) -> list[Any]:
+    """The rows (or compare-and-sets) of a run's writes, in order."""
     flat: list[Any] = []
     for kind, payload in items:
         if kind is Write.INSERT or kind is Write.REPLACE:
             flat.append(payload)
         else:
             flat += payload
+    return flat
+
+
+def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any]]) -> list[Answer]:
+    """A run of inserts or compare-and-sets, batched; each item answers in its own shape."""
+    flat = _flat(items)
     if len(flat) == 1:  # one row: its own statement is quicker than a batch's two
         return [_apply_one(cursor, kind, payload) for kind, payload in items]
     decide = _insert_run if sort is Write.INSERT_MANY else _replace_run
@@ -377,32 +441,57 @@ def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any
 _CHUNK: Final = 500  # rows per batched statement: well under SQLite's 32,766 parameters
 _MUTABLE: Final = ("status", "run_at", "lease_expires_at", "version", "doc")
 _FIXED: Final = ("user_id", "type", "priority", "queue", "created_at")
+# Parameters per row of each batched statement.
+_WIDTH: Final = {"insert": 11, "update": 12, "update_all": 12, "current": 1}
 _SQL: dict[tuple[str, int], str] = {}  # batched statements by shape and row count
 
 
 def _sql(shape: str, count: int) -> str:
-    """The batched statement `shape` for `count` rows (one text per count, so prepared once)."""
+    """The batched statement `shape` for `count` rows (one text per count, so prepared once).
+
+    The updates read their rows as `(VALUES ...) AS w`, whose columns are `column1`...:
+    a statement that begins with UPDATE counts the rows it changes (`rowcount`), which
+    `_optimistic` relies on. Each row names the job's id and the version it expects;
+    "update" also expects the fixed columns unchanged (written `+jobs.user_id`: not a way
+    in, the key is), and sets only the others.
+    """
     found = _SQL.get((shape, count))
     if found is not None:
         return found
     marks = ",".join(["?"] * count)
+    row = "(" + ",".join(["?"] * _WIDTH[shape]) + ")"
     if shape == "current":
         columns = ", ".join(("id", "version", *_FIXED))
         sql = f"SELECT json_group_array(json_array({columns})) FROM jobs WHERE id IN ({marks})"
     elif shape == "insert":
-        row = "(" + ",".join(["?"] * 11) + ")"
-        sql = f"INSERT INTO jobs ({COLUMNS}) VALUES {','.join([row] * count)}"
-    else:
-        names = _MUTABLE if shape == "update" else (*_FIXED, *_MUTABLE)
-        row = "(" + ",".join(["?"] * (len(names) + 1)) + ")"
-        sets = ", ".join(f"{name} = w.{name}" for name in names)
         sql = (
-            f"WITH w(id, {', '.join(names)}) AS (VALUES {','.join([row] * count)})"
-            f" UPDATE jobs SET {sets} FROM w WHERE jobs.id = w.id"
+            f"INSERT INTO jobs ({COLUMNS}) VALUES {','.join([row] * count)}"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+    else:
+        sets, guards = (_MUTABLE, _FIXED) if shape == "update" else ((*_FIXED, *_MUTABLE), ())
+        column = {
+            name: f"w.column{n}" for n, name in enumerate(("id", "expected", *sets, *guards), 1)
+        }
+        sql = (
+            f"UPDATE jobs SET {', '.join(f'{name} = {column[name]}' for name in sets)}"
+            f" FROM (VALUES {','.join([row] * count)}) AS w"
+            f" WHERE jobs.id = {column['id']} AND jobs.version = {column['expected']}"
+            + "".join(f" AND +jobs.{name} IS {column[name]}" for name in guards)
         )
     if len(_SQL) < 4 * _CHUNK:
         _SQL[(shape, count)] = sql
     return sql
+
+
+def _guarded(expected: int, row: Row) -> Row:
+    """An "update" row: the compare-and-set of `row` against `expected`, which also expects
+    the fixed columns as `row` has them."""
+    job_id, user, type_name, status, priority, queue, run_at, created, lease, version, doc = row
+    return (
+        job_id, expected, status, run_at, lease, version, doc,
+        user, type_name, priority, queue, created,
+    )  # fmt: skip
 
 
 def _current(cursor: sqlite3.Cursor, ids: list[str]) -> dict[str, list[Any]]:
@@ -439,8 +528,8 @@ def _replace_run(
 ) -> tuple[list[bool], _Statements]:
     """Compare-and-set each write in order, as `_replace` would one by one: a write wins
     when the job's version (as the run leaves it so far) is the one it expects. Only the
-    last winning row of each job is written. A row that keeps the job's fixed columns
-    sets only the others, so the user indexes are left alone."""
+    last winning row of each job is written, against the version stored. A row that keeps
+    the job's fixed columns sets only the others, so the user indexes are left alone."""
     stored = _current(cursor, [row[0] for _, row in writes])
     versions = {job_id: found[0] for job_id, found in stored.items()}
     final: dict[str, Row] = {}
@@ -455,12 +544,12 @@ def _replace_run(
     same: list[Row] = []
     changed: list[Row] = []
     for job_id, row in final.items():
-        keeps = stored[job_id][1:] == [row[1], row[2], row[4], row[5], row[7]]
-        if keeps:
-            same.append((job_id, row[3], row[6], row[8], row[9], row[10]))
+        version, *fixed = stored[job_id]
+        if fixed == [row[1], row[2], row[4], row[5], row[7]]:
+            same.append(_guarded(version, row))
         else:
             changed.append(
-                (job_id, row[1], row[2], row[4], row[5], row[7], row[3], row[6], *row[8:])
+                (job_id, version, *row[1:3], row[4], row[5], row[7], row[3], row[6], *row[8:])
             )
     return answers, _statements("update", same) + _statements("update_all", changed)
 

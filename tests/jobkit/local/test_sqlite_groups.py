@@ -155,7 +155,7 @@ def test_runs_longer_than_one_statement_are_applied_whole(tmp_path: Path, count:
 
 def test_batched_writes_find_jobs_by_their_key(tmp_path: Path) -> None:
     with database(tmp_path) as connection:
-        for shape, width in (("update", 6), ("update_all", 11), ("current", 1)):
+        for shape, width in (("update", 12), ("update_all", 12), ("current", 1)):
             details = [
                 detail
                 for *_, detail in connection.execute(
@@ -164,3 +164,54 @@ def test_batched_writes_find_jobs_by_their_key(tmp_path: Path) -> None:
             ]
             assert any("sqlite_autoindex_jobs_1 (id=?)" in d for d in details), details
             assert not any(d.startswith("SCAN jobs") for d in details), details
+
+
+def traced(connection: sqlite3.Connection) -> list[str]:
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    return statements
+
+
+def test_a_group_whose_writes_all_win_reads_nothing_first(tmp_path: Path) -> None:
+    population = [new(n) for n in range(4)]
+    with database(tmp_path) as connection:
+        statements = traced(connection)
+        assert apply(
+            connection,
+            (Write.INSERT_MANY, [row(job) for job in population[:3]]),
+            (Write.INSERT, row(population[3])),
+        ) == [[True] * 3, True]
+        taken = [claimed(job, at(1)) for job in population]
+        answers = apply(
+            connection,
+            (Write.REPLACE_MANY, [cas(job, 1) for job in taken[:2]]),
+            (Write.REPLACE, cas(taken[2], 1)),
+            (Write.REPLACE_MANY, [cas(taken[3], 1)]),
+        )
+        assert answers == [[True, True], True, [True]]
+        assert not any("json_group_array" in sql for sql in statements), statements
+        assert [sql.split()[0] for sql in statements] == [
+            *("BEGIN", "INSERT", "COMMIT"),
+            *("BEGIN", "UPDATE", "COMMIT"),
+        ]
+        assert [stored(connection, jobs.id(job)) for job in taken] == [row(j) for j in taken]
+
+
+def test_a_group_with_a_losing_write_is_undone_and_applied_write_by_write(
+    tmp_path: Path,
+) -> None:
+    first, second = new(1), new(2)
+    with database(tmp_path) as connection:
+        apply(connection, (Write.INSERT_MANY, [row(first), row(second)]))
+        statements = traced(connection)
+        won, lost = claimed(first, at(1)), claimed(second, at(1))
+        answers = apply(connection, (Write.REPLACE_MANY, [cas(won, 1), cas(lost, 5)]))
+        assert answers == [[True, False]]
+        assert [sql.split()[0] for sql in statements][:4] == [
+            "BEGIN",
+            "UPDATE",
+            "ROLLBACK",
+            "BEGIN",
+        ]
+        assert stored(connection, jobs.id(won)) == row(won)
+        assert stored(connection, jobs.id(second)) == row(second)
