@@ -19,6 +19,13 @@ with exponential backoff (on top of SQLite's own `busy_timeout` wait).
 A future is answered only after the commit, so a caller that saw `True` can
 read its write back on the read connection at once.
 
+Checkpoints (copying the WAL back into the database file, and syncing it) run on a
+third thread, not in the commit that happens to fill the WAL: a checkpoint ends in
+an fsync, which would hold up every write queued behind that commit. The writer
+wakes the checkpointer after each commit, and it checkpoints at most every
+`_CHECKPOINT_EVERY` seconds, passively: it never waits for, nor blocks, a reader or
+a writer of any process.
+
 `get` remembers the jobs it decoded, keyed by their stored text: a poller reads
 an unchanged job over and over, and decoding dominates such a read. Jobs are
 immutable values, and every write changes a row's text (its `version` and
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -48,12 +56,15 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _Write = tuple[schema.Write, Any, asyncio.Future[Any]]
 T = TypeVar("T")
 
+log = logging.getLogger("jobkit.local.sqlite")
+
 _MAX_GROUP: Final = 2000  # writes per transaction; bounds one commit's latency
 _RETRIES: Final = 12
 _FIRST_BACKOFF: Final = 0.005
 _MAX_BACKOFF: Final = 1.0
 _MAX_DECODED: Final = 1024  # jobs remembered by `get`; cleared when full, like `_frozen`'s caches
 _MAX_DECODED_CHARS: Final = 1 << 22  # and by the size of their text, so big jobs cannot hoard
+_CHECKPOINT_EVERY: Final = 0.05  # seconds: the WAL grows by a few MB at most in between
 
 
 def _connect(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3.Connection:
@@ -306,6 +317,7 @@ class SqliteJobStore:
             self._call(_settle, ready, exc)
             self._call(_settle, self._stopped, None)
             return
+        checkpointer = _Checkpointer(self.path, self.busy_timeout)
         self._call(_settle, ready, None)
         try:
             running = True
@@ -324,7 +336,9 @@ class SqliteJobStore:
                 if group:
                     answers = self._commit_group(connection, group)
                     self._call(_answer, [future for _, _, future in group], answers)
+                    checkpointer.wake()
         finally:
+            checkpointer.stop()
             connection.close()
             self._call(_settle, self._stopped, None)
 
@@ -332,6 +346,8 @@ class SqliteJobStore:
         connection = _connect(self.path, self.busy_timeout, check_same_thread=True)
         try:
             self._retry(lambda: schema.configure(connection, self.synchronous))
+            # The checkpointer thread checkpoints; a commit never does it in passing.
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
             self._retry(lambda: schema.migrate(connection, self.path))
         except BaseException:
             connection.close()
@@ -364,6 +380,46 @@ class SqliteJobStore:
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(callback, *args)
+
+
+class _Checkpointer:
+    """A thread that checkpoints the WAL after commits, passively, at most every
+    `_CHECKPOINT_EVERY` seconds (the writer's connection does not checkpoint itself)."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._due = threading.Event()  # a commit since the last checkpoint
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"jobkit-sqlite-checkpointer:{path}", daemon=True
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._due.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        connection = _connect(self._path, self._busy_timeout, check_same_thread=True)
+        try:
+            while True:
+                self._due.wait()
+                if self._stopping.is_set():
+                    return
+                self._due.clear()
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the next commit wakes it to try again
+                    log.warning("checkpointing the WAL failed: %s", exc, extra={"path": self._path})
+                if self._stopping.wait(_CHECKPOINT_EVERY):
+                    return
+        finally:
+            connection.close()
 
 
 def _settle(future: asyncio.Future[Any] | None, outcome: BaseException | None) -> None:

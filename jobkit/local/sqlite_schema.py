@@ -255,7 +255,13 @@ class Write(enum.Enum):
 
 
 Answer = Any  # bool, list[bool], dict (pragmas), or the exception the write met alone
-PRAGMAS: Final = ("journal_mode", "synchronous", "busy_timeout", "user_version")
+PRAGMAS: Final = (
+    "journal_mode",
+    "synchronous",
+    "busy_timeout",
+    "wal_autocheckpoint",
+    "user_version",
+)
 
 
 def encode(job: jobs.Job) -> Row:

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,10 +61,29 @@ def test_wal_and_synchronous_are_applied(tmp_path: Path, synchronous: sqlite.Syn
         "journal_mode": "wal",
         "synchronous": {"NORMAL": 1, "FULL": 2}[synchronous],
         "busy_timeout": 5000,
+        "wal_autocheckpoint": 0,  # the store's checkpointer thread does it
         "user_version": sqlite_schema.VERSION,
     }
     with raw(tmp_path / "jobs.db") as connection:  # WAL is a property of the file
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    """Commits never checkpoint (`wal_autocheckpoint` is 0): the checkpointer thread copies
+    the WAL into the database file while the store is open, not only when it closes."""
+    path = tmp_path / "jobs.db"
+
+    async def main() -> int:
+        async with sqlite.SqliteJobStore(path) as store:
+            empty = path.stat().st_size
+            population = [new(n, params={"pad": "x" * 1000}) for n in range(500)]
+            assert await store.insert_many(population) == [True] * 500
+            deadline = time.monotonic() + 10
+            while path.stat().st_size <= empty + 500_000 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return path.stat().st_size - empty
+
+    assert asyncio.run(main()) > 500_000
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
