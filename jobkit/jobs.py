@@ -13,15 +13,13 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import is_, itemgetter
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from pyrsistent import pmap, pvector
 from pyrsistent.typing import PMap, PVector
 
 from jobkit import _frozen, errors, instants
 from jobkit.status import Status
-
-Entry = PMap[str, Any]
 
 FIELDS: tuple[str, ...] = (
     "id",
@@ -104,11 +102,14 @@ class Job(Mapping[str, Any]):
     def __new__(cls, fields: Mapping[str, Any]) -> Job:
         """The job holding `fields` (each of `FIELDS`, frozen here; others are left out)."""
         try:
-            values = _IN_ORDER(fields)
+            values = list(_IN_ORDER(fields))
         except KeyError:
             missing = [name for name in FIELDS if name not in fields]
             raise errors.JobkitError(f"a job needs every field; it lacks {missing}") from None
-        return _job(tuple(map(_frozen.freeze, values)))
+        history = values[_HISTORY]
+        values = list(map(_frozen.freeze, values))
+        values[_HISTORY] = _history_of(history)
+        return _job(tuple(values))
 
     def __getitem__(self, key: str) -> Any:
         return self._values[_INDEX[key]]
@@ -154,19 +155,117 @@ def _job(values: tuple[Any, ...]) -> Job:
 
 _get = _frozen.get  # `map.get(key)`, without the KeyError inside
 
-# History entries come in a handful of shapes (open; succeeded; failed and retried...):
-# each is laid out once, on first use. Bounded, should entries ever vary more than that.
-_ENTRY_SHAPES: dict[tuple[str, ...], _frozen.Layout] = {}
+# -- history entries ---------------------------------------------------------------
+
+ENTRY_KEYS: tuple[str, ...] = (
+    "attempt",
+    "worker",
+    "startedAt",
+    "endedAt",
+    "outcome",
+    "error",
+    "nextRunAt",
+    "delaySeconds",
+    "resultKey",
+)
+_ENTRY_INDEX: Final[dict[str, int]] = {name: index for index, name in enumerate(ENTRY_KEYS)}
+(
+    _E_ATTEMPT,
+    _E_WORKER,
+    _E_STARTED_AT,
+    _E_ENDED_AT,
+    _E_OUTCOME,
+    _E_ERROR,
+    _E_NEXT_RUN_AT,
+    _E_DELAY_SECONDS,
+    _E_RESULT_KEY,
+) = range(len(ENTRY_KEYS))
+_ENTRY_REQUIRED = ENTRY_KEYS[:_E_ENDED_AT]  # attempt, worker, startedAt: set when it opens
 
 
-def _entry(values: dict[str, Any]) -> Entry:
-    shape = tuple(values)
-    layout = _ENTRY_SHAPES.get(shape)
-    if layout is None:
-        if len(_ENTRY_SHAPES) >= 64:
-            return pmap(values)
-        layout = _ENTRY_SHAPES[shape] = _frozen.Layout(shape)
-    return layout.build(values)
+class Entry(Mapping[str, Any]):
+    """One history entry (one claim): a frozen map from `ENTRY_KEYS` to frozen values.
+
+    `attempt`, `worker` and `startedAt` are always there; the others only once set (a
+    key whose value is None is absent). Laid out like `Job`, its values in a tuple in
+    `ENTRY_KEYS` order, so that opening and closing an attempt is one tuple each, and its
+    JSON text is written once and kept with it (`_entry_text`): an entry lives on,
+    unchanged, in every later version of its job. Equal to any mapping with the same items.
+    """
+
+    __slots__ = ("_text", "_values")
+    _values: tuple[Any, ...]
+    _text: str | None
+
+    def __new__(cls, fields: Mapping[str, Any]) -> Entry:
+        """The entry holding `fields` (frozen here); keys not in `ENTRY_KEYS` are left out."""
+        missing = [name for name in _ENTRY_REQUIRED if fields.get(name) is None]
+        if missing:
+            raise errors.JobkitError(f"a history entry needs {missing}")
+        return _entry(tuple(_frozen.freeze(fields.get(name)) for name in ENTRY_KEYS))
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[_ENTRY_INDEX[key]]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        index = _ENTRY_INDEX.get(key)
+        value = None if index is None else self._values[index]
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(
+            [
+                name
+                for name, value in zip(ENTRY_KEYS, self._values, strict=True)
+                if value is not None
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self._values) - self._values.count(None)
+
+    def __contains__(self, key: object) -> bool:
+        index = _ENTRY_INDEX.get(key) if isinstance(key, str) else None
+        return index is not None and self._values[index] is not None
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Entry:
+            return self._values == other._values
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"Entry({dict(self.items())!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a history entry is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a history entry is immutable; cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_entry, (self._values,))
+
+
+def _entry(values: tuple[Any, ...]) -> Entry:
+    """The entry of `values`, already frozen and in `ENTRY_KEYS` order: no checks."""
+    entry: Entry = _new(Entry)
+    _assign(entry, "_values", values)
+    _assign(entry, "_text", None)
+    return entry
+
+
+def _history_of(value: Any) -> PVector[Entry]:
+    """A history given as any sequence of mappings, as a vector of entries."""
+    items: Sequence[Any] = value
+    if type(items) is _frozen.PVECTOR_TYPE and all(type(item) is Entry for item in items):
+        return cast("PVector[Entry]", items)
+    return pvector([item if type(item) is Entry else Entry(item) for item in items])
 
 
 def id(job: Job) -> str:  # noqa: A001 - read as jobs.id(job)
@@ -309,41 +408,41 @@ def metadata(job: Job) -> PMap[str, Any]:
 
 def entry_attempt(entry: Entry) -> int:
     """The claim number (1-based) this entry records."""
-    return int(entry["attempt"])
+    return int(entry._values[_E_ATTEMPT])
 
 
 def entry_worker(entry: Entry) -> str:
-    return str(entry["worker"])
+    return str(entry._values[_E_WORKER])
 
 
 def entry_started_at(entry: Entry) -> datetime:
-    value: datetime = entry["startedAt"]
+    value: datetime = entry._values[_E_STARTED_AT]
     return value
 
 
 def entry_ended_at(entry: Entry) -> datetime | None:
-    value: datetime | None = _get(entry, "endedAt")
+    value: datetime | None = entry._values[_E_ENDED_AT]
     return value
 
 
 def entry_outcome(entry: Entry) -> str | None:
     """`succeeded`, `failed`, `stalled` or `released`; None while the attempt runs."""
-    value: str | None = _get(entry, "outcome")
+    value: str | None = entry._values[_E_OUTCOME]
     return value
 
 
 def entry_error(entry: Entry) -> errors.Error | None:
-    value = _get(entry, "error")
+    value = entry._values[_E_ERROR]
     return None if value is None else errors.from_map(value)
 
 
 def entry_next_run_at(entry: Entry) -> datetime | None:
-    value: datetime | None = _get(entry, "nextRunAt")
+    value: datetime | None = entry._values[_E_NEXT_RUN_AT]
     return value
 
 
 def entry_result_key(entry: Entry) -> str | None:
-    value: str | None = _get(entry, "resultKey")
+    value: str | None = entry._values[_E_RESULT_KEY]
     return value
 
 
@@ -365,7 +464,7 @@ def blob_keys(job: Job) -> tuple[str, ...]:
     if source is not None and isinstance(_get(source, "blob"), str):
         keys.append(source["blob"])
     for entry in history(job):
-        key = _get(entry, "resultKey")
+        key = entry._values[_E_RESULT_KEY]
         if isinstance(key, str):
             keys.append(key)
     outcome = result(job)
@@ -429,7 +528,7 @@ class Change:
     def attempt_started(self, worker: str, at: datetime) -> Change:
         """Open a history entry for claim number `claim(job) + 1`."""
         entries = self._values.get(_HISTORY, self._job._values[_HISTORY])
-        entry = _entry({"attempt": len(entries) + 1, "worker": worker, "startedAt": at})
+        entry = _entry((len(entries) + 1, worker, at, None, None, None, None, None, None))
         self._values[_HISTORY] = entries.append(entry)
         return self
 
@@ -444,16 +543,25 @@ class Change:
         result_key: str | None = None,
     ) -> Change:
         """Close the latest history entry with how and when the attempt ended."""
-        ended: dict[str, Any] = {"endedAt": at, "outcome": outcome}
-        if error is not None:
-            ended["error"] = errors.to_map(error)
-        if next_run_at is not None:
-            ended["nextRunAt"] = next_run_at
-            ended["delaySeconds"] = delay_seconds
-        if result_key is not None:
-            ended["resultKey"] = result_key
         entries = self._values.get(_HISTORY, self._job._values[_HISTORY])
-        closed = _entry({**dict(_frozen.pairs(entries[-1])), **ended})
+        (attempt, worker, started, _, _, old_error, old_next, old_delay, old_key) = entries[
+            -1
+        ]._values
+        if next_run_at is None:
+            next_run_at, delay_seconds = old_next, old_delay
+        closed = _entry(
+            (
+                attempt,
+                worker,
+                started,
+                at,
+                outcome,
+                old_error if error is None else errors.to_map(error),
+                next_run_at,
+                delay_seconds,
+                old_key if result_key is None else result_key,
+            )
+        )
         self._values[_HISTORY] = entries.set(len(entries) - 1, closed)
         return self
 
@@ -502,33 +610,68 @@ def touched(job: Job, now: datetime) -> Job:
 # -- documents: the JSON form at the storage and API edge ---------------------
 
 _INSTANT_FIELDS = ("runAt", "leaseExpiresAt", "createdAt", "updatedAt")
-_ENTRY_INSTANTS = ("startedAt", "endedAt", "nextRunAt")
-_ENTRY_OPTIONAL = ("endedAt", "outcome", "error", "nextRunAt", "delaySeconds", "resultKey")
+_ENTRY_INSTANTS = frozenset(("startedAt", "endedAt", "nextRunAt"))
 
 
 def _entry_to_document(entry: Entry) -> dict[str, Any]:
     """Every key present (null when unset), so API users see one shape."""
-    doc: dict[str, Any] = dict.fromkeys(_ENTRY_OPTIONAL)
-    doc.update(_frozen.thaw(entry))
-    for name in _ENTRY_INSTANTS:
-        doc[name] = instants.format_or_none(_get(entry, name))
-    if _get(entry, "error") is not None:
-        doc["error"] = errors.to_document(errors.from_map(entry["error"]))
+    doc: dict[str, Any] = {}
+    for name, value in zip(ENTRY_KEYS, entry._values, strict=True):
+        if value is None:
+            doc[name] = None
+        elif name in _ENTRY_INSTANTS:
+            doc[name] = instants.format(value)
+        elif name == "error":
+            doc[name] = errors.to_document(errors.from_map(value))
+        else:
+            doc[name] = _frozen.thaw(value)
     return doc
 
 
 def _entry_from_document(doc: Mapping[str, Any]) -> Entry:
-    entry: dict[str, Any] = {}
-    for key, value in doc.items():
-        if value is None and key in _ENTRY_OPTIONAL:
-            continue  # unset: absent from the map
-        if key in _ENTRY_INSTANTS:
-            entry[key] = instants.parse(value)
-        elif key == "error":
-            entry[key] = errors.to_map(errors.from_document(value))
-        else:
-            entry[key] = _frozen.freeze(value)
-    return _entry(entry)
+    """Inverse of `_entry_to_document` (unset keys may be null or absent); other keys are
+    left out."""
+    values: list[Any] = [doc.get(name) for name in ENTRY_KEYS]
+    if values[_E_ATTEMPT] is None or values[_E_WORKER] is None or values[_E_STARTED_AT] is None:
+        return Entry(doc)  # names what is missing
+    for index in (_E_STARTED_AT, _E_ENDED_AT, _E_NEXT_RUN_AT):
+        if values[index] is not None:
+            values[index] = instants.parse(values[index])
+    if values[_E_ERROR] is not None:
+        values[_E_ERROR] = errors.to_map(errors.from_document(values[_E_ERROR]))
+    return _entry(tuple(map(_frozen.freeze, values)))
+
+
+def _entry_text(entry: Entry) -> str:
+    """The entry's compact JSON (unset keys left out), written once and kept with it."""
+    text = entry._text
+    if text is None:
+        attempt, worker, started, ended, outcome, error, next_run_at, delay, key = entry._values
+        if type(attempt) is _INT and type(worker) is str and type(started) is datetime:
+            parts = ['{"attempt":', int.__repr__(attempt), ',"worker":', _string(worker)]
+            parts += (',"startedAt":"', _format(started), '"')
+            if ended is not None:
+                parts += (',"endedAt":', _part(ended))
+            if outcome is not None:
+                parts += (',"outcome":', _part(outcome))
+            if error is not None:
+                parts += (',"error":', _part(error, shared=True))
+            if next_run_at is not None:
+                parts += (',"nextRunAt":', _part(next_run_at))
+            if delay is not None:
+                parts += (',"delaySeconds":', _part(delay))
+            if key is not None:
+                parts += (',"resultKey":', _part(key))
+            parts.append("}")
+            text = "".join(parts)
+        else:  # not as the machine writes them: ask each value its type
+            text = _frozen.items_to_json(list(entry.items()))
+        _assign(entry, "_text", text)
+    return text
+
+
+def _history_text(history: PVector[Entry]) -> str:
+    return "[" + ",".join([_entry_text(entry) for entry in history]) + "]"
 
 
 def to_document(job: Job) -> dict[str, Any]:
@@ -571,7 +714,7 @@ def _from_fields(values: list[Any]) -> Job:
         values[index] = freeze(values[index])
     if values[_ERROR] is not None:
         values[_ERROR] = errors.to_map(errors.from_document(values[_ERROR]))
-    values[_HISTORY] = pvector([_entry_from_document(e) for e in values[_HISTORY]])
+    values[_HISTORY] = pvector([_entry_from_document(entry) for entry in values[_HISTORY]])
     return _job(tuple(values))
 
 
@@ -631,7 +774,7 @@ def _text_of(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
                 ',"error":', "null" if error is None else _part(error, shared=True),
                 ',"attempts":', int.__repr__(attempts),
                 ',"maxAttempts":', int.__repr__(max_attempts),
-                ',"history":', _part(history, shared=True),
+                ',"history":', _history_text(history),
                 ',"progress":', "null" if progress is None else _part(progress, shared=True),
                 ',"leaseOwner":', "null" if owner is None else _string(owner),
                 ',"leaseExpiresAt":', "null" if expires_text is None else f'"{expires_text}"',

@@ -632,3 +632,63 @@ def test_a_new_version_shares_what_did_not_change() -> None:
         assert claimed[name] is job[name]
     assert jobs.Change(claimed).status(PROCESSING).done() is not claimed
     assert jobs.Change(job).status(PENDING).run_at(jobs.run_at(job)).done() is job
+
+
+# -- history entries ---------------------------------------------------------------
+
+
+def opened() -> jobs.Entry:
+    job = jobs.with_status(new_draft(), PENDING)
+    return jobs.history(jobs.Change(job).attempt_started("w1", at(1)).done())[0]
+
+
+def test_an_entry_is_a_read_only_mapping_of_the_keys_it_has() -> None:
+    entry = opened()
+    assert list(entry) == ["attempt", "worker", "startedAt"]
+    assert len(entry) == 3
+    assert entry["worker"] == "w1"
+    assert "outcome" not in entry  # unset: absent, not None
+    assert entry.get("outcome") is None
+    assert entry.get("outcome", "open") == "open"
+    with pytest.raises(KeyError):
+        entry["outcome"]
+    with pytest.raises(KeyError):
+        entry["links"]
+    with pytest.raises(AttributeError, match="immutable"):
+        entry._values = ()
+    with pytest.raises(AttributeError, match="immutable"):
+        del entry._text
+
+
+def test_an_entry_equals_any_mapping_with_its_items() -> None:
+    entry = opened()
+    items = {"attempt": 1, "worker": "w1", "startedAt": at(1)}
+    assert entry == items
+    assert entry == pmap(items)
+    assert entry != {**items, "outcome": "succeeded"}
+    made = jobs.Entry({**items, "outcome": None, "extra": 1})  # None is unset; extra left out
+    assert made == entry
+    assert hash(made) == hash(entry)
+    assert pickle.loads(pickle.dumps(entry)) == entry
+    with pytest.raises(errors.JobkitError, match=r"needs \['worker'\]"):
+        jobs.Entry({"attempt": 1, "startedAt": at(1)})
+
+
+def test_a_job_made_from_a_mapping_holds_its_history_as_entries() -> None:
+    job = jobs.with_status(new_draft(), PENDING)
+    claimed = jobs.Change(job).attempt_started("w1", at(1)).done()
+    history = [dict(entry) for entry in jobs.history(claimed)]
+    made = jobs.Job({**dict(claimed), "history": history})
+    assert made == claimed
+    assert all(type(entry) is jobs.Entry for entry in jobs.history(made))
+    assert jobs.to_json(made) == jobs.to_json(claimed)
+
+
+@given(strategies.submitted_jobs())
+def test_an_entrys_text_is_what_the_reference_encoder_writes(job: jobs.Job) -> None:
+    for entry in jobs.history(job):
+        text = jobs._entry_text(entry)
+        assert text == _frozen.ENCODER.encode(entry)
+        assert jobs._entry_text(entry) is text  # written once
+        odd = jobs.Entry({**dict(entry), "attempt": float(jobs.entry_attempt(entry))})
+        assert jobs._entry_text(odd) == _frozen.ENCODER.encode(odd)  # the general way
