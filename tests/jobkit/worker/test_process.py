@@ -1,5 +1,5 @@
-"""A worker process's collector settings (`tune_gc`), checked in a fresh interpreter: they
-change the whole process, so never this one."""
+"""A worker process's settings (`tune_process`), checked in a fresh interpreter: they change
+the whole process, so never this one."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import textwrap
 
 PROBE = textwrap.dedent(
     """
-    import gc, weakref
-    from jobkit.worker.process import YOUNG_COLLECTION_EVERY, tune_gc
+    import gc, sys, weakref
+    from jobkit.worker.process import SWITCH_INTERVAL, YOUNG_COLLECTION_EVERY, tune_process
 
     middle, oldest = gc.get_threshold()[1:]
-    tune_gc()
+    assert sys.getswitchinterval() != SWITCH_INTERVAL
+    tune_process()
     assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, middle, oldest), gc.get_threshold()
+    assert sys.getswitchinterval() == SWITCH_INTERVAL
     assert gc.get_freeze_count() > 0  # start-up's objects are out of the collector's sight
 
     class Node:
@@ -32,7 +34,7 @@ PROBE = textwrap.dedent(
 )
 
 
-def test_tune_gc_freezes_start_up_and_still_collects_cycles() -> None:
+def test_tune_process_sets_switches_freezes_start_up_and_still_collects_cycles() -> None:
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False
     )
