@@ -265,6 +265,10 @@ def _history_of(value: Any) -> PVector[Entry]:
     items: Sequence[Any] = value
     if type(items) is _frozen.PVECTOR_TYPE and all(type(item) is Entry for item in items):
         return cast("PVector[Entry]", items)
+    if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+        raise errors.JobkitError(f"a job's history is a list of entries, not {items!r}")
+    if not all(isinstance(item, Mapping) for item in items):
+        raise errors.JobkitError(f"a job's history entries are mappings: {items!r}")
     return pvector([item if type(item) is Entry else Entry(item) for item in items])
 
 

@@ -405,7 +405,11 @@ class _Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        connection = _connect(self._path, self._busy_timeout, check_same_thread=True)
+        try:
+            connection = _connect(self._path, self._busy_timeout, check_same_thread=True)
+        except sqlite3.Error as exc:  # the last connection to close still checkpoints
+            log.warning("the WAL checkpointer could not start: %s", exc, extra={"path": self._path})
+            return
         try:
             while True:
                 self._due.wait()

@@ -682,6 +682,9 @@ def test_a_job_made_from_a_mapping_holds_its_history_as_entries() -> None:
     assert made == claimed
     assert all(type(entry) is jobs.Entry for entry in jobs.history(made))
     assert jobs.to_json(made) == jobs.to_json(claimed)
+    for odd in (None, "entries", [1]):
+        with pytest.raises(errors.JobkitError, match="history"):
+            jobs.Job({**dict(claimed), "history": odd})
 
 
 @given(strategies.submitted_jobs())
