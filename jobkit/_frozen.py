@@ -76,14 +76,24 @@ get: Callable[..., Any] = (
 """`value.get(key, default=None)`, without the KeyError PMap's own `get` raises inside."""
 
 
+EMPTY_MAP: Final[PMap[Any, Any]] = pmap()
+EMPTY_VECTOR: Final[PVector[Any]] = pvector()
+
+
 def freeze(value: Any) -> Any:
-    """dicts become PMaps and lists/tuples PVectors, recursively; frozen values pass through."""
+    """dicts become PMaps and lists/tuples PVectors, recursively; frozen values pass through.
+    Empty ones all become the same two values (`EMPTY_MAP`, `EMPTY_VECTOR`), whose text
+    `to_json` then remembers for good: most jobs have no params or metadata."""
     kind = type(value)
     if kind in _SCALARS or kind is _PMAP or kind is _PVECTOR:
         return value
     if kind is dict:
+        if not value:
+            return EMPTY_MAP
         return pmap({key: freeze(item) for key, item in value.items()})
     if kind is list or kind is tuple:
+        if not value:
+            return EMPTY_VECTOR
         return pvector([freeze(item) for item in value])
     if isinstance(value, PMap | PVector):
         return value

@@ -76,10 +76,21 @@ def parse_or_none(text: str | None) -> datetime | None:
     return None if text is None else parse(text)
 
 
+# The latest sum `plus` made: a worker claims a batch at one instant, and every job in
+# it gets the same lease expiry (one object, so its text is remembered too).
+_LAST_PLUS: list[tuple[datetime, float, datetime]] = []
+
+
 def plus(at: datetime, seconds: float) -> datetime:
     if seconds == 0:  # the same instant: keep the object, whose text may be remembered
         return at
-    return at + timedelta(seconds=seconds)
+    if _LAST_PLUS:
+        last_at, last_seconds, last = _LAST_PLUS[0]
+        if last_at is at and last_seconds == seconds:
+            return last
+    result = at + timedelta(seconds=seconds)
+    _LAST_PLUS[:] = ((at, seconds, result),)
+    return result
 
 
 def seconds_between(start: datetime, end: datetime) -> float:

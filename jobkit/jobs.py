@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from operator import is_, itemgetter
+from operator import itemgetter
 from typing import Any, Final, NamedTuple, cast
 
 from pyrsistent import pmap, pvector
@@ -577,10 +577,14 @@ class Change:
 
     def done(self) -> Job:
         """The new version; the job itself when no field changes."""
-        values = list(old := self._job._values)
+        old = self._job._values
+        changed = False
+        values = list(old)
         for index, value in self._values.items():
-            values[index] = value
-        return self._job if all(map(is_, values, old)) else _job(tuple(values))
+            if value is not old[index]:
+                values[index] = value
+                changed = True
+        return _job(tuple(values)) if changed else self._job
 
 
 def with_status(job: Job, value: Status) -> Job:
@@ -718,7 +722,12 @@ def _from_fields(values: list[Any]) -> Job:
         values[index] = freeze(values[index])
     if values[_ERROR] is not None:
         values[_ERROR] = errors.to_map(errors.from_document(values[_ERROR]))
-    values[_HISTORY] = pvector([_entry_from_document(entry) for entry in values[_HISTORY]])
+    entries = values[_HISTORY]
+    values[_HISTORY] = (
+        pvector([_entry_from_document(entry) for entry in entries])
+        if entries
+        else _frozen.EMPTY_VECTOR
+    )
     return _job(tuple(values))
 
 

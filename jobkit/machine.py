@@ -52,7 +52,9 @@ def _lost(job: jobs.Job, event: events.Event, worker: str) -> Failure[errors.Job
     return _refuse(job, event, "lease_lost", f"{worker} no longer holds the lease")
 
 
-Moved = Result[tuple[jobs.Change, Status, Effects], errors.JobError]
+# What a legal event writes (the changes, the new status, the effects), or why it is
+# refused. Not a `Result`: `step` makes that, once, from this.
+Moved = tuple[jobs.Change, Status, Effects] | Failure[errors.JobError]
 
 
 # The lifecycle event an attempt's end emits, before the job's own (`retried` or `failed`).
@@ -82,11 +84,11 @@ def _end_attempt(
             )
             change.status(PENDING).run_at(at)
             done = (_lifecycle(job, _EVENT[outcome], claim), _lifecycle(job, "retried", claim))
-            return Success((change, PENDING, done))
+            return change, PENDING, done
         case retry.GiveUp():
             change.attempt_ended(at=now, outcome=outcome, error=err).status(FAILED)
             done = (_lifecycle(job, _EVENT[outcome], claim), _lifecycle(job, "failed", claim))
-            return Success((change, FAILED, done))
+            return change, FAILED, done
         case _:
             assert_never(decision)
 
@@ -97,7 +99,7 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
     match event:
         case events.Submitted():
             created = _lifecycle(job, "created", jobs.claim(job))
-            return Success((same.status(PENDING), PENDING, (created,)))
+            return same.status(PENDING), PENDING, (created,)
         case events.Claimed(worker=worker, lease_seconds=seconds):
             due = jobs.run_at(job)
             if due > now:
@@ -105,17 +107,17 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
             claim = jobs.claim(job) + 1
             change = same.attempt_started(worker, now).lease(worker, instants.plus(now, seconds))
             change.status(PROCESSING).no_progress()
-            return Success((change, PROCESSING, (_lifecycle(job, "started", claim),)))
+            return change, PROCESSING, (_lifecycle(job, "started", claim),)
         case events.Heartbeat(worker=worker, claim=claim, lease_seconds=seconds):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
-            return Success((same.lease(worker, instants.plus(now, seconds)), PROCESSING, ()))
+            return same.lease(worker, instants.plus(now, seconds)), PROCESSING, ()
         case events.ProgressReported(worker=worker, claim=claim, current=done, total=total):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
             if not 0 <= done <= total:
                 return _refuse(job, event, "invalid_progress", f"progress {done}/{total}")
-            return Success((same.progress(done, total, event.message), PROCESSING, ()))
+            return same.progress(done, total, event.message), PROCESSING, ()
         case events.AttemptSucceeded(worker=worker, claim=claim, result=result, result_url=url):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
@@ -125,7 +127,7 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
                 at=now, outcome=jobs.SUCCEEDED, result_key=key if isinstance(key, str) else None
             )
             change.error(None).status(COMPLETED)
-            return Success((change, COMPLETED, (_lifecycle(job, "completed", claim),)))
+            return change, COMPLETED, (_lifecycle(job, "completed", claim),)
         case events.AttemptFailed(worker=worker, claim=claim, error=err, policy=policy):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
@@ -150,19 +152,19 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
                 return _lost(job, event, worker)
             change = same.attempt_ended(at=now, outcome=jobs.RELEASED)
             change.no_lease().status(PENDING).run_at(now)
-            return Success((change, PENDING, (_lifecycle(job, "released", claim),)))
+            return change, PENDING, (_lifecycle(job, "released", claim),)
         case events.CancelRequested():
             cancelled = _lifecycle(job, "cancelled", jobs.claim(job))
-            return Success((same.status(CANCELLED), CANCELLED, (cancelled,)))
+            return same.status(CANCELLED), CANCELLED, (cancelled,)
         case events.RetryRequested():
             change = same.attempts(0).error(None).status(PENDING).run_at(now)
-            return Success((change, PENDING, (_lifecycle(job, "requeued", jobs.claim(job)),)))
+            return change, PENDING, (_lifecycle(job, "requeued", jobs.claim(job)),)
         case events.Purged():
             assert current is not None
             deletes = tuple(effects.DeleteBlob(key=key) for key in jobs.blob_keys(job))
             purge = effects.DeleteJob(job_id=jobs.id(job), version=jobs.version(job))
             purged = _lifecycle(job, "purged", jobs.claim(job))
-            return Success((same, current, (*deletes, purge, purged)))
+            return same, current, (*deletes, purge, purged)
         case _:
             assert_never(event)
 
@@ -187,17 +189,15 @@ def step(job: jobs.Job, event: events.Event, now: datetime) -> Stepped:
         return _refuse(
             job, event, "illegal_transition", f"cannot {event.kind}: {_REASONS[current]}"
         )
-    match _apply(job, current, event, now):
-        case Success((change, target, done)):
-            if target not in allowed:  # the table is the law; a handler broke it
-                raise errors.JobkitError(f"{event.kind} led {current} to {target}")
-            if type(event) in _WRITES_NOTHING:
-                return Success((job, done))
-            return Success((change.touched(now).done(), done))
-        case Failure(refusal):
-            return Failure(refusal)
-        case _:
-            raise errors.JobkitError("unreachable")
+    moved = _apply(job, current, event, now)
+    if isinstance(moved, Failure):
+        return moved
+    change, target, done = moved
+    if target not in allowed:  # the table is the law; a handler broke it
+        raise errors.JobkitError(f"{event.kind} led {current} to {target}")
+    if type(event) in _WRITES_NOTHING:
+        return Success((job, done))
+    return Success((change.touched(now).done(), done))
 
 
 def apply_all(job: jobs.Job, moves: list[events.Event], now: datetime) -> Stepped:
