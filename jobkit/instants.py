@@ -43,9 +43,7 @@ def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: in
             two[micro // 10000], two[micro // 100 % 100], two[micro % 100], "Z",
         )
     )  # fmt: skip
-    if len(_TEXTS) >= _CACHED:
-        _TEXTS.clear()
-    _TEXTS[id(at)] = (at, text)
+    _remember(at, text)
     return text
 
 
@@ -60,9 +58,20 @@ def _parse(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"instant without a UTC offset: {text!r}")
     try:
-        return value.astimezone(UTC)
+        at = value.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"instant out of range in UTC: {text!r}") from None
+    if len(text) == 27 and text[26] == "Z" and text[10] == "T" and text[19] == ".":
+        # Already `format`'s text (a stored job's instants are): remember it as such,
+        # so that writing the job back does not format it again.
+        _remember(at, text)
+    return at
+
+
+def _remember(at: datetime, text: str) -> None:
+    if len(_TEXTS) >= _CACHED:
+        _TEXTS.clear()
+    _TEXTS[id(at)] = (at, text)
 
 
 _parse_cached = functools.lru_cache(maxsize=_CACHED)(_parse)

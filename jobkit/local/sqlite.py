@@ -123,6 +123,7 @@ class SqliteJobStore:
         self._writer: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._open = False
+        self._optimistic = True  # the writer's: whether its last group won whole
         self._decoded: dict[str, jobs.Job] = {}
         self._decoded_chars = 0
 
@@ -369,10 +370,14 @@ class SqliteJobStore:
     def _commit_group(
         self, connection: sqlite3.Connection, group: builtins.list[_Write]
     ) -> builtins.list[schema.Answer]:
+        optimistic = self._optimistic
         try:
-            answers = self._retry(lambda: schema.apply_group(connection, group))
+            answers = self._retry(
+                lambda: schema.apply_group(connection, group, optimistic=optimistic)
+            )
         except Exception as exc:  # the group is rolled back: every write in it failed
             return [exc] * len(group)
+        self._optimistic = schema.all_won(answers)
         return answers
 
     def _call(self, callback: Any, *args: Any) -> None:

@@ -293,7 +293,10 @@ def configure(connection: sqlite3.Connection, synchronous: str) -> None:
 
 
 def apply_group(
-    connection: sqlite3.Connection, group: Sequence[tuple[Write, Any, Any]]
+    connection: sqlite3.Connection,
+    group: Sequence[tuple[Write, Any, Any]],
+    *,
+    optimistic: bool = True,
 ) -> list[Answer]:
     """Apply a group in one transaction; a busy error escapes to be retried whole.
 
@@ -307,18 +310,28 @@ def apply_group(
     guarded statements that say by their count of changed rows whether every write won,
     with nothing read first. That is the common case, a worker's claims and completions.
     When one write loses (or one fails), the transaction is rolled back and the group
-    applied exactly (`_exact`), each write answering for itself.
+    applied exactly (`_exact`), each write answering for itself. Workers that race for
+    the same jobs lose in bursts: a caller that saw a write lose may ask for the exact way
+    at once (`optimistic=False`) until a group wins whole again (`all_won`).
     """
     runs = _runs(group)
     cursor = connection.cursor()
     try:
-        answers = _optimistic(cursor, runs)
+        answers = _optimistic(cursor, runs) if optimistic else None
         return answers if answers is not None else _exact(cursor, runs)
     finally:
         cursor.close()
 
 
 _Run = tuple[Write | None, list[tuple[Write, Any]]]
+
+
+def all_won(answers: Sequence[Answer]) -> bool:
+    """Whether every write of a group won (an insert or compare-and-set of many: each row)."""
+    return all(
+        answer is True or (type(answer) is list and all(row is True for row in answer))
+        for answer in answers
+    )
 
 
 def _optimistic(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer] | None:

@@ -72,3 +72,29 @@ def test_plus_zero_is_the_same_instant() -> None:
     assert instants.plus(at, 0) is at
     assert instants.plus(at, 0.0) == at
     assert instants.plus(at, 1.5) == at + timedelta(seconds=1.5)
+
+
+@given(aware, st.sampled_from(["Z", "+00:00", " ", "T"]))
+def test_a_parsed_text_formats_back_to_the_fixed_width_text(at: datetime, form: str) -> None:
+    """Parsing remembers a text already in the fixed-width form as that instant's text;
+    any other form of the instant still formats to the fixed-width one."""
+    fixed = instants.format(at)
+    if form == "+00:00":
+        text = fixed[:-1] + "+00:00"
+    elif form == " ":
+        text = fixed[:10] + " " + fixed[11:]
+    elif form == "T":
+        text = at.isoformat(timespec="microseconds")  # in its own offset
+    else:
+        text = fixed
+    assert instants.format(instants.parse(text)) == fixed
+
+
+def test_plus_remembers_its_latest_sum_only_for_the_same_arguments() -> None:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    lease = instants.plus(at, 30)
+    assert instants.plus(at, 30) is lease
+    assert instants.plus(at, 31) == at + timedelta(seconds=31)
+    same = datetime(2030, 1, 1, tzinfo=UTC)  # equal, but another object
+    assert instants.plus(same, 30) == lease
+    assert instants.plus(at, 30.5) == at + timedelta(seconds=30.5)

@@ -215,3 +215,22 @@ def test_a_group_with_a_losing_write_is_undone_and_applied_write_by_write(
         ]
         assert stored(connection, jobs.id(won)) == row(won)
         assert stored(connection, jobs.id(second)) == row(second)
+
+
+def test_a_group_can_be_applied_exactly_at_once(tmp_path: Path) -> None:
+    population = [new(1), new(2)]
+    with database(tmp_path) as connection:
+        apply(connection, (Write.INSERT_MANY, [row(job) for job in population]))
+        statements = traced(connection)
+        group = [(Write.REPLACE_MANY, [cas(claimed(job, at(1)), 1) for job in population], None)]
+        assert schema.apply_group(connection, group, optimistic=False) == [[True, True]]
+        assert any("json_group_array" in sql for sql in statements)
+        assert "ROLLBACK" not in [sql.split()[0] for sql in statements]
+
+
+def test_all_won_reads_each_answer_in_its_shape() -> None:
+    assert schema.all_won([True, [True, True], []])
+    assert not schema.all_won([True, [True, False]])
+    assert not schema.all_won([False])
+    assert not schema.all_won([sqlite3.IntegrityError("bad")])
+    assert not schema.all_won([{"journal_mode": "wal"}])
