@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import attrs
@@ -26,12 +25,12 @@ from jobkit import (
     pipeline,
     registry,
     retry,
-    submission,
 )
 from jobkit.status import TERMINAL, Status
 from jobkit.testing import MemoryJobStore
 from jobkit.worker import Performer
 from jobkit.worker.worker import Worker, WorkerConfig, performers_from, utc_now
+from tests.jobkit.worker.support import HUNG, get, submit
 
 FAST = WorkerConfig(
     concurrency=4,
@@ -44,7 +43,6 @@ FAST = WorkerConfig(
 QUIET = attrs.evolve(FAST, lease_seconds=30.0, heartbeat_seconds=10.0)  # no heartbeat writes
 TINY = retry.Backoff(base=0.02, factor=1.0, cap=0.02)  # a retry falls due within 20 ms
 UNAVAILABLE = errors.transient("unavailable", "the model is overloaded")
-HUNG = 5.0  # seconds after which a test is hung, not slow
 
 
 # -- job types and performers ------------------------------------------------------------
@@ -110,47 +108,9 @@ def answers(*script: Result[bytes, errors.Error]) -> tuple[Performer, list[str]]
 # -- helpers -----------------------------------------------------------------------------
 
 
-def submit(
-    store: MemoryJobStore,
-    types: registry.Registry,
-    type_name: str,
-    job_id: str,
-    *,
-    at: datetime | None = None,
-    **request: Any,
-) -> jobs.Job:
-    """Submit a job the way the API does: validate, step `Submitted`, insert."""
-    now = at or utc_now()
-    draft = submission.new_job(
-        {"type": type_name, **request}, types=types, job_id=job_id, user_id="user-1", now=now
-    ).unwrap()
-    job, _ = machine.step(draft, events.Submitted(), now).unwrap()
-    assert store.insert_now(job)
-    return job
-
-
-ENTRY_KEYS = (
-    "attempt",
-    "worker",
-    "startedAt",
-    "endedAt",
-    "outcome",
-    "error",
-    "nextRunAt",
-    "delaySeconds",
-    "resultKey",
-)
-
-
 def entries(job: jobs.Job) -> list[dict[str, Any]]:
     """The job's history with every key in each entry (None when unset), as the API shows it."""
-    return [dict.fromkeys(ENTRY_KEYS) | dict(entry) for entry in jobs.history(job)]
-
-
-def get(store: MemoryJobStore, job_id: str) -> jobs.Job:
-    job = store.get_now(job_id)
-    assert job is not None
-    return job
+    return [dict.fromkeys(jobs.ENTRY_KEYS) | dict(entry) for entry in jobs.history(job)]
 
 
 def settled(store: MemoryJobStore, *job_ids: str) -> Callable[[], bool]:

@@ -15,10 +15,11 @@ import pytest
 from pyrsistent import pmap
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, events, jobs, machine, pipeline, registry, submission
+from jobkit import effects, errors, jobs, pipeline, registry
 from jobkit.status import Status
 from jobkit.testing import MemoryJobStore
-from jobkit.worker.worker import Worker, WorkerConfig, performers_from, utc_now
+from jobkit.worker.worker import Worker, WorkerConfig, performers_from
+from tests.jobkit.worker.support import HUNG, get, submit
 
 QUICK = WorkerConfig(
     concurrency=1,
@@ -28,27 +29,11 @@ QUICK = WorkerConfig(
     reap_seconds=0.02,
     grace_seconds=0.05,
 )
-HUNG = 5.0  # seconds after which a test is hung, not slow
 
 
 def noop(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     yield from ()
     return Success(pipeline.Completion(result={"claim": claim}))
-
-
-def submit(store: MemoryJobStore, types: registry.Registry, type_name: str, job_id: str) -> None:
-    now = utc_now()
-    draft = submission.new_job(
-        {"type": type_name}, types=types, job_id=job_id, user_id="u", now=now
-    ).unwrap()
-    job, _ = machine.step(draft, events.Submitted(), now).unwrap()
-    assert store.insert_now(job)
-
-
-def stored(store: MemoryJobStore, job_id: str) -> jobs.Job:
-    job = store.get_now(job_id)
-    assert job is not None
-    return job
 
 
 class Batches(MemoryJobStore):
@@ -93,7 +78,7 @@ def test_finished_attempts_are_written_in_one_batch() -> None:
     # Claims take half the slots at a time; the finished attempts go out together.
     assert store.batches == [["processing"] * 5, ["processing"] * 5, ["completed"] * 10]
     for n in range(10):
-        job = stored(store, f"job-{n}")
+        job = get(store, f"job-{n}")
         assert jobs.status(job) is Status.COMPLETED
         assert jobs.result(job) == pmap({"claim": 1})
 
@@ -137,7 +122,7 @@ def test_a_pipeline_that_crashes_before_its_first_effect_is_recorded_as_internal
     submit(store, types, "broken", "job-1")
     worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
-    [entry, *_] = jobs.history(stored(store, "job-1"))
+    [entry, *_] = jobs.history(get(store, "job-1"))
     error = jobs.entry_error(entry)
     assert error is not None
     assert (error.code, error.message) == ("internal", "ValueError: no such field")
@@ -153,7 +138,7 @@ def test_a_pipeline_that_returns_no_result_is_recorded_as_internal() -> None:
     submit(store, types, "wrong", "job-1")
     worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
-    [entry, *_] = jobs.history(stored(store, "job-1"))
+    [entry, *_] = jobs.history(get(store, "job-1"))
     error = jobs.entry_error(entry)
     assert error is not None
     assert error.code == "internal"
@@ -187,7 +172,7 @@ def test_a_shutdown_during_the_final_write_lets_it_land_and_writes_nothing_after
 
     store, worker, writes = asyncio.run(main())
     assert writes == 1  # the success, and no release after it
-    job = stored(store, "job-1")
+    job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job), jobs.lease_owner(job)) == (
         Status.COMPLETED,
         1,
@@ -210,7 +195,7 @@ def test_a_cancelled_drain_still_lands_the_final_write_and_releases_nothing() ->
         store.opened.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(draining, HUNG)
-        job = stored(store, "job-1")
+        job = get(store, "job-1")
         assert jobs.status(job) is Status.COMPLETED  # landed, and not released afterwards
 
     asyncio.run(main())
@@ -243,7 +228,7 @@ def test_a_timeout_counts_the_time_spent_before_the_first_effect() -> None:
     started = time.monotonic()
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
     assert time.monotonic() - started < HUNG / 2  # the timeout struck at the first wait
-    job = stored(store, "job-1")
+    job = get(store, "job-1")
     [entry, *_] = jobs.history(job)
     error = jobs.entry_error(entry)
     assert error is not None
@@ -276,7 +261,7 @@ def test_a_pipeline_closed_by_the_interpreter_is_closed_itself() -> None:
     )
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) == 1
     assert closed == [1]  # its `finally` ran when the first answer failed it
-    job = stored(store, "job-1")
+    job = get(store, "job-1")
     assert jobs.status(job) is Status.FAILED
 
 
@@ -339,7 +324,7 @@ def test_the_next_claim_is_made_while_the_last_ones_write_is_on_its_way() -> Non
     store = asyncio.run(main())
     assert store.claims == [["job-0", "job-1"], ["job-2", "job-3"]]  # none claimed twice
     assert sorted(runs) == [f"job-{n}" for n in range(4)]
-    assert all(jobs.status(stored(store, f"job-{n}")) is Status.COMPLETED for n in range(4))
+    assert all(jobs.status(get(store, f"job-{n}")) is Status.COMPLETED for n in range(4))
 
 
 def test_a_claim_that_lands_after_stop_is_handed_back_untouched() -> None:
@@ -361,7 +346,7 @@ def test_a_claim_that_lands_after_stop_is_handed_back_untouched() -> None:
 
     store = asyncio.run(main())
     assert runs == []
-    job = stored(store, "job-0")
+    job = get(store, "job-0")
     assert jobs.status(job) is Status.PENDING
     assert jobs.lease_owner(job) is None
     assert [jobs.entry_outcome(entry) for entry in jobs.history(job)] == [jobs.RELEASED]
