@@ -11,7 +11,7 @@ from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
 
-from jobkit import errors, pipeline, retry
+from jobkit import _frozen, errors, pipeline, retry
 
 NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 
@@ -70,7 +70,7 @@ def register(registry: Registry, job_type: JobType) -> Registry:
 
 
 def lookup(registry: Registry, name: str) -> Result[JobType, errors.Invalid]:
-    job_type = registry.types.get(name)
+    job_type: JobType | None = _frozen.get(registry.types, name)  # the map's own get is slower
     if job_type is None:
         known = ", ".join(sorted(registry.types)) or "none"
         return Failure(errors.invalid("type", f"unknown job type {name!r} (known: {known})"))
@@ -79,7 +79,7 @@ def lookup(registry: Registry, name: str) -> Result[JobType, errors.Invalid]:
 
 def get(registry: Registry, name: str) -> JobType:
     """The type of a stored job; a job whose type is no longer installed is a deployment bug."""
-    job_type = registry.types.get(name)
+    job_type: JobType | None = _frozen.get(registry.types, name)  # the map's own get is slower
     if job_type is None:
         raise errors.ConfigurationError(f"job type {name!r} is not installed")
     return job_type
