@@ -82,7 +82,7 @@ async def _replay(svc: Service, user: str, key: str | None, draft: jobs.Job) -> 
 def new_job_id(user: str, key: str | None) -> str:
     """Random, or derived from (user, key) so that a retried request finds its first job."""
     if key is None:
-        return str(uuid.uuid4())
+        return commands.new_id()
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user}\n{key}"))
 
 
