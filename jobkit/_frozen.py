@@ -185,8 +185,8 @@ def encode(value: Any) -> str:
     return "".join(_ENCODE(value, 0))
 
 
-# A new version of a job shares most of its parts (params, input, metadata, each
-# earlier history entry) with the one before, as the same immutable objects: their
+# A new version of a job shares most of its parts (params, input, metadata, an
+# error) with the one before, as the same immutable objects: their
 # text is remembered by identity. Each entry holds its object, so that its id cannot
 # be reused while the entry lives. Bounded in entries and in characters; when full
 # it is simply cleared, which costs one miss per part of the few jobs in flight.

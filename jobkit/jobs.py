@@ -1,8 +1,9 @@
 """The job: a frozen map keyed by the API's JSON names (`Job`), its readers and updaters.
 
 This is the only module that touches a job's raw keys. The same map is
-stored, served and logged; its nested values (params, history...) are
-pyrsistent maps and vectors, shared by a job's versions.
+stored, served and logged. Its history is a pyrsistent vector of `Entry` values
+(frozen maps laid out like the job), its other nested values (params, result...)
+pyrsistent maps and vectors, all shared by a job's versions.
 `to_document`/`from_document` convert it to and from plain JSON values
 (ISO 8601 instants, lists, dicts) at the storage edge.
 """
