@@ -53,12 +53,14 @@ def settings_from(args: argparse.Namespace) -> Any:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from jobkit.worker.process import tune_process
     from jobkit_http import logs
     from jobkit_http.app import create_app
 
     config = settings_from(args)
     logs.configure(config.log_level, config.log_format)
     app = create_app(config)
+    tune_process()  # a long-running process, its worker and store writer alike
     print(
         f"jobkit {jobkit.__version__}: serving on http://{config.host}:{config.port}"
         f" (data in {config.data}, auth {config.auth})",
