@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, ClassVar, Final, NamedTuple, cast
 
 from pyrsistent import pmap, pvector
 from pyrsistent.typing import PMap, PVector
@@ -85,7 +85,33 @@ _new = object.__new__
 _assign = object.__setattr__
 
 
-class Job(Mapping[str, Any]):
+class _Frozen(Mapping[str, Any]):
+    """What `Job` and `Entry` share: values in a tuple, fixed when made; equal to any
+    mapping with the same items, and hashed by its values."""
+
+    __slots__ = ("_values",)
+    _values: tuple[Any, ...]
+    _noun: ClassVar[str]  # what it is, for the error on an attempt to change it
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is type(self):
+            return self._values == other._values
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self._noun} is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{self._noun} is immutable; cannot delete {name!r}")
+
+
+class Job(_Frozen):
     """A job: a frozen map from the API's JSON names (every name in `FIELDS`, always all of
     them) to frozen values: strings, numbers, instants, None, pyrsistent maps and vectors.
 
@@ -97,8 +123,8 @@ class Job(Mapping[str, Any]):
     protocol work too. Equal to any mapping with the same items.
     """
 
-    __slots__ = ("_values",)
-    _values: tuple[Any, ...]
+    __slots__ = ()
+    _noun = "a job"
 
     def __new__(cls, fields: Mapping[str, Any]) -> Job:
         """The job holding `fields` (each of `FIELDS`, frozen here; others are left out)."""
@@ -123,23 +149,6 @@ class Job(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in _INDEX
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is Job:
-            return self._values == other._values
-        return super().__eq__(other)
-
-    def __hash__(self) -> int:
-        return hash(self._values)
-
-    def __repr__(self) -> str:
-        return f"Job({dict(zip(FIELDS, self._values, strict=True))!r})"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"a job is immutable; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"a job is immutable; cannot delete {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_job, (self._values,))
@@ -184,7 +193,7 @@ _ENTRY_INDEX: Final[dict[str, int]] = {name: index for index, name in enumerate(
 _ENTRY_REQUIRED = ENTRY_KEYS[:_E_ENDED_AT]  # attempt, worker, startedAt: set when it opens
 
 
-class Entry(Mapping[str, Any]):
+class Entry(_Frozen):
     """One history entry (one claim): a frozen map from `ENTRY_KEYS` to frozen values.
 
     `attempt`, `worker` and `startedAt` are always there; the others only once set (a
@@ -194,9 +203,9 @@ class Entry(Mapping[str, Any]):
     unchanged, in every later version of its job. Equal to any mapping with the same items.
     """
 
-    __slots__ = ("_text", "_values")
-    _values: tuple[Any, ...]
+    __slots__ = ("_text",)
     _text: str | None
+    _noun = "a history entry"
 
     def __new__(cls, fields: Mapping[str, Any]) -> Entry:
         """The entry holding `fields` (frozen here); keys not in `ENTRY_KEYS` are left out."""
@@ -231,23 +240,6 @@ class Entry(Mapping[str, Any]):
     def __contains__(self, key: object) -> bool:
         index = _ENTRY_INDEX.get(key) if isinstance(key, str) else None
         return index is not None and self._values[index] is not None
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is Entry:
-            return self._values == other._values
-        return super().__eq__(other)
-
-    def __hash__(self) -> int:
-        return hash(self._values)
-
-    def __repr__(self) -> str:
-        return f"Entry({dict(self.items())!r})"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"a history entry is immutable; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"a history entry is immutable; cannot delete {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_entry, (self._values,))

@@ -371,11 +371,7 @@ def _optimistic(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer] | None
         if cursor.connection.in_transaction:
             cursor.connection.rollback()
         raise
-    return [
-        True if kind is Write.INSERT or kind is Write.REPLACE else [True] * len(payload)
-        for _, items in runs
-        for kind, payload in items
-    ]
+    return [answer for _, items in runs for answer in _answers(items, [True] * len(_flat(items)))]
 
 
 def _exact(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer]:
@@ -445,6 +441,12 @@ def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any
         if is_busy(exc) or not cursor.connection.in_transaction:
             raise  # the whole group is lost (or retried)
         return [_apply_one(cursor, kind, payload) for kind, payload in items]
+    return _answers(items, rows)
+
+
+def _answers(items: list[tuple[Write, Any]], rows: list[bool]) -> list[Answer]:
+    """Each write's answer in its own shape, from the answers of its run's rows in order:
+    one for a write of one row, a list for a write of many."""
     answers: list[Answer] = []
     at = 0
     for kind, payload in items:

@@ -1,16 +1,43 @@
-"""What the worker's tests share: submitting a job as the API does, reading it back, and how
-long a test may wait before it counts as hung."""
+"""What the worker's tests share: a quick worker, submitting a job as the API does, reading
+it back, and how long a test may wait before it counts as hung."""
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Any
 
 from jobkit import events, jobs, machine, registry, submission
 from jobkit.testing import MemoryJobStore
-from jobkit.worker.worker import utc_now
+from jobkit.worker import Performer
+from jobkit.worker.worker import Worker, WorkerConfig, performers_from, utc_now
 
+FAST = WorkerConfig(
+    concurrency=4,
+    lease_seconds=0.4,
+    heartbeat_seconds=0.1,
+    idle_seconds=0.02,
+    reap_seconds=0.02,
+    grace_seconds=0.05,
+)
 HUNG = 5.0  # seconds after which a test is hung, not slow
+
+
+def make_worker(
+    store: MemoryJobStore,
+    types: registry.Registry,
+    table: dict[type, Performer],
+    config: WorkerConfig = FAST,
+    **options: Any,
+) -> Worker:
+    return Worker(
+        store=store,
+        types=types,
+        performers_for=performers_from(table),
+        config=config,
+        rng=random.Random(7),
+        **options,
+    )
 
 
 def submit(

@@ -6,7 +6,6 @@ Nothing here asserts how fast anything ran: time limits only stop a hung test.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -29,17 +28,9 @@ from jobkit import (
 from jobkit.status import TERMINAL, Status
 from jobkit.testing import MemoryJobStore
 from jobkit.worker import Performer
-from jobkit.worker.worker import Worker, WorkerConfig, performers_from, utc_now
-from tests.jobkit.worker.support import HUNG, get, submit
+from jobkit.worker.worker import Worker, WorkerConfig, utc_now
+from tests.jobkit.worker.support import FAST, HUNG, get, make_worker, submit
 
-FAST = WorkerConfig(
-    concurrency=4,
-    lease_seconds=0.4,
-    heartbeat_seconds=0.1,
-    idle_seconds=0.02,
-    reap_seconds=0.02,
-    grace_seconds=0.05,
-)
 QUIET = attrs.evolve(FAST, lease_seconds=30.0, heartbeat_seconds=10.0)  # no heartbeat writes
 TINY = retry.Backoff(base=0.02, factor=1.0, cap=0.02)  # a retry falls due within 20 ms
 UNAVAILABLE = errors.transient("unavailable", "the model is overloaded")
@@ -115,23 +106,6 @@ def entries(job: jobs.Job) -> list[dict[str, Any]]:
 
 def settled(store: MemoryJobStore, *job_ids: str) -> Callable[[], bool]:
     return lambda: all(jobs.status(get(store, i)) in TERMINAL for i in job_ids)
-
-
-def make_worker(
-    store: MemoryJobStore,
-    types: registry.Registry,
-    table: dict[type, Performer],
-    config: WorkerConfig = FAST,
-    **options: Any,
-) -> Worker:
-    return Worker(
-        store=store,
-        types=types,
-        performers_for=performers_from(table),
-        config=config,
-        rng=random.Random(7),
-        **options,
-    )
 
 
 async def run_until(worker: Worker, done: Callable[[], bool]) -> None:

@@ -18,8 +18,8 @@ from returns.result import Failure, Result, Success
 from jobkit import effects, errors, jobs, pipeline, registry
 from jobkit.status import Status
 from jobkit.testing import MemoryJobStore
-from jobkit.worker.worker import Worker, WorkerConfig, performers_from
-from tests.jobkit.worker.support import HUNG, get, submit
+from jobkit.worker.worker import Worker, WorkerConfig
+from tests.jobkit.worker.support import HUNG, get, make_worker, submit
 
 QUICK = WorkerConfig(
     concurrency=1,
@@ -68,12 +68,7 @@ def test_finished_attempts_are_written_in_one_batch() -> None:
     store = Batches()
     for n in range(10):
         submit(store, types, "noop", f"job-{n}")
-    worker = Worker(
-        store=store,
-        types=types,
-        performers_for=performers_from({}),
-        config=attrs.evolve(QUICK, concurrency=10),
-    )
+    worker = make_worker(store, types, {}, attrs.evolve(QUICK, concurrency=10))
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) == 10
     # Claims take half the slots at a time; the finished attempts go out together.
     assert store.batches == [["processing"] * 5, ["processing"] * 5, ["completed"] * 10]
@@ -90,12 +85,7 @@ def test_the_next_claim_does_not_wait_for_the_last_attempts_final_write() -> Non
         store = HeldFinals()
         for n in range(4):
             submit(store, types, "noop", f"job-{n}")
-        worker = Worker(
-            store=store,
-            types=types,
-            performers_for=performers_from({}),
-            config=attrs.evolve(QUICK, concurrency=2),
-        )
+        worker = make_worker(store, types, {}, attrs.evolve(QUICK, concurrency=2))
         draining = asyncio.create_task(worker.drain())
         await asyncio.wait_for(store.entered.wait(), HUNG)  # the first two wait to land...
         for _ in range(50):
@@ -120,7 +110,7 @@ def test_a_pipeline_that_crashes_before_its_first_effect_is_recorded_as_internal
     types = registry.of([registry.JobType(name="broken", pipeline=broken)])
     store = MemoryJobStore()
     submit(store, types, "broken", "job-1")
-    worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+    worker = make_worker(store, types, {}, QUICK)
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
     [entry, *_] = jobs.history(get(store, "job-1"))
     error = jobs.entry_error(entry)
@@ -136,7 +126,7 @@ def test_a_pipeline_that_returns_no_result_is_recorded_as_internal() -> None:
     types = registry.of([registry.JobType(name="wrong", pipeline=wrong)])
     store = MemoryJobStore()
     submit(store, types, "wrong", "job-1")
-    worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+    worker = make_worker(store, types, {}, QUICK)
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
     [entry, *_] = jobs.history(get(store, "job-1"))
     error = jobs.entry_error(entry)
@@ -152,11 +142,11 @@ def test_a_shutdown_during_the_final_write_lets_it_land_and_writes_nothing_after
         store = HeldFinals()
         submit(store, types, "noop", "job-1")
         seen: list[str] = []
-        worker = Worker(
-            store=store,
-            types=types,
-            performers_for=performers_from({}),
-            config=QUICK,
+        worker = make_worker(
+            store,
+            types,
+            {},
+            QUICK,
             on_effect=lambda effect, job: seen.append(getattr(effect, "name", "")),
         )
         running = asyncio.create_task(worker.run())
@@ -187,7 +177,7 @@ def test_a_cancelled_drain_still_lands_the_final_write_and_releases_nothing() ->
     async def main() -> None:
         store = HeldFinals()
         submit(store, types, "noop", "job-1")
-        worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+        worker = make_worker(store, types, {}, QUICK)
         draining = asyncio.create_task(worker.drain())
         await asyncio.wait_for(store.entered.wait(), HUNG)
         draining.cancel()  # the caller gives up: drain hands the leases back, if any
@@ -219,12 +209,7 @@ def test_a_timeout_counts_the_time_spent_before_the_first_effect() -> None:
         await asyncio.sleep(HUNG)
         return Success(b"")
 
-    worker = Worker(
-        store=store,
-        types=types,
-        performers_for=performers_from({effects.ReadBlob: hang}),
-        config=QUICK,
-    )
+    worker = make_worker(store, types, {effects.ReadBlob: hang}, QUICK)
     started = time.monotonic()
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
     assert time.monotonic() - started < HUNG / 2  # the timeout struck at the first wait
@@ -253,12 +238,7 @@ def test_a_pipeline_closed_by_the_interpreter_is_closed_itself() -> None:
     store = MemoryJobStore()
     submit(store, types, "two", "job-1")
     config = attrs.evolve(QUICK, concurrency=2)
-    worker = Worker(
-        store=store,
-        types=types,
-        performers_for=performers_from({effects.ReadBlob: refuse}),
-        config=config,
-    )
+    worker = make_worker(store, types, {effects.ReadBlob: refuse}, config)
     assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) == 1
     assert closed == [1]  # its `finally` ran when the first answer failed it
     job = get(store, "job-1")
@@ -308,12 +288,7 @@ def test_the_next_claim_is_made_while_the_last_ones_write_is_on_its_way() -> Non
         store = HeldClaims()
         for n in range(4):
             submit(store, types, "noop", f"job-{n}")
-        worker = Worker(
-            store=store,
-            types=types,
-            performers_for=performers_from({}),
-            config=attrs.evolve(QUICK, concurrency=4),
-        )
+        worker = make_worker(store, types, {}, attrs.evolve(QUICK, concurrency=4))
         draining = asyncio.create_task(worker.drain())
         await until(lambda: len(store.claims) == 2)  # both halves sent, neither landed
         assert runs == []
@@ -334,7 +309,7 @@ def test_a_claim_that_lands_after_stop_is_handed_back_untouched() -> None:
     async def main() -> HeldClaims:
         store = HeldClaims()
         submit(store, types, "noop", "job-0")
-        worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+        worker = make_worker(store, types, {}, QUICK)
         running = asyncio.create_task(worker.run())
         await until(lambda: len(store.claims) == 1)
         worker.stop()
@@ -360,7 +335,7 @@ def test_a_claim_write_that_fails_is_raised_by_the_loop() -> None:
         store = HeldClaims(failure=OSError("disk gone"))
         store.opened.set()
         submit(store, types, "noop", "job-0")
-        worker = Worker(store=store, types=types, performers_for=performers_from({}), config=QUICK)
+        worker = make_worker(store, types, {}, QUICK)
         await asyncio.wait_for(worker.drain(), HUNG)
 
     with pytest.raises(OSError, match="disk gone"):
