@@ -146,16 +146,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "HistoryEntry": {
         "type": "object",
-        "required": [
-            "attempt",
-            "worker",
-            "startedAt",
-            "endedAt",
-            "outcome",
-            "error",
-            "nextRunAt",
-            "delaySeconds",
-        ],
+        "required": list(jobs.ENTRY_KEYS),  # every key, null when unset
         "properties": {
             "attempt": {"type": "integer", "minimum": 1},
             "worker": {"type": "string"},

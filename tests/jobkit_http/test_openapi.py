@@ -7,7 +7,9 @@ import schemathesis
 from schemathesis.core.result import Ok
 from starlette.routing import Route
 
+from jobkit import jobs
 from jobkit_http.routes import ROUTES
+from tests.jobkit.conformance import at, claimed, new
 from tests.jobkit_http.server import RunningServer
 
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -64,3 +66,10 @@ def test_the_document_is_valid_openapi_3_1(server: RunningServer) -> None:
         loaded.add((operation.path, operation.method.lower()))
     # Schemathesis leaves out the operation that served the document it loaded.
     assert loaded == routed() - {("/openapi.json", "get")}
+
+
+def test_a_job_document_has_every_key_the_schema_requires(anonymous: httpx.Client) -> None:
+    schemas = anonymous.get("/openapi.json").json()["components"]["schemas"]
+    job = jobs.to_document(claimed(new(1), at(1)))  # as the API serves it, less its links
+    assert set(schemas["Job"]["required"]) == {*job, "links"}
+    assert set(schemas["HistoryEntry"]["required"]) == set(job["history"][0])
