@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jobkit import jobs
 from jobkit.local import Runtime
-from jobkit_http.offline import OfflinePdfAnalyzer
+from jobkit.local.offline import OfflinePdfAnalyzer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "jobkit_http" / "samples" / "sample.pdf"
 

@@ -17,11 +17,11 @@ from starlette.middleware import Middleware
 from jobkit import breaker as breakers
 from jobkit import ratelimit, registry
 from jobkit.local import Runtime
+from jobkit.local.offline import OfflinePdfAnalyzer
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
 from jobkit_http import auth, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
-from jobkit_http.offline import OfflinePdfAnalyzer
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
 from jobkit_http.settings import Settings

@@ -117,10 +117,10 @@ def worker(args: argparse.Namespace) -> int:
 
 async def _run_worker(config: Any) -> None:
     from jobkit.local import Runtime
+    from jobkit.local.offline import OfflinePdfAnalyzer
     from jobkit.worker.process import run_until_signalled
     from jobkit_http.app import guard, worker_config
     from jobkit_http.metrics import Metrics
-    from jobkit_http.offline import OfflinePdfAnalyzer
 
     async with Runtime(config.data, synchronous=config.sqlite_synchronous) as runtime:
         runtime.analyzer = guard(

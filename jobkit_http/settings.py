@@ -18,9 +18,12 @@ LogFormat = Literal["json", "text"]
 
 @attrs.frozen(kw_only=True)
 class Setting:
-    """One environment variable: its name, default, meaning (for the README table)."""
+    """One environment variable: its name, the `Settings` field it sets and how its text is
+    read, and its default and meaning as the README's table shows them."""
 
     name: str
+    field: str
+    parse: Callable[[str], Any]
     default: str
     meaning: str
 
@@ -52,119 +55,6 @@ class Settings:
     long_poll_max_seconds: float = 30.0
     log_level: str = "INFO"
     log_format: LogFormat = "json"
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        name="JOBKIT_DATA",
-        default="./jobkit-data",
-        meaning="folder of the embedded default: `jobs.db`, `blobs/`, the local signing key",
-    ),
-    Setting(name="JOBKIT_HOST", default="127.0.0.1", meaning="address `jobkit serve` listens on"),
-    Setting(name="JOBKIT_PORT", default="8000", meaning="port `jobkit serve` listens on"),
-    Setting(
-        name="JOBKIT_URL",
-        default="http://127.0.0.1:8000",
-        meaning="the service the CLI's `submit`, `status` and `jobs` talk to",
-    ),
-    Setting(
-        name="JOBKIT_TOKEN",
-        default="(none)",
-        meaning="bearer token the CLI sends; `jobkit token` prints one in local mode",
-    ),
-    Setting(
-        name="JOBKIT_AUTH",
-        default="local",
-        meaning="`local` (a key pair in the data folder) or `entra` (Entra ID tokens)",
-    ),
-    Setting(
-        name="JOBKIT_ENTRA_TENANT_ID",
-        default="(none)",
-        meaning="Entra tenant id; required with `JOBKIT_AUTH=entra`",
-    ),
-    Setting(
-        name="JOBKIT_ENTRA_AUDIENCE",
-        default="(none)",
-        meaning="the API's application id URI or client id (`aud`); required with `entra`",
-    ),
-    Setting(
-        name="JOBKIT_ENTRA_SCOPE",
-        default="Jobs.ReadWrite",
-        meaning="delegated scope (`scp`) a user token must carry; empty to require a role instead",
-    ),
-    Setting(
-        name="JOBKIT_ENTRA_ROLE",
-        default="(none)",
-        meaning="app role (`roles`) accepted instead of the scope, for daemon clients",
-    ),
-    Setting(
-        name="JOBKIT_ENTRA_ALLOW_V1",
-        default="false",
-        meaning="also accept v1.0 tokens (`sts.windows.net` issuer)",
-    ),
-    Setting(
-        name="JOBKIT_ENTRA_METADATA_URL",
-        default="(tenant's v2.0 OpenID metadata)",
-        meaning="OpenID metadata URL override (tests, sovereign clouds)",
-    ),
-    Setting(
-        name="JOBKIT_MAX_UPLOAD_BYTES",
-        default="52428800",
-        meaning="largest PDF upload accepted (`413` above)",
-    ),
-    Setting(name="JOBKIT_CONCURRENCY", default="4", meaning="jobs one worker process runs at once"),
-    Setting(
-        name="JOBKIT_LEASE_SECONDS",
-        default="30",
-        meaning="a claim's lease; heartbeats renew it every third of it",
-    ),
-    Setting(
-        name="JOBKIT_GRACE_SECONDS",
-        default="8",
-        meaning="on SIGTERM, how long running jobs may finish before their leases are released",
-    ),
-    Setting(
-        name="JOBKIT_QUEUES",
-        default="(all)",
-        meaning="comma-separated queues this worker takes jobs from",
-    ),
-    Setting(
-        name="JOBKIT_WORKER",
-        default="true",
-        meaning="`serve` also runs a worker in the API process",
-    ),
-    Setting(
-        name="JOBKIT_SQLITE_SYNCHRONOUS",
-        default="NORMAL",
-        meaning="SQLite durability: `NORMAL` (may lose the last commits on power loss) or `FULL`",
-    ),
-    Setting(
-        name="JOBKIT_ANALYZE_PER_MINUTE",
-        default="60",
-        meaning="rate limit on analyzer calls per process (token bucket)",
-    ),
-    Setting(
-        name="JOBKIT_BREAKER_FAILURES",
-        default="5",
-        meaning="consecutive transient analyzer failures that open the circuit breaker",
-    ),
-    Setting(
-        name="JOBKIT_BREAKER_COOLDOWN_SECONDS",
-        default="30",
-        meaning="how long an open breaker waits before a trial call",
-    ),
-    Setting(
-        name="JOBKIT_LONG_POLL_MAX_SECONDS",
-        default="30",
-        meaning="longest `?wait=` on the status endpoint",
-    ),
-    Setting(
-        name="JOBKIT_LOG_LEVEL", default="INFO", meaning="`DEBUG`, `INFO`, `WARNING` or `ERROR`"
-    ),
-    Setting(
-        name="JOBKIT_LOG_FORMAT", default="json", meaning="`json` (one object per line) or `text`"
-    ),
-)
 
 
 def _text(value: str) -> str:
@@ -209,33 +99,201 @@ def _optional(value: str) -> str | None:
     return value or None
 
 
-_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "JOBKIT_DATA": ("data", Path),
-    "JOBKIT_HOST": ("host", _text),
-    "JOBKIT_PORT": ("port", _integer),
-    "JOBKIT_URL": ("url", _text),
-    "JOBKIT_TOKEN": ("token", _optional),
-    "JOBKIT_AUTH": ("auth", _choice("local", "entra")),
-    "JOBKIT_ENTRA_TENANT_ID": ("entra_tenant_id", _optional),
-    "JOBKIT_ENTRA_AUDIENCE": ("entra_audience", _optional),
-    "JOBKIT_ENTRA_SCOPE": ("entra_scope", _optional),
-    "JOBKIT_ENTRA_ROLE": ("entra_role", _optional),
-    "JOBKIT_ENTRA_ALLOW_V1": ("entra_allow_v1", _boolean),
-    "JOBKIT_ENTRA_METADATA_URL": ("entra_metadata_url", _optional),
-    "JOBKIT_MAX_UPLOAD_BYTES": ("max_upload_bytes", _integer),
-    "JOBKIT_CONCURRENCY": ("concurrency", _integer),
-    "JOBKIT_LEASE_SECONDS": ("lease_seconds", _number),
-    "JOBKIT_GRACE_SECONDS": ("grace_seconds", _number),
-    "JOBKIT_QUEUES": ("queues", _queues),
-    "JOBKIT_WORKER": ("worker", _boolean),
-    "JOBKIT_SQLITE_SYNCHRONOUS": ("sqlite_synchronous", _choice("NORMAL", "FULL")),
-    "JOBKIT_ANALYZE_PER_MINUTE": ("analyze_per_minute", _number),
-    "JOBKIT_BREAKER_FAILURES": ("breaker_failures", _integer),
-    "JOBKIT_BREAKER_COOLDOWN_SECONDS": ("breaker_cooldown_seconds", _number),
-    "JOBKIT_LONG_POLL_MAX_SECONDS": ("long_poll_max_seconds", _number),
-    "JOBKIT_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
-    "JOBKIT_LOG_FORMAT": ("log_format", _choice("json", "text")),
-}
+SETTINGS: tuple[Setting, ...] = (
+    # -- where things are and who may call
+    Setting(
+        name="JOBKIT_DATA",
+        field="data",
+        parse=Path,
+        default="./jobkit-data",
+        meaning="folder of the embedded default: `jobs.db`, `blobs/`, the local signing key",
+    ),
+    Setting(
+        name="JOBKIT_HOST",
+        field="host",
+        parse=_text,
+        default="127.0.0.1",
+        meaning="address `jobkit serve` listens on",
+    ),
+    Setting(
+        name="JOBKIT_PORT",
+        field="port",
+        parse=_integer,
+        default="8000",
+        meaning="port `jobkit serve` listens on",
+    ),
+    Setting(
+        name="JOBKIT_URL",
+        field="url",
+        parse=_text,
+        default="http://127.0.0.1:8000",
+        meaning="the service the CLI's `submit`, `status` and `jobs` talk to",
+    ),
+    Setting(
+        name="JOBKIT_TOKEN",
+        field="token",
+        parse=_optional,
+        default="(none)",
+        meaning="bearer token the CLI sends; `jobkit token` prints one in local mode",
+    ),
+    Setting(
+        name="JOBKIT_AUTH",
+        field="auth",
+        parse=_choice("local", "entra"),
+        default="local",
+        meaning="`local` (a key pair in the data folder) or `entra` (Entra ID tokens)",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_TENANT_ID",
+        field="entra_tenant_id",
+        parse=_optional,
+        default="(none)",
+        meaning="Entra tenant id; required with `JOBKIT_AUTH=entra`",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_AUDIENCE",
+        field="entra_audience",
+        parse=_optional,
+        default="(none)",
+        meaning="the API's application id URI or client id (`aud`); required with `entra`",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_SCOPE",
+        field="entra_scope",
+        parse=_optional,
+        default="Jobs.ReadWrite",
+        meaning="delegated scope (`scp`) a user token must carry; empty to require a role instead",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_ROLE",
+        field="entra_role",
+        parse=_optional,
+        default="(none)",
+        meaning="app role (`roles`) accepted instead of the scope, for daemon clients",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_ALLOW_V1",
+        field="entra_allow_v1",
+        parse=_boolean,
+        default="false",
+        meaning="also accept v1.0 tokens (`sts.windows.net` issuer)",
+    ),
+    Setting(
+        name="JOBKIT_ENTRA_METADATA_URL",
+        field="entra_metadata_url",
+        parse=_optional,
+        default="(tenant's v2.0 OpenID metadata)",
+        meaning="OpenID metadata URL override (tests, sovereign clouds)",
+    ),
+    # -- limits and the worker
+    Setting(
+        name="JOBKIT_MAX_UPLOAD_BYTES",
+        field="max_upload_bytes",
+        parse=_integer,
+        default="52428800",
+        meaning="largest PDF upload accepted (`413` above)",
+    ),
+    Setting(
+        name="JOBKIT_CONCURRENCY",
+        field="concurrency",
+        parse=_integer,
+        default="4",
+        meaning="jobs one worker process runs at once",
+    ),
+    Setting(
+        name="JOBKIT_LEASE_SECONDS",
+        field="lease_seconds",
+        parse=_number,
+        default="30",
+        meaning="a claim's lease; heartbeats renew it every third of it",
+    ),
+    Setting(
+        name="JOBKIT_GRACE_SECONDS",
+        field="grace_seconds",
+        parse=_number,
+        default="8",
+        meaning="on SIGTERM, how long running jobs may finish before their leases are released",
+    ),
+    Setting(
+        name="JOBKIT_QUEUES",
+        field="queues",
+        parse=_queues,
+        default="(all)",
+        meaning="comma-separated queues this worker takes jobs from",
+    ),
+    Setting(
+        name="JOBKIT_WORKER",
+        field="worker",
+        parse=_boolean,
+        default="true",
+        meaning="`serve` also runs a worker in the API process",
+    ),
+    # -- the embedded default (SQLite, files)
+    Setting(
+        name="JOBKIT_SQLITE_SYNCHRONOUS",
+        field="sqlite_synchronous",
+        parse=_choice("NORMAL", "FULL"),
+        default="NORMAL",
+        meaning="SQLite durability: `NORMAL` (may lose the last commits on power loss) or `FULL`",
+    ),
+    # -- the analyzer, its rate limit and breaker
+    Setting(
+        name="JOBKIT_ANALYZE_PER_MINUTE",
+        field="analyze_per_minute",
+        parse=_number,
+        default="60",
+        meaning="rate limit on analyzer calls per process (token bucket)",
+    ),
+    Setting(
+        name="JOBKIT_BREAKER_FAILURES",
+        field="breaker_failures",
+        parse=_integer,
+        default="5",
+        meaning="consecutive transient analyzer failures that open the circuit breaker",
+    ),
+    Setting(
+        name="JOBKIT_BREAKER_COOLDOWN_SECONDS",
+        field="breaker_cooldown_seconds",
+        parse=_number,
+        default="30",
+        meaning="how long an open breaker waits before a trial call",
+    ),
+    # -- the API
+    Setting(
+        name="JOBKIT_LONG_POLL_MAX_SECONDS",
+        field="long_poll_max_seconds",
+        parse=_number,
+        default="30",
+        meaning="longest `?wait=` on the status endpoint",
+    ),
+    # -- logs and metrics
+    Setting(
+        name="JOBKIT_LOG_LEVEL",
+        field="log_level",
+        parse=_choice("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        meaning="`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    ),
+    Setting(
+        name="JOBKIT_LOG_FORMAT",
+        field="log_format",
+        parse=_choice("json", "text"),
+        default="json",
+        meaning="`json` (one object per line) or `text`",
+    ),
+    # -- the GCP backend (Firestore, Cloud Storage): add below
+    #
+    # -- Gemini: add below
+    #
+    # -- push dispatch (Cloud Run, Cloud Tasks): add below
+    #
+    # -- hardening (quotas, CORS, document limits): add below
+    #
+    # -- wake-ups: add below
+    #
+    # -- the web page: add below
+    #
+)
 
 
 def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -243,14 +301,14 @@ def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
     `errors.ConfigurationError` naming the variable and what it expected."""
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for variable, (field, parse) in _PARSERS.items():
-        raw = environ.get(variable)
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
         if raw is None:
             continue
         try:
-            values[field] = parse(raw)
+            values[setting.field] = setting.parse(raw)
         except ValueError as exc:
-            problems.append(f"{variable}={raw!r}: {exc}")
+            problems.append(f"{setting.name}={raw!r}: {exc}")
     values.update({key: value for key, value in overrides.items() if value is not None})
     settings = Settings(**values)
     problems += _check(settings)

@@ -80,6 +80,7 @@ def test_pure_module_imports_no_side_effect_library(path: Path) -> None:
         ("jobkit", HEAVY),
         ("jobkit.testing", HEAVY),
         ("jobkit.worker", HEAVY),
+        ("jobkit.local", [*HEAVY, "pypdf", "hypothesis"]),
         ("jobkit_gcp", ["starlette", "uvicorn", "prometheus_client"]),
     ],
 )
@@ -103,3 +104,56 @@ def test_core_namespace_lists_exactly_its_public_modules() -> None:
     }
     assert set(jobkit.__all__) == modules
     assert all(hasattr(jobkit, name) for name in jobkit.__all__)
+
+
+# The core's own dependencies; the shell may use them besides the stdlib.
+CORE_DEPENDENCIES = {"attrs", "pyrsistent", "returns", "jobkit"}
+# Shell modules that are interpreters for an optional extra: never imported by their
+# package's `__init__`, so `import jobkit.local` stays light (checked above).
+OPTIONAL_SHELL_IMPORTS = {"local/offline.py": {"pypdf"}}
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted(CORE.rglob("*.py")) if p.relative_to(CORE).parts[0] in SHELL_PACKAGES],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_shell_uses_the_stdlib_only(path: Path) -> None:
+    allowed = sys.stdlib_module_names | CORE_DEPENDENCIES
+    allowed |= OPTIONAL_SHELL_IMPORTS.get(str(path.relative_to(CORE)), set())
+    assert _top_level_imports(path) - allowed == set()
+
+
+@pytest.mark.parametrize("path", pure_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_imports_none_of_its_shell_nor_the_outer_packages(path: Path) -> None:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    named = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            named |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            named.add(node.module)
+            named |= {f"{node.module}.{a.name}" for a in node.names}
+    shell = tuple(f"jobkit.{name}" for name in SHELL_PACKAGES)
+    bad = {
+        name
+        for name in named
+        if name.startswith(shell) or name.split(".")[0] in {"jobkit_http", "jobkit_gcp"}
+    }
+    assert bad == set()
+
+
+@pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_jobkit_imports_neither_outer_package(path: Path) -> None:
+    assert _top_level_imports(path) & {"jobkit_http", "jobkit_gcp"} == set()

@@ -13,10 +13,10 @@ import pytest
 from returns.result import Result
 
 from jobkit import effects, errors, jobs, ports
-from jobkit.local import FileBlobStore, Runtime
+from jobkit.local import FileBlobStore, Runtime, offline
 from jobkit.status import COMPLETED, FAILED
 from jobkit.worker.worker import WorkerConfig
-from jobkit_http import offline, samples
+from jobkit_http import samples
 from jobkit_http.samples import make_sample
 
 SAMPLE = Path(samples.__file__).with_name("sample.pdf")
