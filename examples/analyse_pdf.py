@@ -29,9 +29,9 @@ async def main(document: Path) -> None:
             job = await runtime.get(job_id)
             assert job is not None
             print(f"{document.name}: {jobs.status(job)} after {jobs.attempts(job)} attempt(s)")
-            result = jobs.result(job)
-            assert result is not None
-            answer = json.loads(await runtime.blobs.read(result["resultKey"]))
+            key = jobs.result_key(job)  # where the succeeded attempt wrote its result document
+            assert key is not None
+            answer = json.loads(await runtime.blobs.read(key))
             for page in answer["output"]["pages"]:
                 print(f"  page {page['page']}: {page['text'][:60]!r}...")
 

@@ -11,7 +11,7 @@ import tempfile
 
 from returns.result import Failure, Success
 
-from jobkit import effects, errors, jobs, pipeline, plugins, registry
+from jobkit import documents, effects, errors, jobs, pipeline, plugins, registry
 from jobkit.local import Runtime
 
 
@@ -20,14 +20,15 @@ def count_words(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     source = jobs.input(job)
     if source is None:
         return Failure(errors.permanent("invalid_input", "no document"))
-    text: bytes = yield effects.ReadBlob(key=source["blob"])
+    text: bytes = yield effects.ReadBlob(key=source.blob)
     words = len(text.decode().split())
     yield effects.ReportProgress(current=1, total=1, message="counted")
-    key = pipeline.result_key(job, claim)
-    url: str = yield effects.WriteBlob(
-        key=key, data=json.dumps({"words": words}).encode(), content_type="application/json"
+    written: effects.BlobInfo = yield effects.WriteBlob(
+        key=pipeline.result_key(job, claim),
+        data=json.dumps({"words": words}).encode(),
+        content_type="application/json",
     )
-    return Success(pipeline.Completion(result={"words": words, "resultKey": key}, result_url=url))
+    return Success(pipeline.Completion(result={"words": words}, document=written))
 
 
 WORD_COUNT = registry.JobType(name="word-count", pipeline=count_words, input_required=True)
@@ -52,7 +53,7 @@ async def main() -> None:
             for job_id in ids:
                 job = await runtime.get(job_id)
                 assert job is not None
-                assert jobs.status(job) == "completed", jobs.to_document(job)
+                assert jobs.status(job) == "completed", documents.to_document(job)
                 print(f"{job_id[:8]}: {jobs.status(job)}, {dict(jobs.result(job) or {})}")
 
 

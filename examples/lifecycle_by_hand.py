@@ -27,7 +27,11 @@ def main() -> None:
         job_id="job-1",
         user_id="tenant:alice",
         now=now,
-        input={"blob": "inputs/job-1/document.pdf", "filename": "invoice.pdf"},
+        input=jobs.Input(
+            blob="inputs/job-1/document.pdf",
+            content_type="application/pdf",
+            filename="invoice.pdf",
+        ),
     ).unwrap()
     job, done = machine.step(draft, events.Submitted(), now).unwrap()
     names = [e.name for e in done if isinstance(e, effects.Lifecycle)]
@@ -64,7 +68,9 @@ def main() -> None:
         ),
         effects.ReportProgress: None,
         effects.Analyze: effects.Analysis(model="offline", output={"lines": 3}, pages=2),
-        effects.WriteBlob: "file:///data/results/job-1/attempt-2.json",
+        effects.WriteBlob: effects.BlobInfo(
+            key="results/job-1/attempt-2.json", size=321, content_type="application/json"
+        ),
     }
 
     def respond(effect: effects.PipelineEffect) -> Result[Any, errors.Error]:
@@ -75,12 +81,12 @@ def main() -> None:
     job, done = machine.step(
         job,
         events.AttemptSucceeded(
-            worker="w2", claim=2, result=dict(completion.result), result_url=completion.result_url
+            worker="w2", claim=2, result=completion.result, result_key=completion.document_key
         ),
         later,
     ).unwrap()
     print(f"attempt 2: {jobs.status(job)}, attempts={jobs.attempts(job)}")
-    print(f"result: {jobs.result_url(job)}")
+    print(f"result: {dict(jobs.result(job) or {})} in {jobs.result_key(job)}")
     assert jobs.status(job) == "completed"
     assert jobs.attempts(job) == 2
 

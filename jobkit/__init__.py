@@ -6,6 +6,8 @@ Import the modules, not their members: `from jobkit import jobs, machine`, then
 
 from jobkit import (
     breaker,
+    changes,
+    documents,
     effects,
     errors,
     events,
@@ -15,6 +17,7 @@ from jobkit import (
     machine,
     pipeline,
     ratelimit,
+    records,
     registry,
     retry,
     schedule,
@@ -26,6 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "breaker",
+    "changes",
+    "documents",
     "effects",
     "errors",
     "events",
@@ -35,6 +40,7 @@ __all__ = [
     "machine",
     "pipeline",
     "ratelimit",
+    "records",
     "registry",
     "retry",
     "schedule",

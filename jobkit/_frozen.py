@@ -11,6 +11,7 @@ JSON text remembering the parts jobs share.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from itertools import chain
@@ -18,7 +19,7 @@ from typing import Any, Final, cast
 
 from pyrsistent import PMap, PVector, pmap, pvector
 
-from jobkit import instants
+from jobkit import _cache, instants
 
 PMAP_TYPE: type = type(pmap())
 PVECTOR_TYPE: type = type(pvector())
@@ -64,6 +65,11 @@ def _layout_holds() -> bool:
 
 
 _LAYOUT: Final = _layout_holds()
+if not _LAYOUT:  # correct either way, only slower: say so once, where operators look
+    logging.getLogger("jobkit").warning(
+        "pyrsistent's map layout is not the one jobkit reads directly; using its public API"
+        " (slower). Report the pyrsistent version to jobkit."
+    )
 
 pairs: Callable[[PMap[Any, Any]], list[tuple[Any, Any]]] = (
     _pairs_direct if _LAYOUT else lambda value: list(value.iteritems())
@@ -185,18 +191,13 @@ def encode(value: Any) -> str:
     return "".join(_ENCODE(value, 0))
 
 
-# A new version of a job shares most of its parts (params, input, metadata, an
-# error) with the one before, as the same immutable objects: their
-# text is remembered by identity. Each entry holds its object, so that its id cannot
-# be reused while the entry lives. Bounded in entries and in characters; when full
-# it is simply cleared, which costs one miss per part of the few jobs in flight.
-_TEXTS: dict[int, tuple[Any, str]] = {}
-_MAX_TEXTS: Final = 1024  # a worker has a few hundred parts in flight; more only feeds the GC
-_MAX_CHARS: Final = 1 << 20
-_chars = [0]  # characters held by _TEXTS
+# A new version of a job shares most of its parts (params, input, metadata...) with the
+# one before, as the same immutable objects: their text is remembered by identity.
+_TEXTS: Final = _cache.IdentityCache[str](max_entries=1024, max_size=1 << 20)  # characters
 
 
 _HEADS: dict[str, str] = {}  # `"key":` by key: a job's keys recur in every write
+_MAX_HEADS: Final = 1024
 
 
 def to_json(value: Any, *, shared: bool = False) -> str:
@@ -232,16 +233,11 @@ def _text(value: Any) -> str:
     if kind is int:
         return int.__repr__(value)
     if kind is _PMAP or kind is _PVECTOR:
-        found = _TEXTS.get(id(value))
-        if found is not None and found[0] is value:
-            return found[1]
+        found = _TEXTS.get(value)
+        if found is not None:
+            return found
         text = _map_text(pairs(value)) if kind is _PMAP else _vector_text(value)
-        if len(_TEXTS) >= _MAX_TEXTS or _chars[0] > _MAX_CHARS:
-            _TEXTS.clear()
-            _chars[0] = 0
-        _TEXTS[id(value)] = (value, text)
-        _chars[0] += len(text)
-        return text
+        return _TEXTS.put(value, text, len(text))
     if kind is bool:
         return "true" if value else "false"
     if kind is datetime:
@@ -261,7 +257,7 @@ def _map_text(items: list[tuple[Any, Any]]) -> str:
         if head is None:
             if type(key) is not str:  # JSON keys are strings: let the encoder convert or refuse
                 return ENCODER.encode(dict(items))
-            if len(_HEADS) >= _MAX_TEXTS:
+            if len(_HEADS) >= _MAX_HEADS:
                 _HEADS.clear()
             head = _HEADS[key] = _string(key) + ":"
         # The commonest values inline; the rest, containers included, through `_text`.

@@ -28,6 +28,8 @@ class StatBlob:
 
 @attrs.frozen(kw_only=True)
 class BlobInfo:
+    """A stored blob: what `StatBlob` finds and `WriteBlob` made (a result's reference)."""
+
     key: str
     size: int
     content_type: str
@@ -45,7 +47,7 @@ class ReadBlob:
 @attrs.frozen(kw_only=True)
 class WriteBlob:
     """Store `data` at `key`, atomically: a reader sees the old blob or the new one,
-    never a part. Returns the blob's URL (`str`). Idempotent: the key is deterministic
+    never a part. Returns the blob's `BlobInfo`. Idempotent: the key is deterministic
     per job and attempt, so a repeat overwrites the same bytes."""
 
     key: str
@@ -125,4 +127,3 @@ class DeleteJob:
 
 
 MachineEffect = Lifecycle | DeleteBlob | DeleteJob
-Effect = PipelineEffect | MachineEffect

@@ -54,29 +54,8 @@ def permanent(code: str, message: str, **context: Any) -> Error:
     return error(code, message, retryable=False, context=context)
 
 
-def to_map(err: Error) -> PMap[str, Any]:
-    return pmap(
-        {
-            "code": err.code,
-            "message": err.message,
-            "retryable": err.retryable,
-            "context": err.context,
-            "at": err.at,
-        }
-    )
-
-
-def from_map(data: Mapping[str, Any]) -> Error:
-    return Error(
-        code=data["code"],
-        message=data["message"],
-        retryable=data["retryable"],
-        context=data.get("context") or {},
-        at=data.get("at"),
-    )
-
-
 def to_document(err: Error) -> dict[str, Any]:
+    """The error as plain JSON values: how a job's document, the API and the logs show it."""
     return {
         "code": err.code,
         "message": err.message,
@@ -87,7 +66,14 @@ def to_document(err: Error) -> dict[str, Any]:
 
 
 def from_document(doc: Mapping[str, Any]) -> Error:
-    return from_map({**doc, "at": instants.parse_or_none(doc.get("at"))})
+    """Inverse of `to_document`; `context` and `at` may be absent."""
+    return Error(
+        code=doc["code"],
+        message=doc["message"],
+        retryable=doc["retryable"],
+        context=doc.get("context") or {},
+        at=instants.parse_or_none(doc.get("at")),
+    )
 
 
 @attrs.frozen(kw_only=True)

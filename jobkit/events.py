@@ -56,13 +56,14 @@ class ProgressReported:
 
 @attrs.frozen(kw_only=True)
 class AttemptSucceeded:
-    """The attempt finished; `result` is the pipeline's summary, `result_url` its document."""
+    """The attempt finished; `result` is the pipeline's summary, `result_key` the blob of
+    the result document it wrote, if any."""
 
     kind: ClassVar[str] = "succeeded"
     worker: str
     claim: int
     result: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
-    result_url: str | None = None
+    result_key: str | None = None
 
 
 @attrs.frozen(kw_only=True)

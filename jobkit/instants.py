@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime, timedelta
 
+from jobkit import _cache
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Every write of a job formats its instants and every read parses them, and most
@@ -13,16 +15,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # (the entry holds it, so that its id cannot be reused meanwhile), parsed instants
 # by their text; both are bounded, and invisible: the functions are pure.
 _CACHED = 1024  # a worker has a few hundred instants in flight; more only feeds the GC
-_TEXTS: dict[int, tuple[datetime, str]] = {}
+_TEXTS = _cache.IdentityCache[str](max_entries=_CACHED)
 _DATES: dict[int, str] = {}  # `2026-11-28T` by the day's ordinal
 _TWO = tuple(f"{n:02d}" for n in range(100))
 
 
 def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: instants.format
     """`2026-11-28T18:49:48.123456Z`: fixed width, so text order is time order."""
-    found = _TEXTS.get(id(at))
-    if found is not None and found[0] is at:
-        return found[1]
+    found = _TEXTS.get(at)
+    if found is not None:
+        return found
     if type(at) is not datetime or at.tzinfo is not UTC:
         # Not cached: a naive instant is read in the local time zone, which may change
         # under a running process, and a subclass may format itself its own way.
@@ -43,8 +45,7 @@ def format(at: datetime) -> str:  # noqa: A001 - the module is the namespace: in
             two[micro // 10000], two[micro // 100 % 100], two[micro % 100], "Z",
         )
     )  # fmt: skip
-    _remember(at, text)
-    return text
+    return _TEXTS.put(at, text)
 
 
 def parse(text: str) -> datetime:
@@ -64,14 +65,8 @@ def _parse(text: str) -> datetime:
     if len(text) == 27 and text[26] == "Z" and text[10] == "T" and text[19] == ".":
         # Already `format`'s text (a stored job's instants are): remember it as such,
         # so that writing the job back does not format it again.
-        _remember(at, text)
+        _TEXTS.put(at, text)
     return at
-
-
-def _remember(at: datetime, text: str) -> None:
-    if len(_TEXTS) >= _CACHED:
-        _TEXTS.clear()
-    _TEXTS[id(at)] = (at, text)
 
 
 _parse_cached = functools.lru_cache(maxsize=_CACHED)(_parse)

@@ -13,7 +13,7 @@ from typing import assert_never
 import attrs
 from returns.result import Failure, Result, Success
 
-from jobkit import _frozen, effects, errors, events, instants, jobs, retry
+from jobkit import changes, effects, errors, events, instants, jobs, retry
 from jobkit.status import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING, Status, targets
 
 Effects = tuple[effects.MachineEffect, ...]
@@ -54,7 +54,7 @@ def _lost(job: jobs.Job, event: events.Event, worker: str) -> Failure[errors.Job
 
 # What a legal event writes (the changes, the new status, the effects), or why it is
 # refused. Not a `Result`: `step` makes that, once, from this.
-Moved = tuple[jobs.Change, Status, Effects] | Failure[errors.JobError]
+Moved = tuple[changes.Change, Status, Effects] | Failure[errors.JobError]
 
 
 # The lifecycle event an attempt's end emits, before the job's own (`retried` or `failed`).
@@ -76,7 +76,7 @@ def _end_attempt(
     decision = retry.decide(
         policy, err, attempts=attempts, max_attempts=jobs.max_attempts(job), now=now, sample=sample
     )
-    change = jobs.Change(job).attempts(attempts).no_lease().error(err)
+    change = changes.Change(job).attempts(attempts).no_lease().error(err)
     match decision:
         case retry.RetryAt(at=at, delay=delay):
             change.attempt_ended(
@@ -95,7 +95,7 @@ def _end_attempt(
 
 def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: datetime) -> Moved:
     """What a legal event writes: the changes, the new status, and the effects."""
-    same = jobs.Change(job)
+    same = changes.Change(job)
     match event:
         case events.Submitted():
             created = _lifecycle(job, "created", jobs.claim(job))
@@ -118,14 +118,11 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
             if not 0 <= done <= total:
                 return _refuse(job, event, "invalid_progress", f"progress {done}/{total}")
             return same.progress(done, total, event.message), PROCESSING, ()
-        case events.AttemptSucceeded(worker=worker, claim=claim, result=result, result_url=url):
+        case events.AttemptSucceeded(worker=worker, claim=claim, result=result, result_key=key):
             if not _holds_lease(job, worker, claim):
                 return _lost(job, event, worker)
-            key = _frozen.get(result, "resultKey")
-            change = same.attempts(jobs.attempts(job) + 1).no_lease().result(result, url)
-            change.attempt_ended(
-                at=now, outcome=jobs.SUCCEEDED, result_key=key if isinstance(key, str) else None
-            )
+            change = same.attempts(jobs.attempts(job) + 1).no_lease().result(result)
+            change.attempt_ended(at=now, outcome=jobs.SUCCEEDED, result_key=key)
             change.error(None).status(COMPLETED)
             return change, COMPLETED, (_lifecycle(job, "completed", claim),)
         case events.AttemptFailed(worker=worker, claim=claim, error=err, policy=policy):

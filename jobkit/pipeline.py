@@ -21,10 +21,15 @@ from jobkit import _frozen, effects, errors, jobs
 
 @attrs.frozen(kw_only=True)
 class Completion:
-    """A pipeline's successful outcome: a small summary kept in the job, and its document."""
+    """A pipeline's successful outcome: a small summary kept in the job (`jobs.result`), and
+    the result document it wrote (what `WriteBlob` answered), which the API serves."""
 
     result: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
-    result_url: str | None = None
+    document: effects.BlobInfo | None = None
+
+    @property
+    def document_key(self) -> str | None:
+        return None if self.document is None else self.document.key
 
 
 Outcome = Result[Completion, errors.Error]

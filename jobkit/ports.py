@@ -86,8 +86,9 @@ class BlobStore(Protocol):
     async def delete(self, key: str) -> None:
         """Idempotent: deleting a missing blob succeeds."""
 
-    def url(self, key: str) -> str:
-        """Where the blob lives (`file://…`, `gs://…`): stable, for the job's `resultUrl`."""
+    def url(self, key: str) -> str | None:
+        """Where other services can read the blob (`gs://…`), recorded as a job's input
+        `uri`; None when the blobs are private to this service (a local folder)."""
 
 
 class Analyzer(Protocol):

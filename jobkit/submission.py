@@ -133,7 +133,7 @@ def new_job(
     job_id: str,
     user_id: str,
     now: datetime,
-    input: Mapping[str, Any] | None = None,  # noqa: A002 - the JSON name
+    input: jobs.Input | None = None,  # noqa: A002 - the JSON name
     accepted: frozenset[str] = ACCEPTED,
     idempotency: Mapping[str, str] | None = None,
 ) -> Result[jobs.Job, errors.Invalid]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from typing import Any
 
 from returns.result import Failure, Success
 from starlette.requests import Request
@@ -17,10 +16,11 @@ from jobkit import (
     jobs,
 )
 from jobkit.worker import commands
+from jobkit_http import views
 from jobkit_http.problems import Problem
 from jobkit_http.service import Service
 
-PREFIX = "/api/v1"
+PREFIX = views.PREFIX
 # The form `str(uuid.UUID(...))` gives, which clients echo back: no need to parse it.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -66,33 +66,11 @@ async def owned_job(request: Request, user: str) -> jobs.Job:
     return job
 
 
-def links(job_id: str) -> dict[str, str]:
-    return {
-        "jobUrl": f"{PREFIX}/jobs/{job_id}",
-        "statusUrl": f"{PREFIX}/jobs/{job_id}/status",
-        "resultUrl": f"{PREFIX}/jobs/{job_id}/result",
-    }
-
-
-def document(job: jobs.Job) -> dict[str, Any]:
-    """The job as served: its document, with links the client can follow.
-
-    `resultUrl` is the API's result endpoint, not the storage location: clients
-    fetch through the API (which checks who asks), and the server's layout stays
-    its own.
-    """
-    served = {**jobs.to_document(job), "links": links(jobs.id(job))}
-    if served["resultUrl"] is not None:
-        served["resultUrl"] = served["links"]["resultUrl"]
-    return served
-
-
 def accepted(job: jobs.Job, *, replayed: bool = False) -> JSONResponse:
-    job_id = jobs.id(job)
-    headers = {"Location": f"{PREFIX}/jobs/{job_id}"}
+    body = views.accepted_view(job)
+    headers = {"Location": body["jobUrl"]}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    body = {"id": job_id, "status": jobs.status(job).value, **links(job_id)}
     return JSONResponse(body, status_code=202, headers=headers)
 
 
@@ -129,13 +107,13 @@ async def _command(request: Request, event: events.Event) -> jobs.Job:
 
 
 async def cancel_job(request: Request) -> Response:
-    return JSONResponse(document(await _command(request, events.CancelRequested())))
+    return JSONResponse(views.job_view(await _command(request, events.CancelRequested())))
 
 
 async def retry_job(request: Request) -> Response:
     job = await _command(request, events.RetryRequested())
     service(request).submitted(job)
-    return JSONResponse(document(job))
+    return JSONResponse(views.job_view(job))
 
 
 async def delete_record(request: Request) -> Response:

@@ -7,7 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from jobkit import jobs, listing, submission
+from jobkit import listing, submission
+from jobkit_http import views
 
 P = "/api/v1"
 JSON = "application/json"
@@ -146,22 +147,20 @@ SCHEMAS: dict[str, Any] = {
     },
     "HistoryEntry": {
         "type": "object",
-        "required": list(jobs.ENTRY_KEYS),  # every key, null when unset
+        "required": list(views.ENTRY_KEYS),  # every key, null when unset
         "properties": {
             "attempt": {"type": "integer", "minimum": 1},
-            "worker": {"type": "string"},
             "startedAt": INSTANT,
             "endedAt": NULLABLE_INSTANT,
             "outcome": {"enum": ["succeeded", "failed", "stalled", "released", None]},
             "error": NULLABLE_ERROR,
             "nextRunAt": NULLABLE_INSTANT,
             "delaySeconds": {"type": ["number", "null"]},
-            "resultKey": NULLABLE_STRING,
         },
     },
     "Job": {
         "type": "object",
-        "required": [*jobs.FIELDS, "links"],
+        "required": list(views.FIELDS),
         "properties": {
             "id": {"type": "string", "format": "uuid"},
             "userId": {"type": "string"},
@@ -171,21 +170,27 @@ SCHEMAS: dict[str, Any] = {
             "queue": {"type": "string"},
             "runAt": INSTANT,
             "params": {"type": "object"},
-            "input": {"type": ["object", "null"]},
-            "result": {"type": ["object", "null"]},
-            "resultUrl": NULLABLE_STRING,
+            "input": {
+                "type": ["object", "null"],
+                "description": "The uploaded document: filename, size, contentType.",
+            },
+            "result": {
+                "type": ["object", "null"],
+                "description": "The job type's summary of its result (the document is at"
+                " resultUrl).",
+            },
             "error": NULLABLE_ERROR,
             "attempts": {"type": "integer", "minimum": 0},
             "maxAttempts": {"type": "integer", "minimum": 1},
             "history": {"type": "array", "items": ref("HistoryEntry")},
             "progress": PROGRESS,
-            "leaseOwner": NULLABLE_STRING,
             "leaseExpiresAt": NULLABLE_INSTANT,
             "version": {"type": "integer", "minimum": 1},
             "createdAt": INSTANT,
             "updatedAt": INSTANT,
             "metadata": {"type": "object"},
             "idempotency": {"type": ["object", "null"]},
+            "resultUrl": NULLABLE_STRING,
             "links": ref("Links"),
         },
     },
@@ -199,18 +204,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "required": [
-            "id",
-            "status",
-            "progress",
-            "attempts",
-            "maxAttempts",
-            "nextRunAt",
-            "resultUrl",
-            "error",
-            "updatedAt",
-            "version",
-        ],
+        "required": list(views.STATUS_FIELDS),
         "properties": {
             "id": {"type": "string", "format": "uuid"},
             "status": {"enum": ["pending", "processing", "completed", "failed", "cancelled"]},

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from returns.result import Failure, Success
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from jobkit import errors, instants, jobs, listing, ports, status
-from jobkit_http.api import document, links, owned_job, principal_of, service
+from jobkit import _cache, errors, instants, jobs, listing, ports, status
+from jobkit_http import views
+from jobkit_http.api import owned_job, principal_of, service
 from jobkit_http.problems import Problem, invalid
 
 MAX_CURSOR = 512  # issued cursors are ~150 characters; longer ones are refused unparsed
@@ -100,51 +101,27 @@ async def list_jobs(request: Request) -> Response:
     query = list_query(request)
     page = await service(request).runtime.store.list(user, query)
     return JSONResponse(
-        {"jobs": [document(job) for job in page.jobs], "nextCursor": page.next_cursor}
+        {"jobs": [views.job_view(job) for job in page.jobs], "nextCursor": page.next_cursor}
     )
 
 
 async def get_job(request: Request) -> Response:
     user = await principal_of(request)
-    return JSONResponse(document(await owned_job(request, user)))
+    return JSONResponse(views.job_view(await owned_job(request, user)))
 
 
-def status_document(job: jobs.Job) -> dict[str, Any]:
-    """What a poller needs, and no more."""
-    err = jobs.error(job)
-    result = jobs.result(job)
-    job_id = jobs.id(job)
-    return {
-        "id": job_id,
-        "status": jobs.status(job).value,
-        "progress": None if jobs.progress(job) is None else dict(jobs.progress(job) or {}),
-        "attempts": jobs.attempts(job),
-        "maxAttempts": jobs.max_attempts(job),
-        "nextRunAt": instants.format_or_none(jobs.next_run_at(job)),
-        "resultUrl": links(job_id)["resultUrl"] if result and result.get("resultKey") else None,
-        "error": None if err is None else errors.to_document(err),
-        "updatedAt": instants.format(jobs.updated_at(job)),
-        "version": jobs.version(job),
-    }
-
-
-# id(job) -> (job, the status document's JSON). Pollers read the same job value until it
-# changes (the store hands back the job it decoded before), so its body is built once;
-# holding the job keeps its id from being reused. Ownership is still checked per request.
-_BODIES: dict[int, tuple[jobs.Job, bytes]] = {}
-_MAX_BODIES: Final = 1024  # cleared when full, like the caches in `jobkit._frozen`
+# Status bodies by job value. Pollers read the same job value until it changes (the store
+# hands back the job it decoded before), so its body is built once. Ownership is still
+# checked per request.
+_BODIES: Final = _cache.IdentityCache[bytes](max_entries=1024)
 
 
 def status_body(job: jobs.Job) -> bytes:
-    """`status_document(job)` rendered as `JSONResponse` renders it."""
-    found = _BODIES.get(id(job))
-    if found is not None and found[0] is job:
-        return found[1]
-    body = bytes(JSONResponse(status_document(job)).body)
-    if len(_BODIES) >= _MAX_BODIES:
-        _BODIES.clear()
-    _BODIES[id(job)] = (job, body)
-    return body
+    """`views.status_view(job)` rendered as `JSONResponse` renders it."""
+    found = _BODIES.get(job)
+    if found is None:
+        found = _BODIES.put(job, bytes(JSONResponse(views.status_view(job)).body))
+    return found
 
 
 def etag(job: jobs.Job) -> str:
@@ -213,7 +190,6 @@ async def get_status(request: Request) -> Response:
 async def get_result(request: Request) -> Response:
     user = await principal_of(request)
     job = await owned_job(request, user)
-    result = jobs.result(job)
     if jobs.status(job) != status.COMPLETED:
         raise Problem(
             409,
@@ -221,8 +197,8 @@ async def get_result(request: Request) -> Response:
             f"the job is {jobs.status(job).value}; its result exists once it has completed",
             jobStatus=jobs.status(job).value,
         )
-    key = None if result is None else result.get("resultKey")
-    if not isinstance(key, str):
+    key = jobs.result_key(job)
+    if key is None:
         raise Problem(404, "no-result", "this job completed without a result document")
     blobs = service(request).runtime.blobs
     try:

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from returns.result import Result
 
-from jobkit import effects, errors, jobs, ports, registry
+from jobkit import documents, effects, errors, jobs, ports, registry
 from jobkit.worker.worker import Worker
 from jobkit_http import auth
 from jobkit_http.metrics import Metrics
@@ -93,13 +93,13 @@ class Service:
         level = logging.WARNING if effect.name == "stalled" else logging.INFO
         log.log(level, "job %s", effect.name, extra=fields)
         if effect.name == "failed":
-            error = jobs.error(job)
+            error, source = jobs.error(job), jobs.input(job)
             log.error(
                 "job failed",
                 extra={
                     **fields,
                     "params": dict(jobs.params(job)),
-                    "input": dict(jobs.input(job) or {}),
+                    "input": None if source is None else documents.input_to_document(source),
                     "error": None if error is None else errors.to_document(error),
                     "attempts": jobs.attempts(job),
                 },

@@ -117,7 +117,7 @@ async def validate_and_submit(
     job_id: str,
     fields: dict[str, Any],
     *,
-    source: dict[str, Any] | None = None,
+    source: jobs.Input | None = None,
     token: dict[str, str] | None = None,
 ) -> Response:
     """`422` for an invalid submission, else store it (honouring its Idempotency-Key)."""
@@ -168,9 +168,9 @@ async def create_pdf_job(request: Request) -> Response:
         finally:
             stored = await svc.runtime.store.get(job_id)
             source = None if stored is None else jobs.input(stored)
-            used = None if source is None else source.get("blob")
-            if used != upload.input["blob"]:  # nothing refers to the upload: do not keep it
-                await svc.runtime.blobs.delete(upload.input["blob"])
+            used = None if source is None else source.blob
+            if used != upload.input.blob:  # nothing refers to the upload: do not keep it
+                await svc.runtime.blobs.delete(upload.input.blob)
     raise AssertionError("unreachable")
 
 

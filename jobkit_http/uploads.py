@@ -11,7 +11,7 @@ import attrs
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from jobkit import errors, ports
+from jobkit import errors, jobs, ports
 from jobkit_http.limits import MAX_JSON_DEPTH, too_deep
 from jobkit_http.problems import Problem, invalid
 
@@ -40,7 +40,7 @@ MAX_FILENAME = 255
 class Upload:
     fields: dict[str, str]
     sha256: str
-    input: dict[str, Any]
+    input: jobs.Input
 
 
 async def receive_pdf(request: Request, blobs: ports.BlobStore, key: str, max_bytes: int) -> Upload:
@@ -102,7 +102,13 @@ async def receive_pdf(request: Request, blobs: ports.BlobStore, key: str, max_by
     return Upload(
         fields=fields,
         sha256=digest.hexdigest(),
-        input={"blob": key, "filename": filename, "size": size, "contentType": "application/pdf"},
+        input=jobs.Input(
+            blob=key,
+            content_type="application/pdf",
+            filename=filename,
+            size=size,
+            uri=blobs.url(key),
+        ),
     )
 
 

@@ -56,9 +56,9 @@ def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.
 
 def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     source = jobs.input(job)
-    if source is None or not isinstance(source.get("blob"), str):
+    if source is None:
         return Failure(errors.permanent("invalid_input", "the job has no input document"))
-    key: str = source["blob"]
+    key = source.blob
     params = jobs.params(job)
     yield effects.ReportProgress(current=0, total=1, message="checking the document")
     info: effects.BlobInfo = yield effects.StatBlob(key=key)
@@ -75,7 +75,7 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         "attempt": claim,
         "model": analysis.model,
         "document": {
-            "filename": source.get("filename"),
+            "filename": source.filename,
             "bytes": info.size,
             "pages": analysis.pages,
             **_frozen.thaw(analysis.document),
@@ -83,20 +83,14 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         "output": _frozen.thaw(analysis.output),
         "usage": _frozen.thaw(analysis.usage),
     }
-    result_key = pipeline.result_key(job, claim)
-    url: str = yield effects.WriteBlob(
-        key=result_key,
+    written: effects.BlobInfo = yield effects.WriteBlob(
+        key=pipeline.result_key(job, claim),
         data=json.dumps(document, ensure_ascii=False, indent=2).encode(),
         content_type="application/json",
     )
     yield effects.ReportProgress(current=1, total=1, message="done")
-    summary = {
-        "resultKey": result_key,
-        "model": analysis.model,
-        "pages": analysis.pages,
-        "bytes": info.size,
-    }
-    return Success(pipeline.Completion(result=summary, result_url=url))
+    summary = {"model": analysis.model, "pages": analysis.pages, "bytes": info.size}
+    return Success(pipeline.Completion(result=summary, document=written))
 
 
 JOB_TYPE = registry.JobType(

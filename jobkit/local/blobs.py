@@ -126,9 +126,10 @@ class FileBlobStore:
         check_key(key)
         await asyncio.to_thread(self._delete, key)
 
-    def url(self, key: str) -> str:
+    def url(self, key: str) -> str | None:
+        """None: the folder is this machine's own, no other service reads a blob from it."""
         check_key(key)
-        return (self._root / key).as_uri()
+        return None
 
     # -- blocking parts, run in threads -----------------------------------------------
 

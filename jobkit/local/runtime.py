@@ -95,7 +95,7 @@ class Runtime:
         """Validate and enqueue a job; `document` (bytes or a file path) becomes its input."""
         job_id = commands.new_id()
         now = self.clock()
-        source: dict[str, Any] | None = None
+        source: jobs.Input | None = None
         if document is not None:
             name = filename or (document.name if isinstance(document, Path) else "document")
             kind = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -105,14 +105,16 @@ class Runtime:
                 _file_chunks(document) if isinstance(document, Path) else _bytes_chunks(document)
             )
             size = await self.blobs.put(key, chunks, kind)
-            source = {"blob": key, "filename": name, "size": size, "contentType": kind}
+            source = jobs.Input(
+                blob=key, content_type=kind, filename=name, size=size, uri=self.blobs.url(key)
+            )
         checked = submission.new_job(
             request, types=self.types, job_id=job_id, user_id=user_id, now=now, input=source
         )
         match checked:
             case Failure(_):
                 if source is not None:
-                    await self.blobs.delete(source["blob"])
+                    await self.blobs.delete(source.blob)
                 return checked
             case Success(draft):
                 job = await commands.submit(self.store, draft, now)

@@ -1,7 +1,7 @@
 """The SQLite job table: its migrations, its rows, and every statement the store runs.
 
 One row per job: the columns the store filters and sorts on, copied from the
-job, and the whole job as its compact JSON document (`jobs.to_document`), which
+job, and the whole job as its document's compact JSON text (`records.to_json`), which
 is what reads return. Instants are `instants.format` text, fixed width, so text
 order is time order and `listing.sort_key` tuples compare the same in SQL.
 
@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, assert_never
 
-from jobkit import errors, instants, jobs, listing
+from jobkit import errors, instants, jobs, listing, records
 
 # Each step moves the file from version n to n + 1 (`PRAGMA user_version`).
 # Append only: a shipped step is never edited, since files in the field ran it.
@@ -50,6 +50,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX jobs_due ON jobs (run_at) WHERE status = 'pending'",
         "CREATE INDEX jobs_due_queue ON jobs (queue, run_at) WHERE status = 'pending'",
         "CREATE INDEX jobs_lease ON jobs (lease_expires_at, id) WHERE status = 'processing'",
+    ),
+    (  # 3: one fact, one field: a result's place is its succeeded history entry's resultKey
+        "UPDATE jobs SET doc = json_remove(doc, '$.resultUrl', '$.result.resultKey')"
+        " WHERE json_type(doc, '$.resultUrl') IS NOT NULL"
+        " OR json_type(doc, '$.result.resultKey') IS NOT NULL",
     ),
 )
 VERSION: Final = len(MIGRATIONS)
@@ -265,16 +270,16 @@ PRAGMAS: Final = (
 
 
 def encode(job: jobs.Job) -> Row:
-    """The job's row: indexed columns read from the job, then the job as JSON (`jobs.to_json`).
+    """The job's row: indexed columns read from the job, then the job as JSON (`records.to_json`).
 
     Instants go through `instants.format` both here and in the JSON, so a
     column always holds exactly the text its document does.
     """
-    return jobs.to_record(job)  # in COLUMNS order: the row itself, one pass over the job
+    return records.to_record(job)  # in COLUMNS order: the row itself, one pass over the job
 
 
 def decode(doc: str) -> jobs.Job:
-    return jobs.from_json(doc)
+    return records.from_json(doc)
 
 
 def is_busy(exc: sqlite3.Error) -> bool:

@@ -178,7 +178,10 @@ class Worker:
         match outcome:
             case Success(done):
                 event = events.AttemptSucceeded(
-                    worker=self.id, claim=self.claim, result=done.result, result_url=done.result_url
+                    worker=self.id,
+                    claim=self.claim,
+                    result=done.result,
+                    result_key=done.document_key,
                 )
             case Failure(err):
                 sample = run.rng.random()

@@ -75,7 +75,7 @@ def duration(rng: random.Random, effect: effects.PipelineEffect, mean: float) ->
 def _document(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     """Stat the input, analyse it section by section with progress, write the result."""
     source = jobs.input(job)
-    key = str(source["blob"]) if source is not None else pipeline.input_key(jobs.id(job), "pdf")
+    key = source.blob if source is not None else pipeline.input_key(jobs.id(job), "pdf")
     sections = int(jobs.params(job).get("sections", 1))
     info = yield effects.StatBlob(key=key)
     pages = 0
@@ -87,8 +87,8 @@ def _document(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         yield effects.ReportProgress(current=section, total=sections, message=f"part {section}")
     out = pipeline.result_key(job, claim)
     body = json.dumps({"job": jobs.id(job), "claim": claim, "pages": pages}).encode()
-    url = yield effects.WriteBlob(key=out, data=body, content_type=RESULT_TYPE)
-    completion = pipeline.Completion(result={"resultKey": out, "pages": pages}, result_url=url)
+    written = yield effects.WriteBlob(key=out, data=body, content_type=RESULT_TYPE)
+    completion = pipeline.Completion(result={"pages": pages}, document=written)
     return Success(completion)
 
 
@@ -102,10 +102,6 @@ def job_types(max_attempts: int, backoff_base: float, backoff_cap: float) -> reg
 # -- performers: an in-memory blob store and a pretend analyser ----------------------
 
 Performed = Result[Any, errors.Error]
-
-
-def blob_url(key: str) -> str:
-    return f"sim://blobs/{key}"
 
 
 def written_by(data: bytes) -> tuple[str, int]:
@@ -145,7 +141,8 @@ class World:
 
     def _write(self, effect: effects.WriteBlob) -> Performed:
         self.blobs[effect.key] = effect.data
-        return Success(blob_url(effect.key))
+        info = effects.BlobInfo(key=effect.key, size=len(effect.data), content_type=RESULT_TYPE)
+        return Success(info)
 
     def _delete(self, effect: effects.DeleteBlob) -> Performed:
         self.blobs.pop(effect.key, None)

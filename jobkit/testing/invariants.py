@@ -23,8 +23,8 @@ def check(report: Report) -> list[str]:
     - Every logged move is in `status.TRANSITIONS`; attempts never exceed maxAttempts;
       the logged claims are the history's entries; `released` only at the shutdown.
     - No job completed twice, or after it was cancelled.
-    - A completed job has one succeeded attempt; its claim names the resultKey, the
-      resultUrl points at that key, and that claim wrote the blob.
+    - A completed job has one succeeded attempt; it names the resultKey its claim wrote,
+      the job's result key is that one, and that claim wrote the blob.
     - The `stalled` history entries are exactly the injected lease losses, by (job,
       claim): crashes while holding a lease, and slow calls whose worker woke to find
       its lease reaped.
@@ -103,11 +103,8 @@ def _check_result(report: Report, job: jobs.Job, claim: int, entry_key: str | No
     key = pipeline.result_key(job, claim)
     result = jobs.result(job)
     problems = []
-    # `resultKey` here is a field of the pipeline's own result document, not of the job.
-    if result is None or result.get("resultKey") != key or entry_key != key:
+    if result is None or entry_key != key or jobs.result_key(job) != key:
         problems.append(f"result key {entry_key!r} is not the succeeded claim {claim}'s {key!r}")
-    if jobs.result_url(job) != faults.blob_url(key):
-        problems.append(f"resultUrl {jobs.result_url(job)!r} does not point at {key!r}")
     data = report.blobs.get(key)
     if data is None or faults.written_by(data) != (jobs.id(job), claim):
         problems.append(f"blob {key!r} was not written by claim {claim}")

@@ -257,7 +257,7 @@ class Run:
             request["maxAttempts"] = rng.randint(1, c.max_attempts)
         key = pipeline.input_key(job_id, "pdf")
         self.world.blobs[key] = b"%PDF-sim " + job_id.encode() * rng.randint(1, 4)
-        source = {"blob": key, "contentType": faults.INPUT_TYPE}
+        source = jobs.Input(blob=key, content_type=faults.INPUT_TYPE)
         now = self.now()
         match submission.new_job(
             request, types=self.types, job_id=job_id, user_id="sim", now=now, input=source

@@ -28,9 +28,12 @@ def blob_performers(store: ports.BlobStore) -> Performers:
         except ports.BlobNotFound:
             return _missing(effect.key)
 
-    async def write(effect: effects.WriteBlob) -> Result[str, errors.Error]:
+    async def write(effect: effects.WriteBlob) -> Result[effects.BlobInfo, errors.Error]:
         await store.put_bytes(effect.key, effect.data, effect.content_type)
-        return Success(store.url(effect.key))
+        info = effects.BlobInfo(
+            key=effect.key, size=len(effect.data), content_type=effect.content_type
+        )
+        return Success(info)
 
     async def delete(effect: effects.DeleteBlob) -> Result[None, errors.Error]:
         await store.delete(effect.key)

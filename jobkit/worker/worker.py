@@ -382,7 +382,7 @@ class Worker:
                     worker=self.id,
                     claim=attempt.claim,
                     result=completion.result,
-                    result_url=completion.result_url,
+                    result_key=completion.document_key,
                 )
             case Failure(err):
                 return self._failed(attempt, job_type, err)

@@ -181,7 +181,9 @@ def drafts(draw: st.DrawFn) -> tuple[jobs.Job, datetime]:
             request["runAt"] = at.astimezone(offset).isoformat()
     document = None
     if type_name == "document" or draw(st.booleans()):
-        document = {"blob": pipeline.input_key(job_id, "pdf"), "contentType": "application/pdf"}
+        document = jobs.Input(
+            blob=pipeline.input_key(job_id, "pdf"), content_type="application/pdf"
+        )
     draft: jobs.Job = submission.new_job(
         request, types=TYPES, job_id=job_id, user_id=draw(user_ids), now=now, input=document
     ).unwrap()
@@ -208,15 +210,9 @@ def leases(job: jobs.Job) -> st.SearchStrategy[Lease]:
     return stale if owner is None else st.just((owner, claim)) | stale
 
 
-def results(job: jobs.Job) -> st.SearchStrategy[dict[str, Any]]:
-    """An attempt's summary, sometimes naming the result blob this claim writes."""
-    return st.fixed_dictionaries(
-        {},
-        optional={
-            "resultKey": st.just(pipeline.result_key(job, jobs.claim(job))),
-            "pages": st.integers(min_value=0, max_value=500),
-        },
-    )
+def results() -> st.SearchStrategy[dict[str, Any]]:
+    """An attempt's summary."""
+    return st.fixed_dictionaries({}, optional={"pages": st.integers(min_value=0, max_value=500)})
 
 
 @st.composite
@@ -248,9 +244,9 @@ def events_of(
             message=draw(st.text(max_size=10)),
         )
     if kind is events.AttemptSucceeded:
-        url = draw(st.none() | st.just(f"https://blobs.example/{jobs.id(job)}/{claim}"))
+        key = draw(st.none() | st.just(pipeline.result_key(job, claim)))
         return events.AttemptSucceeded(
-            worker=worker, claim=claim, result=draw(results(job)), result_url=url
+            worker=worker, claim=claim, result=draw(results()), result_key=key
         )
     if kind is events.AttemptFailed:
         return events.AttemptFailed(

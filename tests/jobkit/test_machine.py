@@ -17,7 +17,7 @@ import attrs
 import pytest
 from returns.result import Success
 
-from jobkit import effects, errors, events, instants, jobs, machine, retry, submission
+from jobkit import documents, effects, errors, events, instants, jobs, machine, retry, submission
 from jobkit.status import (
     CANCELLED,
     COMPLETED,
@@ -31,9 +31,8 @@ from tests.jobkit import strategies
 from tests.jobkit.builders import REASONS, refusal
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
-DOCUMENT = {"blob": "inputs/job-1/document.pdf", "contentType": "application/pdf"}
+DOCUMENT = jobs.Input(blob="inputs/job-1/document.pdf", content_type="application/pdf")
 RESULT_KEY = "results/job-1/attempt-1.json"
-RESULT_URL = "https://blobs.example/" + RESULT_KEY
 FLAKY = errors.transient("unavailable", "backend down")
 BROKEN = errors.permanent("corrupt_document", "not a PDF")
 POLICY = retry.RetryPolicy(backoff=retry.Backoff(base=10.0, factor=2.0, cap=300.0))
@@ -54,7 +53,7 @@ def iso(seconds: float) -> str:
 def new_draft(
     max_attempts: int = 3,
     delay: float = 0,
-    input: dict[str, Any] | None = DOCUMENT,  # noqa: A002 - the JSON name
+    input: jobs.Input | None = DOCUMENT,  # noqa: A002 - the JSON name
 ) -> jobs.Job:
     request = {"type": "echo", "maxAttempts": max_attempts, "delaySeconds": delay}
     draft: jobs.Job = submission.new_job(
@@ -83,8 +82,8 @@ def success(worker: str = "w1", claim: int = 1) -> events.AttemptSucceeded:
     return events.AttemptSucceeded(
         worker=worker,
         claim=claim,
-        result={"resultKey": RESULT_KEY, "pages": 3},
-        result_url=RESULT_URL,
+        result={"pages": 3},
+        result_key=RESULT_KEY,
     )
 
 
@@ -127,7 +126,7 @@ BY_STATUS: dict[Status | None, Callable[[], jobs.Job]] = {
 
 def expect(job: jobs.Job, **changes: Any) -> jobs.Job:
     """`job` with exactly these document fields changed."""
-    return jobs.from_document({**jobs.to_document(job), **changes})
+    return documents.from_document({**documents.to_document(job), **changes})
 
 
 def entry(
@@ -301,8 +300,7 @@ def test_a_successful_attempt_completes_the_job() -> None:
                 attempts=1,
                 leaseOwner=None,
                 leaseExpiresAt=None,
-                result={"resultKey": RESULT_KEY, "pages": 3},
-                resultUrl=RESULT_URL,
+                result={"pages": 3},
                 history=[entry(1, "w1", 5, 20, "succeeded", result_key=RESULT_KEY)],
                 version=3,
                 updatedAt=iso(20),
@@ -577,7 +575,7 @@ def test_a_manual_retry_resets_attempts_and_is_due_now() -> None:
         (
             completed,
             (
-                effects.DeleteBlob(key=DOCUMENT["blob"]),
+                effects.DeleteBlob(key=DOCUMENT.blob),
                 effects.DeleteBlob(key=RESULT_KEY),
                 effects.DeleteJob(job_id="job-1", version=3),
                 lifecycle("purged", 1),
@@ -586,7 +584,7 @@ def test_a_manual_retry_resets_attempts_and_is_due_now() -> None:
         (
             failed,
             (
-                effects.DeleteBlob(key=DOCUMENT["blob"]),
+                effects.DeleteBlob(key=DOCUMENT.blob),
                 effects.DeleteJob(job_id="job-1", version=3),
                 lifecycle("purged", 1),
             ),

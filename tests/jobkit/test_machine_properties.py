@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
-from jobkit import events, jobs, machine
+from jobkit import documents, events, jobs, machine
 from jobkit.status import TERMINAL, TRANSITIONS
 from tests.jobkit import strategies
 from tests.jobkit.builders import REASONS, refusal
@@ -111,7 +111,7 @@ def test_every_accepted_write_grows_the_version_by_one(
 @given(situations())
 def test_the_input_job_is_never_mutated(situation: tuple[jobs.Job, events.Event, datetime]) -> None:
     job, event, now = situation
-    before, document = copy.deepcopy(job), jobs.to_document(job)
+    before, document = copy.deepcopy(job), documents.to_document(job)
     machine.step(job, event, now)
     assert job == before
-    assert jobs.to_document(job) == document
+    assert documents.to_document(job) == document

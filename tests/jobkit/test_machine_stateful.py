@@ -18,7 +18,7 @@ from hypothesis.stateful import (
 from pyrsistent import pmap
 from returns.result import Failure, Success
 
-from jobkit import effects, errors, events, instants, jobs, machine, retry
+from jobkit import documents, effects, errors, events, instants, jobs, machine, retry
 from jobkit.status import (
     CANCELLED,
     COMPLETED,
@@ -311,7 +311,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def only_a_running_job_holds_a_lease_and_an_open_attempt(self) -> None:
         running = jobs.status(self.job) is PROCESSING
         assert (jobs.lease_owner(self.job) is not None) == running
-        entries = jobs.to_document(self.job)["history"]
+        entries = documents.to_document(self.job)["history"]
         closed = entries[:-1] if running else entries
         assert all(entry["endedAt"] is not None for entry in closed)
         assert [entry["attempt"] for entry in entries] == list(range(1, len(entries) + 1))

@@ -19,7 +19,7 @@ from jobkit import errors, instants, jobs, registry, submission
 from tests.jobkit import strategies
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
-DOCUMENT = {"blob": "inputs/job-1/document.pdf", "contentType": "application/pdf"}
+DOCUMENT = jobs.Input(blob="inputs/job-1/document.pdf", content_type="application/pdf")
 QUEUE_RULE = "must match ^[a-z0-9][a-z0-9_-]{0,62}$"
 NOT_AN_INSTANT = "must be an ISO 8601 instant with an offset, e.g. 2030-01-01T09:00:00Z"
 NOT_JSON = "must hold only finite JSON values"
@@ -48,7 +48,7 @@ TYPES = registry.of([strategies.ECHO, strategies.DOCUMENT, PAGES])
 def submit(
     request: Mapping[str, Any],
     *,
-    input: Mapping[str, Any] | None = None,  # noqa: A002 - the JSON name
+    input: jobs.Input | None = None,  # noqa: A002 - the JSON name
     accepted: frozenset[str] = submission.ACCEPTED,
 ) -> Result[jobs.Job, errors.Invalid]:
     return submission.new_job(
@@ -100,7 +100,7 @@ def test_defaults_of_a_job_type_that_sets_none() -> None:
             priority=50,
             queue="default",
             max_attempts=5,
-            input=pmap(DOCUMENT),
+            input=DOCUMENT,
         )
     )
 
@@ -362,7 +362,7 @@ def test_a_job_type_that_needs_a_document() -> None:
     assert submit({"type": "document"}) == refused(
         ("input", "job type 'document' needs a document")
     )
-    assert jobs.input(submit({"type": "document"}, input=DOCUMENT).unwrap()) == pmap(DOCUMENT)
+    assert jobs.input(submit({"type": "document"}, input=DOCUMENT).unwrap()) == DOCUMENT
 
 
 # -- every problem at once -----------------------------------------------------
@@ -419,7 +419,7 @@ requests = st.fixed_dictionaries(
 
 @given(requests, st.none() | st.just(DOCUMENT))
 def test_any_json_request_is_accepted_within_bounds_or_refused_with_reasons(
-    request: dict[str, Any], document: dict[str, Any] | None
+    request: dict[str, Any], document: jobs.Input | None
 ) -> None:
     match submit(request, input=document):
         case Success(job):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +16,7 @@ import attrs
 import httpx
 import uvicorn
 
+from jobkit import jobs, records
 from jobkit_http import keys, problems, samples, settings
 from jobkit_http.app import create_app
 
@@ -166,6 +168,20 @@ def finished(client: httpx.Client, document: bytes = SAMPLE_PDF) -> dict[str, An
 
 def blob(server: RunningServer, key: str) -> Path:
     return server.data / "blobs" / key
+
+
+def stored(server: RunningServer, job_id: str) -> jobs.Job:
+    """The job as the server's store holds it (the API leaves out where its files are)."""
+    with contextlib.closing(sqlite3.connect(server.data / "jobs.db")) as db:
+        (doc,) = db.execute("SELECT doc FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return records.from_json(doc)
+
+
+def input_blob(server: RunningServer, job_id: str) -> Path:
+    """Where the server stored the job's input document."""
+    source = jobs.input(stored(server, job_id))
+    assert source is not None
+    return blob(server, source.blob)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

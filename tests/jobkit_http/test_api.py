@@ -81,7 +81,8 @@ def test_a_finished_jobs_record_and_files_are_deleted(
     server: RunningServer, client: httpx.Client
 ) -> None:
     job = finished(client)
-    files = [blob(server, job["input"]["blob"]), blob(server, job["result"]["resultKey"])]
+    stored = [f"inputs/{job['id']}/document.pdf", f"results/{job['id']}/attempt-1.json"]
+    files = [blob(server, key) for key in stored]
     assert all(path.is_file() for path in files)
 
     response = client.delete(f"{P}/jobs/{job['id']}/record")

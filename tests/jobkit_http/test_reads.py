@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobkit_http import api, reads
+from jobkit import _cache
+from jobkit_http import api, reads, views
 from tests.jobkit.conformance import T0, claimed, new
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import (
@@ -146,11 +147,10 @@ def test_a_polled_status_follows_its_job(client: httpx.Client, anonymous: httpx.
 
 
 def test_status_bodies_are_remembered_per_job_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reads, "_BODIES", {})
-    monkeypatch.setattr(reads, "_MAX_BODIES", 3)
+    monkeypatch.setattr(reads, "_BODIES", _cache.IdentityCache[bytes](max_entries=3))
     for job in [new(n) for n in range(10)]:
         body = reads.status_body(job)
-        assert json.loads(body) == reads.status_document(job)
+        assert json.loads(body) == views.status_view(job)
         assert reads.status_body(job) is body
         assert 1 <= len(reads._BODIES) <= 3
         running = claimed(job, T0)

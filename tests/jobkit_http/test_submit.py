@@ -19,8 +19,8 @@ from tests.jobkit_http.server import (
     LATER,
     SAMPLE_PDF,
     RunningServer,
-    blob,
     fields_of,
+    input_blob,
     problem,
     serve,
     upload,
@@ -287,7 +287,7 @@ def test_the_same_key_with_another_body_is_a_422_and_changes_nothing(
     server: RunningServer, client: httpx.Client
 ) -> None:
     job_id = upload(client, SAMPLE_PDF, LATER, key="order-2").json()["id"]
-    stored = blob(server, client.get(f"{P}/jobs/{job_id}").json()["input"]["blob"])
+    stored = input_blob(server, job_id)
 
     other_fields = upload(client, SAMPLE_PDF, {"delaySeconds": 7200}, key="order-2")
     other_file = upload(client, CORRUPT_PDF, LATER, key="order-2")
@@ -349,7 +349,7 @@ def test_concurrent_duplicates_create_exactly_one_job(
             problem(response, 409)
     jobs = client.get(f"{P}/jobs").json()["jobs"]
     assert [job["id"] for job in jobs] == [accepted[0].json()["id"]]
-    stored = blob(server, jobs[0]["input"]["blob"])
+    stored = input_blob(server, jobs[0]["id"])
     assert stored.read_bytes() == document
     files = [path for path in stored.parents[1].rglob("*") if path.is_file()]
     assert [path for path in files if not path.name.startswith(".")] == [stored]

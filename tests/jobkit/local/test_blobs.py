@@ -36,7 +36,7 @@ def temp_files(root: Path) -> list[Path]:
 
 def test_it_is_a_blob_store(tmp_path: Path) -> None:
     store: ports.BlobStore = blobs.FileBlobStore(tmp_path)
-    assert store.url("a") == (tmp_path / "a").as_uri()
+    assert store.url("a") is None
 
 
 # -- round trips ------------------------------------------------------------------
@@ -92,19 +92,8 @@ def test_stat_defaults_the_content_type_when_the_sidecar_is_gone(tmp_path: Path)
     assert run(store.stat("a/b")) == (3, blobs.DEFAULT_CONTENT_TYPE)
 
 
-def test_url_is_a_file_uri_under_the_root(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-    url = store.url("jobs/j1/result.json")
-    assert url == (tmp_path / "jobs/j1/result.json").as_uri()
-    assert url.startswith("file:///")
-
-
-def test_a_relative_root_gives_absolute_urls(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    store = blobs.FileBlobStore(Path("data"))
-    assert store.url("k") == (tmp_path / "data/k").as_uri()
+def test_a_folder_gives_no_location_other_services_could_read(tmp_path: Path) -> None:
+    assert blobs.FileBlobStore(tmp_path).url("jobs/j1/result.json") is None
 
 
 # -- streaming --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jobkit import jobs, listing
+from jobkit import documents, jobs, listing
 from jobkit.local import Runtime
 from tests.jobkit.local import worker_process
 
@@ -132,13 +132,12 @@ def test_sigkilled_workers_lose_nothing_and_complete_nothing_twice(tmp_path: Pat
     for job in found:
         entries = jobs.history(job)
         outcomes = [jobs.entry_outcome(entry) for entry in entries]
-        assert jobs.status(job) == "completed", (seed, jobs.to_document(job))
+        assert jobs.status(job) == "completed", (seed, documents.to_document(job))
         assert outcomes.count("succeeded") == 1
         assert outcomes[-1] == "succeeded"
         winner = entries[-1]
-        result = jobs.result(job)
-        assert result is not None
-        key = result["resultKey"]
+        key = jobs.result_key(job)
+        assert key is not None
         assert jobs.entry_result_key(winner) == key
         written = json.loads((tmp_path / "blobs" / key).read_bytes())
         assert written == {"jobId": jobs.id(job), "attempt": jobs.entry_attempt(winner)}

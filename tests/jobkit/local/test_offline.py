@@ -283,18 +283,21 @@ def test_a_job_analyses_the_sample_end_to_end(tmp_path: Path) -> None:
             assert await runtime.drain(WorkerConfig(progress_seconds=0.0)) == 1
             job = await runtime.get(watched.job_id)
             assert job is not None
-            summary = jobs.result(job)
-            assert summary is not None
-            document = json.loads(await runtime.blobs.read(summary["resultKey"]))
+            key = jobs.result_key(job)
+            assert key is not None
+            document = json.loads(await runtime.blobs.read(key))
             return job, document, watched.stored
 
     job, document, stored = run(scenario())
 
     assert jobs.status(job) == COMPLETED
     assert jobs.attempts(job) == 1
-    summary = dict(jobs.result(job) or {})
-    assert summary.pop("resultKey") == f"results/{jobs.id(job)}/attempt-1.json"
-    assert summary == {"model": "offline-pypdf", "pages": 3, "bytes": SAMPLE.stat().st_size}
+    assert jobs.result_key(job) == f"results/{jobs.id(job)}/attempt-1.json"
+    assert dict(jobs.result(job) or {}) == {
+        "model": "offline-pypdf",
+        "pages": 3,
+        "bytes": SAMPLE.stat().st_size,
+    }
     assert [jobs.entry_outcome(entry) for entry in jobs.history(job)] == [jobs.SUCCEEDED]
     assert stored == [{"current": n, "total": 3, "message": f"page {n} of 3"} for n in (1, 2, 3)]
     assert dict(jobs.progress(job) or {}) == {"current": 1, "total": 1, "message": "done"}

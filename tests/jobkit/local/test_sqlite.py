@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jobkit import errors, instants, jobs, listing
+from jobkit import documents, errors, instants, jobs, listing
 from jobkit.local import sqlite, sqlite_schema
 from jobkit.status import Status
 from tests.jobkit import conformance
@@ -194,6 +194,83 @@ def test_an_older_file_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
     with raw(path) as connection:
         assert sqlite_schema.user_version(connection) == sqlite_schema.VERSION
         assert sqlite_schema.migrate(connection, "new") == sqlite_schema.VERSION  # nothing left
+
+
+# A completed job's row as version 2 wrote it: the result's place said three ways (the
+# stored `resultUrl`, the summary's `resultKey`, the entry's `resultKey`), unset entry
+# keys left out.
+VERSION_2_DOC = {
+    "id": "9f0c2a52-6b9e-4f7e-8d4e-0a1b2c3d4e5f",
+    "userId": "alice",
+    "type": "pdf-analysis",
+    "status": "completed",
+    "priority": 50,
+    "queue": "default",
+    "runAt": "2030-01-01T09:00:00.000000Z",
+    "params": {"instructions": "Summarise."},
+    "input": {
+        "blob": "inputs/9f0c2a52-6b9e-4f7e-8d4e-0a1b2c3d4e5f/document.pdf",
+        "filename": "a.pdf",
+        "size": 1234,
+        "contentType": "application/pdf",
+    },
+    "result": {
+        "resultKey": "results/9f0c2a52-6b9e-4f7e-8d4e-0a1b2c3d4e5f/attempt-1.json",
+        "model": "offline-pypdf",
+        "pages": 3,
+        "bytes": 1234,
+    },
+    "resultUrl": "file:///data/blobs/results/9f0c2a52-6b9e-4f7e-8d4e-0a1b2c3d4e5f/attempt-1.json",
+    "error": None,
+    "attempts": 1,
+    "maxAttempts": 5,
+    "history": [
+        {
+            "attempt": 1,
+            "worker": "host:12:abcdef",
+            "startedAt": "2030-01-01T09:00:01.000000Z",
+            "endedAt": "2030-01-01T09:00:02.000000Z",
+            "outcome": "succeeded",
+            "resultKey": "results/9f0c2a52-6b9e-4f7e-8d4e-0a1b2c3d4e5f/attempt-1.json",
+        }
+    ],
+    "progress": {"current": 1, "total": 1, "message": "done"},
+    "leaseOwner": None,
+    "leaseExpiresAt": None,
+    "version": 4,
+    "createdAt": "2030-01-01T09:00:00.000000Z",
+    "updatedAt": "2030-01-01T09:00:02.000000Z",
+    "metadata": {},
+    "idempotency": None,
+}
+
+
+def test_a_version_2_row_is_migrated_to_one_place_for_its_result(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    doc = VERSION_2_DOC
+    with raw(path) as connection:
+        sqlite_schema.migrate(connection, "old", target=2)
+        connection.execute(
+            sqlite_schema.INSERT,
+            (doc["id"], "alice", "pdf-analysis", "completed", 50, "default", doc["runAt"],
+             doc["createdAt"], None, 4, json.dumps(doc)),
+        )  # fmt: skip
+
+    async def main() -> jobs.Job | None:
+        async with sqlite.SqliteJobStore(path) as store:
+            return await store.get(str(doc["id"]))
+
+    job = asyncio.run(main())
+    assert job is not None
+    assert dict(jobs.result(job) or {}) == {"model": "offline-pypdf", "pages": 3, "bytes": 1234}
+    assert jobs.result_key(job) == f"results/{doc['id']}/attempt-1.json"
+    assert jobs.entry_error(jobs.history(job)[0]) is None
+    with raw(path) as connection:
+        (text,) = connection.execute("SELECT doc FROM jobs").fetchone()
+    stored = json.loads(text)
+    assert "resultUrl" not in stored
+    assert "resultKey" not in stored["result"]
+    assert documents.from_document(stored) == job
 
 
 def test_a_file_from_a_newer_jobkit_is_refused(tmp_path: Path) -> None:

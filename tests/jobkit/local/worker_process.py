@@ -26,8 +26,8 @@ def sleepy(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     yield effects.Analyze(key=f"sleep/{seconds}", content_type="text/plain", instructions="")
     key = pipeline.result_key(job, claim)
     body = json.dumps({"jobId": jobs.id(job), "attempt": claim}).encode()
-    url: str = yield effects.WriteBlob(key=key, data=body, content_type="application/json")
-    return Success(pipeline.Completion(result={"resultKey": key}, result_url=url))
+    written = yield effects.WriteBlob(key=key, data=body, content_type="application/json")
+    return Success(pipeline.Completion(document=written))
 
 
 SLEEPY = registry.JobType(

@@ -14,17 +14,7 @@ import pytest
 from pyrsistent import pmap
 from returns.result import Failure, Result, Success
 
-from jobkit import (
-    effects,
-    errors,
-    events,
-    instants,
-    jobs,
-    machine,
-    pipeline,
-    registry,
-    retry,
-)
+from jobkit import effects, errors, events, instants, jobs, machine, pipeline, registry, retry
 from jobkit.status import TERMINAL, Status
 from jobkit.testing import MemoryJobStore
 from jobkit.worker import Performer
@@ -43,10 +33,10 @@ def upper(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     """Writes the upper-cased `text` param as the attempt's result document."""
     text = str(jobs.params(job)["text"])
     key = pipeline.result_key(job, claim, "txt")
-    url = yield effects.WriteBlob(key=key, data=text.upper().encode(), content_type="text/plain")
-    return Success(
-        pipeline.Completion(result={"resultKey": key, "length": len(text)}, result_url=url)
+    written = yield effects.WriteBlob(
+        key=key, data=text.upper().encode(), content_type="text/plain"
     )
+    return Success(pipeline.Completion(result={"length": len(text)}, document=written))
 
 
 def reads(job: jobs.Job, claim: int) -> pipeline.Pipeline:
@@ -59,9 +49,10 @@ class Blobs:
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
 
-    async def write(self, effect: effects.WriteBlob) -> Result[str, errors.Error]:
+    async def write(self, effect: effects.WriteBlob) -> Result[effects.BlobInfo, errors.Error]:
         self.data[effect.key] = effect.data
-        return Success(f"mem://{effect.key}")
+        size, kind = len(effect.data), effect.content_type
+        return Success(effects.BlobInfo(key=effect.key, size=size, content_type=kind))
 
 
 class Gate:
@@ -170,8 +161,8 @@ def test_drain_runs_every_due_job_and_records_its_result() -> None:
         key = f"results/job-{i}/attempt-1.txt"
         assert blobs.data[key] == f"HELLO {i}".encode()
         assert jobs.status(job) is Status.COMPLETED
-        assert jobs.result(job) == pmap({"resultKey": key, "length": 7})
-        assert jobs.result_url(job) == f"mem://{key}"
+        assert jobs.result(job) == pmap({"length": 7})
+        assert jobs.result_key(job) == key
         assert (jobs.attempts(job), jobs.error(job)) == (1, None)
         assert (jobs.lease_owner(job), jobs.lease_expires_at(job)) == (None, None)
         [entry] = entries(job)
@@ -256,7 +247,7 @@ def test_a_transient_failure_is_retried_after_its_backoff_then_succeeds() -> Non
     assert (jobs.attempts(job), jobs.error(job), len(calls)) == (2, None, 2)
     failed, succeeded = entries(job)
     assert failed["outcome"] == jobs.FAILED
-    assert errors.from_map(failed["error"]) == attrs.evolve(UNAVAILABLE, at=failed["endedAt"])
+    assert failed["error"] == attrs.evolve(UNAVAILABLE, at=failed["endedAt"])
     assert 0.0 <= failed["delaySeconds"] <= TINY.cap
     assert failed["nextRunAt"] == instants.plus(failed["endedAt"], failed["delaySeconds"])
     assert succeeded["outcome"] == jobs.SUCCEEDED
@@ -298,7 +289,7 @@ def test_a_job_fails_once_its_attempts_are_exhausted() -> None:
 
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job), len(calls)) == (Status.FAILED, 3, 3)
-    assert jobs.error(job) == errors.from_map(entries(job)[-1]["error"])
+    assert jobs.error(job) == entries(job)[-1]["error"]
     assert [(e["attempt"], e["outcome"], e["nextRunAt"] is None) for e in entries(job)] == [
         (1, jobs.FAILED, False),
         (2, jobs.FAILED, False),
@@ -479,10 +470,10 @@ def test_a_stalled_job_is_reaped_and_run_again() -> None:
     assert (jobs.status(job), jobs.attempts(job)) == (Status.COMPLETED, 2)
     stalled, succeeded = entries(job)
     assert (stalled["worker"], stalled["outcome"]) == ("dead", jobs.STALLED)
-    assert stalled["error"]["code"] == "lease_expired"
+    assert stalled["error"].code == "lease_expired"
     assert stalled["nextRunAt"] is not None
     assert (succeeded["worker"], succeeded["outcome"]) == ("w1", jobs.SUCCEEDED)
-    assert jobs.result_url(job) == "mem://results/job-1/attempt-2.txt"
+    assert jobs.result_key(job) == "results/job-1/attempt-2.txt"
     assert seen == [
         ("stalled", 1, Status.PENDING),
         ("retried", 1, Status.PENDING),
