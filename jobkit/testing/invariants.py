@@ -22,7 +22,8 @@ def check(report: Report) -> list[str]:
       made and made exactly one more, and the store holds the last. So a stale copy
       never overwrote a newer one.
     - Every logged move is in `status.TRANSITIONS`; attempts never exceed maxAttempts;
-      the logged claims are the history's entries; only a worker that shut down released.
+      the logged claims are the history's entries; only a worker that shut down (or died)
+      released.
     - No job completed twice, or after it was cancelled.
     - A completed job has one succeeded attempt; its claim names the resultKey, the
       resultUrl points at that key, and that claim wrote the blob.

@@ -48,7 +48,14 @@ class _Selector:
     def select(self, timeout: float | None) -> list[Any]:
         if timeout is None:
             raise Deadlock("every task waits and no timer is set: nothing can happen again")
-        self._loop._now += timeout
+        if timeout > 0.0:
+            loop = self._loop
+            target = loop._now + timeout
+            scheduled = loop._scheduled
+            # To the timer's own instant: `now + (when - now)` can fall short by a rounding.
+            if scheduled and target - 1e-9 <= scheduled[0]._when <= target + 1e-9:
+                target = scheduled[0]._when
+            loop._now = max(loop._now, target)
         return []
 
     def close(self) -> None:
@@ -73,6 +80,13 @@ class VirtualLoop(asyncio.BaseEventLoop):
         self._tasks[task] = None
         task.add_done_callback(self._tasks.pop)
         return task
+
+    def block(self, seconds: float) -> None:
+        """A synchronous call that keeps the thread busy for `seconds`: time moves on, and
+        nothing else runs meanwhile (what `time.sleep` does on a real loop)."""
+        if seconds < 0:
+            raise ValueError("time never goes back")
+        self._now += seconds
 
     def unfinished(self) -> list[asyncio.Task[Any]]:
         """The tasks not done yet, in the order they were made (unlike `asyncio.all_tasks`,

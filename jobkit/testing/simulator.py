@@ -140,8 +140,8 @@ def sample(seed: int) -> SimConfig:
         delay_rate=rng.choice([0.0, 0.3]),
         max_delay_seconds=30.0,
         effect_seconds=lease * rng.uniform(0.02, 0.3),
-        poll_seconds=rng.choice([1.0, 5.0, 15.0]),
-        reap_every=rng.choice([1.0, 5.0, 15.0]),
+        poll_seconds=rng.choice([2.0, 10.0, 30.0]),
+        reap_every=rng.choice([2.0, 10.0, 30.0]),
         grace_seconds=rng.choice([0.0, 1.0, 10.0]),
         progress_seconds=rng.choice([0.0, 0.5]),
         latency_seconds=latency,
@@ -159,7 +159,7 @@ class Report:
     counters: PMap[str, int]
     lease_losses: frozenset[tuple[str, int]]  # (job id, claim) held by a worker when it died
     excused: frozenset[tuple[str, int]]  # attempts a failed store write touched: may stall
-    shut_down: frozenset[str]  # workers that shut down with jobs maybe running: may release
+    shut_down: frozenset[str]  # workers that shut down (or died, maybe shutting down): may release
     blobs: PMap[str, bytes]
     anomalies: tuple[str, ...]  # what the simulator itself saw go wrong
     stopped: str  # `quiescent`, or `horizon` (shut down there)
@@ -354,7 +354,6 @@ class Run:
             return  # crashed: `crash` did the rest
         except Exception as exc:  # its loop raised: the process exits, after its shutdown
             self.counters["worker_exits"] += 1
-            self.shut_down.add(worker.id)
             self.counters[f"worker_exits_{type(exc).__name__}"] += 1
             self.die(worker.id, "exits_holding_lease")
 
@@ -372,6 +371,7 @@ class Run:
             return
         _, link, _ = self.living.pop(worker_id)
         link.cut()
+        self.shut_down.add(worker_id)  # it may have been shutting down (an exit) when it died
         held = [
             (jobs.id(job), jobs.claim(job))
             for job in self.store.all()

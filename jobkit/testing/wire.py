@@ -2,8 +2,8 @@
 may fail with an unknown outcome, and which a crashed worker can no longer use; and the
 ledger of every write that landed, with who wrote it, for the invariant checker.
 
-A read answers with what the store held when the request arrived, after the answer's own
-latency: the caller acts on a copy that may be stale by then (reads race writes). A write
+A read answers with what the store held when it was sent, a round trip later: the caller
+acts on a copy that may be stale by then (reads race writes). A write
 travels, lands (atomically, in the shared `MemoryJobStore`) and answers after another
 delay. A write fault lands the write or not, with even odds, and then raises
 `StoreUnavailable`: the caller cannot tell which.
@@ -153,16 +153,19 @@ class Wire:
     def cut(self) -> None:
         self.alive = False
 
-    async def _travel(self) -> None:
+    async def _travel(self, legs: float = 1.0) -> None:
         if self._latency > 0.0:
-            await asyncio.sleep(self._latency * self._rng.uniform(0.5, 1.5))
+            await asyncio.sleep(legs * self._latency * self._rng.uniform(0.5, 1.5))
         if not self.alive:
             raise Killed(self.actor)
 
     async def _read(self, read: Callable[[], T]) -> T:
-        await self._travel()
+        """What the store holds now, answered a round trip later: a copy that may be
+        stale by the time the caller acts on it."""
+        if not self.alive:
+            raise Killed(self.actor)
         answer = read()
-        await self._travel()
+        await self._travel(2.0)
         return answer
 
     async def _write(self, write: Callable[[], T], touched: Sequence[jobs.Job] = ()) -> T:

@@ -46,8 +46,11 @@ class Attempts:
         self.running: dict[str, Attempt] = {}
 
     def forget(self, attempt: Attempt) -> None:
-        """The attempt's last write is settled: its slot is free."""
-        self.running.pop(jobs.id(attempt.job), None)
+        """The attempt's last write is settled: its slot is free. (A lost attempt may end
+        after this worker claimed its job again: the new attempt stays.)"""
+        job_id = jobs.id(attempt.job)
+        if self.running.get(job_id) is attempt:
+            del self.running[job_id]
         self._wake()
 
     def _track(self, job: jobs.Job) -> Attempt:
@@ -59,7 +62,7 @@ class Attempts:
         """Release a job claimed while stopping, untouched."""
         attempt = self._track(job)
         await self._writes.release(attempt)
-        self.running.pop(jobs.id(job), None)
+        self.forget(attempt)
 
     def start(self, job: jobs.Job) -> None:
         """Run the attempt's pipeline up to its first effect here; only an attempt that has
@@ -80,7 +83,7 @@ class Attempts:
             )
             return
         if not self._writes.finish(attempt, event):
-            self.running.pop(jobs.id(job), None)
+            self.forget(attempt)
 
     async def _attempt(
         self,
@@ -192,7 +195,8 @@ class Attempts:
                 total=effect.total,
                 message=effect.message,
             )
-            await self._writes.advance(attempt, event)
+            if not await self._writes.advance(attempt, event) and attempt.task is not None:
+                attempt.task.cancel()  # the lease is gone: stop spending on the work
         return Success(None)
 
     async def heartbeats(self) -> None:

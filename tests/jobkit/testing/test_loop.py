@@ -114,8 +114,9 @@ def test_tasks_left_pending_are_cancelled_when_the_run_ends() -> None:
             raise
 
     async def main() -> None:
-        asyncio.create_task(forever())
+        task = asyncio.create_task(forever())
         await asyncio.sleep(1.0)
+        assert not task.done()
 
     virtual.run(main())
     assert cancelled == [True]
