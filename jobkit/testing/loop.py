@@ -13,7 +13,8 @@ something that can no longer happen) is a deadlock, and raises `Deadlock`.
 
 `run(main)` runs a coroutine on a fresh loop, as `asyncio.run` does; `clock(start)` is a
 datetime clock that reads the running loop's virtual time, for code that takes a
-`Clock` (the worker, the commands).
+`Clock` (the worker, the commands); `until_idle()` waits until every other task waits;
+`block(seconds)` stands for a synchronous call that takes that long.
 """
 
 from __future__ import annotations
@@ -135,6 +136,23 @@ def _cancel_all(loop: VirtualLoop) -> None:
     for task in pending:
         task.cancel()
     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def block(seconds: float) -> None:
+    """A synchronous call taking `seconds` on the running virtual loop (`VirtualLoop.block`)."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualLoop):
+        raise TypeError("block() needs a VirtualLoop")
+    loop.block(seconds)
+
+
+async def until_idle() -> None:
+    """Return once every other task waits (for a timer, an event, a future): what a test
+    awaits, instead of sleeping, for whatever it set in motion to happen. Time does not move."""
+    loop = asyncio.get_running_loop()
+    ready = loop._ready  # type: ignore[attr-defined]
+    while ready:
+        await asyncio.sleep(0)
 
 
 def clock(
