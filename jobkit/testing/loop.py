@@ -52,7 +52,7 @@ class _Selector:
         if timeout > 0.0:
             loop = self._loop
             target = loop._now + timeout
-            scheduled = loop._scheduled
+            scheduled = loop._scheduled  # type: ignore[attr-defined]
             # To the timer's own instant: `now + (when - now)` can fall short by a rounding.
             if scheduled and target - 1e-9 <= scheduled[0]._when <= target + 1e-9:
                 target = scheduled[0]._when
@@ -100,13 +100,13 @@ class VirtualLoop(asyncio.BaseEventLoop):
     def _write_to_self(self) -> None:
         raise NoRealIO("call_soon_threadsafe: there are no other threads on a virtual loop")
 
-    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:  # type: ignore[override]
         raise NoRealIO("run_in_executor: there are no threads on a virtual loop")
 
     def set_default_executor(self, executor: concurrent.futures.Executor) -> None:
         raise NoRealIO("set_default_executor: there are no threads on a virtual loop")
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:  # type: ignore[override]
         raise NoRealIO("add_signal_handler: there are no signals on a virtual loop")
 
     def _make_self_pipe(self) -> None:  # pragma: no cover - BaseEventLoop never calls it

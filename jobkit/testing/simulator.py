@@ -208,7 +208,7 @@ class Run:
         self.spawned = 0
         self.draining = False
         self.plain = contextvars.copy_context()  # for tasks that belong to no worker
-        loop.set_task_factory(self._task)
+        loop.set_task_factory(self._task)  # type: ignore[arg-type]
 
     def _task(
         self,

@@ -33,8 +33,12 @@ def test_timers_fire_in_due_order_and_ties_in_the_order_they_were_set() -> None:
     async def main() -> list[tuple[str, float]]:
         loop = asyncio.get_running_loop()
         fired: list[tuple[str, float]] = []
+
+        def fire(name: str) -> None:
+            fired.append((name, loop.time()))
+
         for name, delay in [("c", 3.0), ("a", 1.0), ("b1", 2.0), ("b2", 2.0), ("b3", 2.0)]:
-            loop.call_later(delay, lambda n=name: fired.append((n, loop.time())))
+            loop.call_later(delay, fire, name)
         await asyncio.sleep(10.0)
         return fired
 
