@@ -4,6 +4,8 @@ reaping stalled ones (expired leases) back to their retry policy."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import random
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -86,8 +88,13 @@ class Claims:
         claiming.update(ids)
         task = asyncio.create_task(self._claimed(moves, ids, write))
         self._tasks[task] = None
-        task.add_done_callback(self._tasks.pop)
+        task.add_done_callback(functools.partial(self._done, write))
         return len(candidates), len(moves)
+
+    def _done(self, write: Awaitable[Sequence[bool]], task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if task.cancelled() and inspect.iscoroutine(write):
+            write.close()  # cancelled before it began: the write was never sent
 
     async def _claimed(
         self, moves: Moves, ids: list[str], write: Awaitable[Sequence[bool]]
