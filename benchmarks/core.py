@@ -1,4 +1,5 @@
-"""The pure core's speed on one core: `step()` calls per second and simulated lifecycles per second.
+"""The pure core's speed on one core: `step()` calls per second; and the simulator's, running
+the real worker on the virtual-time loop: lifecycles and small schedules per second.
 
 Run: `python benchmarks/core.py` (5 fresh processes per figure, medians).
 """
@@ -62,10 +63,14 @@ def step_rate() -> dict[str, float]:
 
 
 def simulation_rate() -> dict[str, float]:
-    """10,000 jobs, 8 workers, 5% faults at effect boundaries, on the virtual clock."""
+    """10,000 jobs on 8 real workers (4 slots each) on the virtual-time loop, 5% faults at
+    performer calls, 50 ms store latency; then the invariant checker."""
+    import logging
+
     from jobkit.testing import simulator
 
-    config = simulator.SimConfig(seed=1, jobs=JOBS, workers=8, fault_rate=0.05)
+    logging.getLogger("jobkit.worker").setLevel(logging.CRITICAL)  # injected faults log
+    config = simulator.SimConfig(seed=1, jobs=JOBS, workers=8, concurrency=4, fault_rate=0.05)
     started = time.perf_counter()
     report = simulator.simulate(config)
     elapsed = time.perf_counter() - started
@@ -75,5 +80,27 @@ def simulation_rate() -> dict[str, float]:
     return {"simulated lifecycles/s": JOBS / elapsed, "wall seconds": elapsed}
 
 
+def schedule_rate() -> dict[str, float]:
+    """The CI test's small seeded schedules (`simulator.sample`), 500 of them, checked."""
+    import logging
+
+    from jobkit.testing import simulator
+
+    logging.getLogger("jobkit.worker").setLevel(logging.CRITICAL)
+    count = 500
+    started = time.perf_counter()
+    for seed in range(count):
+        report = simulator.simulate(simulator.sample(seed))
+        if simulator.check(report):
+            raise SystemExit(f"schedule {seed} broke an invariant")
+    elapsed = time.perf_counter() - started
+    return {"schedules/s": count / elapsed}
+
+
 if __name__ == "__main__":
-    sys.exit(_harness.main({"step": step_rate, "simulation": simulation_rate}, sys.argv[1:]))
+    sys.exit(
+        _harness.main(
+            {"step": step_rate, "simulation": simulation_rate, "schedules": schedule_rate},
+            sys.argv[1:],
+        )
+    )

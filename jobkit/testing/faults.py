@@ -1,28 +1,31 @@
 """The simulator's world: its job type, performers and indexed store, and the faults it injects.
 
-A fault is drawn at every effect boundary of a pipeline (before the effect is
-performed): the worker may crash there, the performer may answer with a
-transient or a permanent error, or the call may block the worker for longer
-than its lease. Every draw comes from the `random.Random` the caller passes,
-so a seed replays the same faults at the same boundaries.
+A fault is drawn at every call of a performer (an effect boundary of a pipeline): the
+worker may crash there, the performer may answer with a transient or a permanent error,
+or the call may take longer than the lease. Every draw comes from the `random.Random`
+the caller passes, so a seed replays the same faults at the same boundaries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import heapq
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
+import attrs
 from pyrsistent import pmap
 from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, jobs, pipeline, registry, retry, schedule
 from jobkit.status import PENDING, PROCESSING
 from jobkit.testing import memory
+from jobkit.worker.interpreter import Performers
 
 JOB_TYPE = "sim.document"
 INPUT_TYPE = "application/pdf"
@@ -30,10 +33,10 @@ RESULT_TYPE = "application/json"
 
 
 class Fault(enum.StrEnum):
-    CRASH = "crash"  # the worker vanishes; its lease is left to expire
+    CRASH = "crash"  # the worker vanishes; its leases are left to expire
     TRANSIENT = "transient"  # the performer fails with a retryable error
     PERMANENT = "permanent"  # the performer fails with an error no retry can fix
-    SLOW = "slow"  # the call blocks the worker for longer than its lease
+    SLOW = "slow"  # the call takes longer than the lease (heartbeats must keep it)
 
 
 KINDS: tuple[Fault, ...] = tuple(Fault)
@@ -92,11 +95,16 @@ def _document(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     return Success(completion)
 
 
-def job_types(max_attempts: int, backoff_base: float, backoff_cap: float) -> registry.Registry:
+def job_types(
+    max_attempts: int, backoff_base: float, backoff_cap: float, timeout_seconds: float = 600.0
+) -> registry.Registry:
     policy = retry.RetryPolicy(
         max_attempts=max_attempts, backoff=retry.Backoff(base=backoff_base, cap=backoff_cap)
     )
-    return registry.of([registry.JobType(name=JOB_TYPE, pipeline=_document, retry=policy)])
+    job_type = registry.JobType(
+        name=JOB_TYPE, pipeline=_document, retry=policy, timeout_seconds=timeout_seconds
+    )
+    return registry.of([job_type])
 
 
 # -- performers: an in-memory blob store and a pretend analyser ----------------------
@@ -155,6 +163,46 @@ class World:
         pages = 1 + len(data) % 7
         output = pmap({"summary": effect.instructions})
         return Success(effects.Analysis(model="sim", output=output, pages=pages))
+
+
+@attrs.frozen(kw_only=True)
+class Weather:
+    """How a worker's performers behave: the chance of a fault per call and the weights
+    of its kinds (`KINDS`), the mean call, and how long a slow call lasts, in seconds."""
+
+    rate: float
+    weights: tuple[float, ...]
+    mean_seconds: float
+    slow_seconds: tuple[float, float]
+
+
+def performers(
+    world: World,
+    rng: random.Random,
+    weather: Weather,
+    counters: Counter[str],
+    crash: Callable[[], None],
+) -> Performers:
+    """One worker's performers over `world`. A CRASH fault calls `crash()`, which kills the
+    worker (the calling task included) before the call does anything."""
+
+    async def perform(effect: effects.PipelineEffect) -> Performed:
+        fault = draw(rng, weather.rate, weather.weights)
+        if fault is not None:
+            counters[fault.value] += 1
+        if fault is Fault.CRASH:
+            crash()
+            await asyncio.sleep(0)  # the crash cancelled this task: it ends here
+        if fault is Fault.SLOW:
+            seconds = rng.uniform(*weather.slow_seconds)
+        else:
+            seconds = duration(rng, effect, weather.mean_seconds)
+        await asyncio.sleep(seconds)
+        if fault in (Fault.TRANSIENT, Fault.PERMANENT):
+            return Failure(injected_error(fault, effect))
+        return world.perform(effect)
+
+    return dict.fromkeys(_WEIGHT, perform)
 
 
 class IndexedStore(memory.MemoryJobStore):
@@ -226,7 +274,15 @@ class IndexedStore(memory.MemoryJobStore):
             heapq.heappush(self._leases, entry)
         return found
 
-    def next_due_now(self) -> datetime | None:
+    def next_wakeup_now(self) -> datetime | None:
+        """What `schedule.next_wakeup` answers for every queue: the earliest pending runAt
+        or lease expiry."""
         while self._future and self._current(self._future[0][1], self._future[0][2]) is None:
             heapq.heappop(self._future)
-        return self._future[0][0] if self._future else None
+        while self._leases and self._current(self._leases[0][1], self._leases[0][2]) is None:
+            heapq.heappop(self._leases)
+        self._due = [entry for entry in self._due if self._current(entry[0][-1], entry[1])]
+        heapq.heapify(self._due)
+        times = [jobs.run_at(self._jobs[entry[0][-1]]) for entry in self._due]
+        times += [heap[0][0] for heap in (self._future, self._leases) if heap]
+        return min(times, default=None)

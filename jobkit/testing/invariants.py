@@ -9,7 +9,8 @@ from jobkit.status import COMPLETED, PENDING, PROCESSING, Status, targets
 from jobkit.testing import faults
 
 if TYPE_CHECKING:  # the simulator re-exports `check`, so it is imported for types only
-    from jobkit.testing.simulator import Report, Write
+    from jobkit.testing.simulator import Report
+    from jobkit.testing.wire import Write
 
 
 def check(report: Report) -> list[str]:
@@ -21,15 +22,16 @@ def check(report: Report) -> list[str]:
       made and made exactly one more, and the store holds the last. So a stale copy
       never overwrote a newer one.
     - Every logged move is in `status.TRANSITIONS`; attempts never exceed maxAttempts;
-      the logged claims are the history's entries; `released` only at the shutdown.
+      the logged claims are the history's entries; only a worker that shut down (or died)
+      released.
     - No job completed twice, or after it was cancelled.
     - A completed job has one succeeded attempt; it names the resultKey its claim wrote,
       the job's result key is that one, and that claim wrote the blob.
-    - The `stalled` history entries are exactly the injected lease losses, by (job,
-      claim): crashes while holding a lease, and slow calls whose worker woke to find
-      its lease reaped.
-    - The simulator saw no anomaly (such as a write lost while the store still gave
-      the writer its lease).
+    - Every lease a dead worker held (a crash, or an exit on a store error) was reaped:
+      its attempt is `stalled`. And every `stalled` attempt is one of those, or one that a
+      store write with an unknown outcome touched: a live worker never loses any other
+      lease, however slow its calls.
+    - The simulator saw no anomaly (such as a shutdown that never finished).
     """
     problems = [f"anomaly: {text}" for text in report.anomalies]
     log: dict[str, list[Write]] = {}
@@ -44,11 +46,13 @@ def check(report: Report) -> list[str]:
         for entry in jobs.history(job)
         if jobs.entry_outcome(entry) == jobs.STALLED
     }
-    if stalled != report.lease_losses:
+    never_reaped = sorted(report.lease_losses - stalled)
+    if never_reaped:
+        problems.append(f"leases of dead workers never reaped: {never_reaped[:5]}")
+    unexplained = sorted(stalled - report.lease_losses - report.excused)
+    if unexplained:
         problems.append(
-            f"{len(stalled)} stalled attempts but {len(report.lease_losses)} injected lease losses;"
-            f" stalls nobody caused: {sorted(stalled - report.lease_losses)[:5]};"
-            f" losses never reaped: {sorted(report.lease_losses - stalled)[:5]}"
+            f"{len(unexplained)} stalls that no crash or store fault caused: {unexplained[:5]}"
         )
     return problems
 
@@ -86,9 +90,13 @@ def _check_job(report: Report, job: jobs.Job, log: list[Write]) -> list[str]:
         problems.append("completed more than once")
     if sum(write.kind == "claimed" for write in log) != jobs.claim(job):
         problems.append("the claims in the write log do not match the history")
-    outcomes = [jobs.entry_outcome(entry) for entry in jobs.history(job)]
-    if report.stopped != "horizon" and jobs.RELEASED in outcomes:
-        problems.append("released although the workers never shut down")
+    released = {
+        jobs.entry_worker(entry)
+        for entry in jobs.history(job)
+        if jobs.entry_outcome(entry) == jobs.RELEASED
+    }
+    if released - report.shut_down:
+        problems.append(f"released by {sorted(released - report.shut_down)}, never shut down")
     won = [entry for entry in jobs.history(job) if jobs.entry_outcome(entry) == jobs.SUCCEEDED]
     if state != COMPLETED:
         return problems + (["has a succeeded attempt but is not completed"] if won else [])

@@ -1,94 +1,57 @@
-"""The async worker: claims due jobs, runs their pipelines, and records every outcome through
-the machine, with heartbeats, timeouts, stall reaping and graceful shutdown."""
+"""The async worker: one loop that reaps stalled jobs, claims due ones while it has free
+slots, and otherwise waits; `run()` keeps at it until `stop()`, `drain()` until nothing is
+due or running. The parts it drives: `claims` (taking work), `attempts` (running it),
+`writes` (recording every outcome); `config` holds what they share.
+
+Every time the worker acts on comes from the running event loop (`loop.time()`, sleeps,
+timeouts) or the injected datetime clock, and every random draw from the injected `rng`:
+on a virtual-time loop (`jobkit.testing.loop`), a worker runs deterministically.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
+import functools
 import random
-import secrets
-import socket
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import attrs
-from returns.result import Failure, Success
-
-from jobkit import (
-    effects,
-    errors,
-    events,
-    instants,
-    jobs,
-    machine,
-    pipeline,
-    ports,
-    registry,
-    schedule,
+from jobkit import instants, jobs, ports, registry
+from jobkit.worker import claims
+from jobkit.worker.attempts import Attempts
+from jobkit.worker.config import (
+    Attempt,
+    Clock,
+    Hook,
+    PerformersFor,
+    WorkerConfig,
+    default_worker_id,
+    emitter,
+    utc_now,
 )
-from jobkit.worker.interpreter import Performers, interpret
+from jobkit.worker.writes import Writes
 
-log = logging.getLogger("jobkit.worker")
-
-Clock = Callable[[], datetime]
-Hook = Callable[[effects.MachineEffect, jobs.Job], None]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-@attrs.frozen(kw_only=True)
-class WorkerConfig:
-    """How one worker process runs jobs. Defaults fit Cloud Run (10 s to shut down)."""
-
-    concurrency: int = 8
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 10.0
-    idle_seconds: float = 0.25  # longest idle sleep: other processes may submit work
-    reap_seconds: float = 5.0
-    grace_seconds: float = 8.0
-    progress_seconds: float = 0.5  # at most one progress write per job this often
-    queues: frozenset[str] | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise errors.ConfigurationError("concurrency must be >= 1")
-        if not 0 < self.heartbeat_seconds < self.lease_seconds:
-            raise errors.ConfigurationError("heartbeat_seconds must be within (0, lease_seconds)")
-
-
-@attrs.define
-class Attempt:
-    """One running attempt, as the worker tracks it; `job` is the latest version it wrote."""
-
-    job: jobs.Job
-    claim: int
-    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
-    task: asyncio.Task[None] | None = None
-    report: ports.Progress | None = None  # progress of this attempt, for performers
-    lost: bool = False
-    closed: bool = False  # its final event (succeeded, failed, released) is written
-    last_progress: float = float("-inf")  # monotonic time may start near 0: report the first
-
-
-PerformersFor = Callable[[Attempt], Performers]
-
-
-_FINAL = (events.AttemptSucceeded, events.AttemptFailed, events.LeaseReleased)
+__all__ = [
+    "Attempt",
+    "Clock",
+    "Hook",
+    "PerformersFor",
+    "Worker",
+    "WorkerConfig",
+    "default_worker_id",
+    "performers_from",
+    "utc_now",
+]
 
 
 class Worker:
     """Runs jobs from `store` with the performers `performers_for(attempt)` builds per attempt.
 
     `run()` works until `stop()`; `drain()` runs until nothing is due (burst mode).
+
+    State it owns: whether it is stopping, and the event that wakes its idle wait. The
+    running attempts are its `Attempts`', the claims on their way its `Claims`', the
+    queued final writes and the count of finished attempts its `Writes`'.
     """
 
     def __init__(
@@ -105,29 +68,40 @@ class Worker:
     ) -> None:
         self.store = store
         self.types = types
-        self.config = config or WorkerConfig()
-        self.id = worker_id or default_worker_id()
-        self._performers_for = performers_for
+        self.config = config = config or WorkerConfig()
+        self.id = worker_id = worker_id or default_worker_id()
+        rng = rng or random.Random()
+        emit = emitter(on_effect)
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._on_effect = on_effect
-        self._running: dict[str, Attempt] = {}
         self._wake = asyncio.Event()
         self._stopping = False
-        self._contended = False
-        # Finished attempts whose final write is queued or being written (`_finish`).
-        self._outbox: list[tuple[Attempt, jobs.Job, machine.Effects, events.Event]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
-        self._closing = 0  # attempts in `_running` that only wait for that write
-        # Claims whose compare-and-set is on its way (`_claim`), and the jobs they name.
-        self._claims: set[asyncio.Task[None]] = set()
-        self._claiming: set[str] = set()
-        self._claim_error: BaseException | None = None
-        # Half the slots per claim: while one claim's write is on its way, the next can
-        # be read and stepped, so the loop does not sit idle waiting for each commit.
-        self._batch = max(1, (self.config.concurrency + 1) // 2)
-        self.finished = 0
+        self._writes = Writes(
+            store=store,
+            worker_id=worker_id,
+            clock=clock,
+            emit=emit,
+            settled=self._forget,
+        )
+        self._attempts = Attempts(
+            types=types,
+            config=config,
+            worker_id=worker_id,
+            rng=rng,
+            performers_for=performers_for,
+            writes=self._writes,
+            wake=self._wake.set,
+        )
+        self._claims = claims.Claims(
+            store=store,
+            config=config,
+            worker_id=worker_id,
+            clock=clock,
+            rng=rng,
+            emit=emit,
+            won=self._won,
+            wake=self._wake.set,
+        )
+        self._reap = functools.partial(claims.reap, store, types, clock, rng, emit)
 
     # -- control ------------------------------------------------------------
 
@@ -142,29 +116,49 @@ class Worker:
 
     @property
     def running(self) -> int:
-        return len(self._running)
+        return len(self._attempts.running)
 
-    def _free(self) -> int:
-        """Slots for new attempts. A claim on its way holds one per job it names; an
-        attempt whose final write is on its way needs none, so the next claim can share
-        that write's transaction."""
-        return self.config.concurrency - len(self._running) - len(self._claiming) + self._closing
+    @property
+    def finished(self) -> int:
+        """Attempts this worker finished (succeeded or failed), since it was made."""
+        return self._writes.finished
 
     async def run(self) -> None:
-        heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
-        next_reap = 0.0
+        await self._serve(until_idle=False)
+
+    async def drain(self) -> int:
+        """Burst mode: run every due job (and the retries that fall due meanwhile), then return
+        how many attempts finished. Jobs scheduled later stay pending. `stop()` ends it early,
+        with the same grace period as `run()`."""
+        finished = self.finished
+        await self._serve(until_idle=True)
+        return self.finished - finished
+
+    # -- the loop ----------------------------------------------------------------
+
+    async def _serve(self, *, until_idle: bool) -> None:
+        """Reap when it is time, claim while slots are free, else wait; until `stop()`, or
+        with `until_idle` until nothing is due, running or stalled. On the way out (a stop,
+        an error, a cancellation) running attempts get the grace period (`_shutdown`)."""
+        loop = asyncio.get_running_loop()
+        heartbeats = asyncio.create_task(self._attempts.heartbeats(), name=f"{self.id}:heartbeat")
+        next_reap = loop.time()
         try:
             while not self._stopping:
-                if time.monotonic() >= next_reap:
+                if loop.time() >= next_reap:
                     await self._reap()
-                    next_reap = time.monotonic() + self.config.reap_seconds
-                self._raise_claim_error()
+                    next_reap = loop.time() + self.config.reap_seconds
+                self._claims.raise_error()
                 free = self._free()
-                due, started = await self._claim(free) if free > 0 else (0, 0)
-                if started or due:
-                    await asyncio.sleep(0)  # more may be due, or lost races to retry at once
+                due, asked = await self._claims.claim(free) if free > 0 else (0, 0)
+                if asked:  # more may be due: claim again while slots are free
                     continue
-                await self._idle(free > 0)
+                if due:  # lost every race: other workers took them; look again
+                    await asyncio.sleep(0)
+                    continue
+                if until_idle and not self._busy() and not await self._reap():
+                    return  # drained
+                await self._idle(nothing_due=free > 0)
         finally:
             await self._shutdown()
             heartbeats.cancel()
@@ -173,43 +167,20 @@ class Worker:
             # going is not lost; the worker may run (or drain) again afterwards.
             self._stopping = False
 
-    async def drain(self) -> int:
-        """Burst mode: run every due job (and the retries that fall due meanwhile), then return
-        how many attempts finished. Jobs scheduled later stay pending. `stop()` ends it early,
-        with the same grace period as `run()`."""
-        finished = self.finished
-        heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
-        next_reap = 0.0
-        try:
-            while True:
-                if time.monotonic() >= next_reap:
-                    await self._reap()
-                    next_reap = time.monotonic() + self.config.reap_seconds
-                self._raise_claim_error()
-                free = self._free()
-                due, started = (
-                    await self._claim(free) if free > 0 and not self._stopping else (0, 0)
-                )
-                busy = self._running or self._claims
-                if not due and not busy and not await self._reap():
-                    return self.finished - finished  # nothing due, nothing running: done
-                if self._stopping:
-                    await self._shutdown()
-                    return self.finished - finished
-                if due and not started:
-                    await asyncio.sleep(0)  # lost every race: other workers took them; again
-                elif not started:
-                    await self._idle(False)
-        finally:
-            if self._running or self._claims:  # cancelled or crashed mid-drain: hand back
-                await self._shutdown()
-            heartbeats.cancel()
-            await asyncio.gather(heartbeats, return_exceptions=True)
-            self._stopping = False
+    def _free(self) -> int:
+        """Slots for new attempts. A claim on its way holds one per job it names; an
+        attempt whose final write is on its way needs none, so the next claim can share
+        that write's transaction."""
+        held = len(self._attempts.running) + len(self._claims.ids) - self._writes.closing
+        return self.config.concurrency - held
 
-    # -- the loop's parts --------------------------------------------------------
+    def _busy(self) -> bool:
+        return bool(self._attempts.running) or self._claims.busy
 
-    async def _idle(self, nothing_due: bool) -> None:
+    async def _idle(self, *, nothing_due: bool) -> None:
+        """Wait for the first of: a wake-up (`wake()`, a slot freed, a claim landed), the
+        next job falling due (asked only when nothing is due now), the idle timeout. The one
+        place the loop waits: another source of wake-ups joins here."""
         timeout = self.config.idle_seconds
         if nothing_due:
             upcoming = await self.store.next_wakeup(self.config.queues)
@@ -223,388 +194,26 @@ class Worker:
             pass
         self._wake.clear()
 
-    async def _claim(self, free: int) -> tuple[int, int]:
-        """Claim up to half the slots' worth of due jobs in one write, without waiting for
-        it; (how many were due, how many it asked for).
+    def _forget(self, attempt: Attempt) -> None:
+        """An attempt's final write is settled."""
+        self._attempts.forget(attempt)
 
-        The jobs of claims still on their way are still pending in the store: they are
-        read past. Workers in other processes read the same head of the queue. After
-        losing a race, a worker takes a random batch of the first `2 * batch` instead, in
-        claim order, so that contending workers spread out rather than collide again.
-        """
-        now = self._clock()
-        batch = min(free, self._batch)
-        window = batch * 2 if self._contended else batch
-        claiming = self._claiming
-        found = await self.store.claimable(now, self.config.queues, window + len(claiming))
-        candidates = [job for job in found if jobs.id(job) not in claiming][:window]
-        if len(candidates) > batch:
-            candidates = sorted(self._rng.sample(candidates, batch), key=schedule.claim_key)
-        claim = events.Claimed(worker=self.id, lease_seconds=self.config.lease_seconds)
-        moves: list[tuple[int, jobs.Job, machine.Effects]] = []
-        for job in candidates:
-            match machine.step(job, claim, now):
-                case Success((claimed, done)):
-                    moves.append((jobs.version(job), claimed, done))
-                case Failure(refusal):  # changed since it was read: someone else's now
-                    log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
-        if not moves:
-            return len(candidates), 0
-        write = self.store.compare_and_set_many([(version, job) for version, job, _ in moves])
-        ids = [jobs.id(job) for _, job, _ in moves]
-        claiming.update(ids)
-        task = asyncio.create_task(self._claimed(moves, ids, write))
-        self._claims.add(task)
-        task.add_done_callback(self._claims.discard)
-        return len(candidates), len(moves)
-
-    async def _claimed(
-        self,
-        moves: list[tuple[int, jobs.Job, machine.Effects]],
-        ids: list[str],
-        write: Awaitable[Sequence[bool]],
-    ) -> None:
-        """Start the jobs a claim won, once its write lands (release them when stopping)."""
-        try:
-            won = await write
-        except Exception as exc:
-            # Whether it landed is unknown: jobs it did claim keep our lease until it runs
-            # out, and the reaper gives them back. The loop raises it, as it would its own.
-            self._claim_error = exc
-            return
-        finally:
-            self._claiming.difference_update(ids)
-            self._wake.set()
-        started = 0
-        unwanted: list[Attempt] = []
-        for (_, job, done), ok in zip(moves, won, strict=True):
-            if ok:
-                self._emit(done, job)
-                started += 1
-                if self._stopping:
-                    unwanted.append(self._track(job))
-                else:
-                    self._start(job)
-        self._contended = started < len(moves)
-        for attempt in unwanted:  # stopping: hand it back at once, untouched
-            await self._advance(attempt, events.LeaseReleased(worker=self.id, claim=attempt.claim))
-            self._running.pop(jobs.id(attempt.job), None)
-
-    def _raise_claim_error(self) -> None:
-        if self._claim_error is not None:
-            error, self._claim_error = self._claim_error, None
-            raise error
-
-    def _track(self, job: jobs.Job) -> Attempt:
-        attempt = Attempt(job=job, claim=jobs.claim(job))
-        self._running[jobs.id(job)] = attempt
-        return attempt
-
-    def _start(self, job: jobs.Job) -> None:
-        """Run the attempt's pipeline up to its first effect here; only an attempt that has
-        an effect to wait for gets a task. One that asks for nothing is finished at once."""
-        attempt = self._track(job)
-        job_id = jobs.id(job)
-        job_type = registry.get(self.types, jobs.type_name(job))
-        deadline = asyncio.get_running_loop().time() + job_type.timeout_seconds
-        try:
-            run = job_type.pipeline(job, attempt.claim)
-            first = next(run)
-        except StopIteration as stop:  # done without an effect
-            event = self._outcome(attempt, job_type, stop.value)
-        except Exception as exc:  # a bug in the pipeline: record it, keep working
-            event = self._crashed(attempt, job_type, exc)
-        else:
-            attempt.task = asyncio.create_task(
-                self._attempt(attempt, job_type, run, first, deadline), name=f"job:{job_id}"
-            )
-            return
-        if not self._finish(attempt, event):
-            self._running.pop(job_id, None)
-
-    async def _attempt(
-        self,
-        attempt: Attempt,
-        job_type: registry.JobType,
-        run: pipeline.Pipeline,
-        first: effects.PipelineEffect,
-        deadline: float,
-    ) -> None:
-        queued = False
-        try:
-            event = await self._execute(attempt, job_type, run, first, deadline)
-            if attempt.lock.locked():  # a heartbeat or progress report is being written
-                await self._advance(attempt, event)  # waits for it, then writes alone
+    async def _won(self, taken: list[jobs.Job]) -> None:
+        """Start the jobs a claim won; hand them back untouched when stopping."""
+        for job in taken:
+            if self._stopping:
+                await self._attempts.hand_back(job)
             else:
-                queued = self._finish(attempt, event)
-        except asyncio.CancelledError:
-            if not attempt.lost:
-                raise  # shutdown: `_shutdown` releases the lease
-        finally:
-            # Unless its write is queued (which removes it once written): `_shutdown` keeps
-            # its own list of the attempts it cancels, and an attempt left here would keep
-            # `drain()` waiting for it forever.
-            if not queued:
-                self._running.pop(jobs.id(attempt.job), None)
-                self._wake.set()
-
-    async def _execute(
-        self,
-        attempt: Attempt,
-        job_type: registry.JobType,
-        run: pipeline.Pipeline,
-        first: effects.PipelineEffect,
-        deadline: float,
-    ) -> events.Event:
-        async def report(current: int, total: int, message: str) -> None:
-            effect = effects.ReportProgress(current=current, total=total, message=message)
-            await self._progress(attempt, effect)
-
-        attempt.report = report
-        performers: dict[type, Any] = dict(self._performers_for(attempt))
-        performers[effects.ReportProgress] = lambda effect: self._progress(attempt, effect)
-        try:
-            # The timeout counts from the attempt's start; it is armed at the first effect,
-            # since nothing before it waited.
-            async with asyncio.timeout_at(deadline):
-                outcome = await interpret(run, performers, first)
-        except TimeoutError:
-            limit = job_type.timeout_seconds
-            outcome = Failure(errors.transient("timeout", f"the job ran longer than {limit:g} s"))
-        except Exception as exc:  # a bug in a performer or pipeline: record it, keep working
-            return self._crashed(attempt, job_type, exc)
-        return self._outcome(attempt, job_type, outcome)
-
-    def _outcome(self, attempt: Attempt, job_type: registry.JobType, outcome: Any) -> events.Event:
-        match outcome:
-            case Success(completion):
-                return events.AttemptSucceeded(
-                    worker=self.id,
-                    claim=attempt.claim,
-                    result=completion.result,
-                    result_key=completion.document_key,
-                )
-            case Failure(err):
-                return self._failed(attempt, job_type, err)
-            case _:
-                problem = errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
-                return self._crashed(attempt, job_type, problem)
-
-    def _crashed(
-        self, attempt: Attempt, job_type: registry.JobType, exc: Exception
-    ) -> events.Event:
-        log.error(
-            "attempt crashed",
-            exc_info=(type(exc), exc, exc.__traceback__),
-            extra={"jobId": jobs.id(attempt.job)},
-        )
-        err = errors.error(
-            "internal",
-            f"{type(exc).__name__}: {exc}",
-            retryable=True,
-            context={"exception": type(exc).__name__},
-        )
-        return self._failed(attempt, job_type, err)
-
-    def _failed(
-        self, attempt: Attempt, job_type: registry.JobType, err: errors.Error
-    ) -> events.Event:
-        return events.AttemptFailed(
-            worker=self.id,
-            claim=attempt.claim,
-            error=err,
-            policy=job_type.retry,
-            sample=self._rng.random(),
-        )
-
-    async def _progress(self, attempt: Attempt, effect: effects.ReportProgress) -> Success[None]:
-        now = time.monotonic()
-        final = effect.current >= effect.total
-        if final or now - attempt.last_progress >= self.config.progress_seconds:
-            attempt.last_progress = now
-            event = events.ProgressReported(
-                worker=self.id,
-                claim=attempt.claim,
-                current=effect.current,
-                total=effect.total,
-                message=effect.message,
-            )
-            await self._advance(attempt, event)
-        return Success(None)
-
-    # -- writes ------------------------------------------------------------------
-
-    def _finish(self, attempt: Attempt, event: events.Event) -> bool:
-        """Step the attempt's final event and queue its write for the next batch; False
-        when there is nothing to write (the lease is gone), and the caller drops it.
-
-        No other write of the attempt may be in flight. The attempt counts as closed from
-        here on (a heartbeat now would be refused anyway) and frees its slot; `_write_out`
-        settles it, and only then takes it out of `_running`, so `drain()` and
-        `_shutdown()` wait for the write.
-        """
-        if attempt.lost or attempt.closed:
-            return False
-        match machine.step(attempt.job, event, self._clock()):
-            case Success((job, done)):
-                attempt.closed = True
-                self._outbox.append((attempt, job, done, event))
-                self._closing += 1
-                if self._sender is None:  # the first this turn: it writes them all, next turn
-                    self._sender = sender = asyncio.create_task(self._write_out())
-                    self._sending.add(sender)
-                    sender.add_done_callback(self._sending.discard)
-                return True
-            case Failure(refusal):
-                self._lose(attempt, event, refusal.code)
-                return False
-            case _:
-                raise errors.JobkitError("machine.step returned a non-Result")
-
-    async def _write_out(self) -> None:
-        """Write the finished attempts queued since the last batch, in one compare-and-set."""
-        batch, self._outbox = self._outbox, []
-        self._sender = None  # attempts finishing from now on go into the next batch
-        writes = [(jobs.version(attempt.job), job) for attempt, job, _, _ in batch]
-        try:
-            won: list[bool | None] = list(await self.store.compare_and_set_many(writes))
-        except Exception:
-            # Whether they landed is unknown: those that did not keep their leases until
-            # these run out, and the reaper then gives the jobs back to the retry policy.
-            log.exception("writing finished attempts failed", extra={"count": len(batch)})
-            won = [None] * len(batch)
-        finally:
-            self._closing -= len(batch)
-        for (attempt, job, done, event), ok in zip(batch, won, strict=True):
-            if ok:
-                attempt.job = job
-                self.finished += 1
-                self._emit(done, job)
-            elif ok is False:
-                self._lose(attempt, event, "version_conflict")
-            self._running.pop(jobs.id(job), None)
-        self._wake.set()
-
-    async def _advance(self, attempt: Attempt, event: events.Event) -> bool:
-        """Step the attempt's job and compare-and-set it; False when the lease is gone.
-        One write of an attempt at a time: its lock orders heartbeats, progress and the end."""
-        async with attempt.lock:
-            if attempt.lost or attempt.closed:
-                return False
-            now = self._clock()
-            match machine.step(attempt.job, event, now):
-                case Success((job, done)):
-                    write = asyncio.ensure_future(
-                        self.store.compare_and_set(jobs.version(attempt.job), job)
-                    )
-                    try:
-                        ok = await asyncio.shield(write)
-                    except asyncio.CancelledError:
-                        ok = await write  # keep our copy true to the store, then stop
-                        self._settle(attempt, job, done, ok, event)
-                        raise
-                    return self._settle(attempt, job, done, ok, event)
-                case Failure(refusal):
-                    self._lose(attempt, event, refusal.code)
-                    return False
-                case _:
-                    raise errors.JobkitError("machine.step returned a non-Result")
-
-    def _settle(
-        self,
-        attempt: Attempt,
-        job: jobs.Job,
-        done: machine.Effects,
-        ok: bool,
-        event: events.Event,
-    ) -> bool:
-        if ok:
-            attempt.job = job
-            final = isinstance(event, _FINAL)
-            attempt.closed = final
-            if final and not isinstance(event, events.LeaseReleased):
-                self.finished += 1
-            self._emit(done, job)
-        else:
-            self._lose(attempt, event, "version_conflict")
-        return ok
-
-    def _lose(self, attempt: Attempt, event: events.Event, code: str) -> None:
-        attempt.lost = True
-        log.warning(
-            "lease lost: another worker owns the job now",
-            extra={"jobId": jobs.id(attempt.job), "event": event.kind, "code": code},
-        )
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.heartbeat_seconds)
-            beats = [
-                self._beat(attempt)
-                for attempt in list(self._running.values())
-                if not (attempt.lost or attempt.closed)
-            ]
-            await asyncio.gather(*beats)
-
-    async def _beat(self, attempt: Attempt) -> None:
-        event = events.Heartbeat(
-            worker=self.id, claim=attempt.claim, lease_seconds=self.config.lease_seconds
-        )
-        if not await self._advance(attempt, event) and attempt.task is not None:
-            attempt.task.cancel()  # the work is someone else's now; stop spending on it
-
-    async def _reap(self) -> int:
-        """Give stalled jobs (expired leases) back to the retry policy, in one batch; returns
-        how many it took."""
-        now = self._clock()
-        moves: list[tuple[int, jobs.Job, machine.Effects]] = []
-        for job in await self.store.stalled(now, 100):
-            policy = registry.get(self.types, jobs.type_name(job)).retry
-            expired = events.LeaseExpired(policy=policy, sample=self._rng.random())
-            match machine.step(job, expired, now):
-                case Success((stalled, done)):
-                    moves.append((jobs.version(job), stalled, done))
-                case Failure(_):
-                    pass
-        taken = 0
-        if moves:
-            won = await self.store.compare_and_set_many([(v, job) for v, job, _ in moves])
-            for (_, job, done), ok in zip(moves, won, strict=True):
-                if ok:
-                    self._emit(done, job)
-                    taken += 1
-        return taken
+                self._attempts.start(job)
 
     async def _shutdown(self) -> None:
-        """Let running jobs finish within the grace period, then release the rest's leases."""
+        """Let running jobs finish within the grace period, then release the rest's leases;
+        wait for the final writes on their way."""
         self._stopping = True
-        while self._claims:  # claims on their way: what they win is released, not started
-            await asyncio.gather(*self._claims, return_exceptions=True)
-        tasks = [a.task for a in self._running.values() if a.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.config.grace_seconds)
-        unfinished = [a for a in self._running.values() if a.task is not None and not a.task.done()]
-        for attempt in unfinished:
-            assert attempt.task is not None
-            attempt.task.cancel()
-        await asyncio.gather(*(a.task for a in unfinished if a.task), return_exceptions=True)
-        for attempt in unfinished:
-            released = events.LeaseReleased(worker=self.id, claim=attempt.claim)
-            await self._advance(attempt, released)
-        while self._sending:  # the finished attempts' writes, queued or on their way
-            await asyncio.gather(*self._sending, return_exceptions=True)
-        self._running.clear()
-
-    def _emit(self, done: machine.Effects, job: jobs.Job) -> None:
-        if self._on_effect is not None:
-            for effect in done:
-                self._on_effect(effect, job)
-        elif done and log.isEnabledFor(logging.INFO):  # asked once, not per effect
-            for effect in done:
-                if isinstance(effect, effects.Lifecycle):
-                    log.info(
-                        "job %s", effect.name, extra={"jobId": effect.job_id, "event": effect.name}
-                    )
+        await self._claims.settle()  # what they win is handed back, not started
+        await self._attempts.stop()
+        await self._writes.flush()
+        self._attempts.running.clear()
 
 
 def performers_from(table: Mapping[type, Callable[[Any], Awaitable[Any]]]) -> PerformersFor:

@@ -1,4 +1,5 @@
-"""Workers racing for the same jobs: a lost claim is retried, never mistaken for an empty queue."""
+"""Workers racing for the same jobs: a lost claim is retried, never mistaken for an empty queue.
+On the virtual-time loop."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from returns.result import Success
 from jobkit import events, jobs, machine, pipeline, registry, submission
 from jobkit.status import Status
 from jobkit.testing import MemoryJobStore
-from jobkit.worker.worker import Worker, WorkerConfig, performers_from, utc_now
+from jobkit.testing import loop as virtual
+from jobkit.worker.worker import Worker, WorkerConfig, performers_from
 
 
 def noop(job: jobs.Job, claim: int) -> pipeline.Pipeline:
@@ -37,7 +39,7 @@ class Rivalled(MemoryJobStore):
 
 
 def fill(store: MemoryJobStore, count: int) -> None:
-    now = utc_now()
+    now = virtual.START
     for n in range(count):
         draft = submission.new_job(
             {"type": "noop"}, types=TYPES, job_id=f"job-{n}", user_id="u", now=now
@@ -54,8 +56,9 @@ def test_drain_does_not_stop_after_losing_a_claim_race() -> None:
         types=TYPES,
         performers_for=performers_from({}),
         config=WorkerConfig(concurrency=8),
+        clock=virtual.clock(),
     )
-    ran = asyncio.run(worker.drain())
+    ran = virtual.run(worker.drain())
     assert ran == 20
     assert {jobs.status(job) for job in store.all()} == {Status.COMPLETED}
 
@@ -72,12 +75,13 @@ def test_workers_sharing_a_store_split_the_work_and_run_each_job_once() -> None:
                 performers_for=performers_from({}),
                 config=WorkerConfig(concurrency=16),
                 rng=random.Random(seed),
+                clock=virtual.clock(),
             )
             for seed in (1, 2)
         ]
         return list(await asyncio.gather(*(w.drain() for w in workers)))
 
-    counts = asyncio.run(both())
+    counts = virtual.run(both())
     assert sum(counts) == 200
     finished = store.all()
     assert {jobs.status(job) for job in finished} == {Status.COMPLETED}

@@ -1,6 +1,6 @@
-"""The async worker against the reference store, on real asyncio with short leases.
-
-Nothing here asserts how fast anything ran: time limits only stop a hung test.
+"""The async worker against the reference store, on the virtual-time event loop
+(`jobkit.testing.loop`): leases, heartbeats, backoffs and grace periods play out in
+virtual seconds, exactly and at once. Time limits only stop a hung test.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from returns.result import Failure, Result, Success
 from jobkit import effects, errors, events, instants, jobs, machine, pipeline, registry, retry
 from jobkit.status import TERMINAL, Status
 from jobkit.testing import MemoryJobStore
+from jobkit.testing import loop as virtual
 from jobkit.worker import Performer
-from jobkit.worker.worker import Worker, WorkerConfig, utc_now
-from tests.jobkit.worker.support import FAST, HUNG, get, make_worker, submit
+from jobkit.worker.worker import Worker, WorkerConfig
+from tests.jobkit.worker.support import FAST, HUNG, Watched, get, make_worker, submit
 
 QUIET = attrs.evolve(FAST, lease_seconds=30.0, heartbeat_seconds=10.0)  # no heartbeat writes
 TINY = retry.Backoff(base=0.02, factor=1.0, cap=0.02)  # a retry falls due within 20 ms
@@ -99,13 +100,13 @@ def settled(store: MemoryJobStore, *job_ids: str) -> Callable[[], bool]:
     return lambda: all(jobs.status(get(store, i)) in TERMINAL for i in job_ids)
 
 
-async def run_until(worker: Worker, done: Callable[[], bool]) -> None:
-    """`run()` the worker until `done()`, then stop it and wait for `run()` to return."""
+async def run_until(worker: Worker, store: Watched, done: Callable[[], bool]) -> None:
+    """`run()` the worker until a write makes `done()` true, then stop it and wait for
+    `run()` to return."""
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(HUNG):
-            while not done():
-                await asyncio.sleep(0.01)
+            await store.until(done)
     finally:
         worker.stop()
         await asyncio.wait_for(task, HUNG)
@@ -146,7 +147,7 @@ def recorder(seen: Seen) -> Callable[[effects.MachineEffect, jobs.Job], None]:
 
 
 def test_drain_runs_every_due_job_and_records_its_result() -> None:
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     types = registry.of([registry.JobType(name="upper", pipeline=upper)])
     for i in range(5):
         submit(store, types, "upper", f"job-{i}", params={"text": f"hello {i}"})
@@ -155,7 +156,7 @@ def test_drain_runs_every_due_job_and_records_its_result() -> None:
     async def main() -> tuple[int, int]:
         return await worker.drain(), await worker.drain()
 
-    assert asyncio.run(main()) == (5, 0)
+    assert virtual.run(main()) == (5, 0)
     for i in range(5):
         job = get(store, f"job-{i}")
         key = f"results/job-{i}/attempt-1.txt"
@@ -189,25 +190,25 @@ def test_priority_order_is_honoured_one_job_at_a_time() -> None:
         yield effects.ReadBlob(key="anything")
         return Success(pipeline.Completion())
 
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="noted", pipeline=noted)])
     for job_id, priority in [("p10", 10), ("p90", 90), ("p50", 50), ("p70", 70), ("p0", 0)]:
         submit(store, types, "noted", job_id, priority=priority)
     read, _ = answers(Success(b""))
     worker = make_worker(store, types, {effects.ReadBlob: read}, attrs.evolve(FAST, concurrency=1))
-    assert asyncio.run(worker.drain()) == 5
+    assert virtual.run(worker.drain()) == 5
     assert started == ["p90", "p70", "p50", "p10", "p0"]
 
 
 def test_a_queue_filter_leaves_other_queues_jobs_pending() -> None:
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     types = registry.of([registry.JobType(name="upper", pipeline=upper)])
     for i in range(3):
         submit(store, types, "upper", f"fast-{i}", params={"text": "x"}, queue="fast")
         submit(store, types, "upper", f"slow-{i}", params={"text": "x"}, queue="slow")
     config = attrs.evolve(FAST, queues=frozenset({"fast"}))
     worker = make_worker(store, types, {effects.WriteBlob: blobs.write}, config)
-    assert asyncio.run(worker.drain()) == 3
+    assert virtual.run(worker.drain()) == 3
     for i in range(3):
         assert jobs.status(get(store, f"fast-{i}")) is Status.COMPLETED
         slow = get(store, f"slow-{i}")
@@ -219,12 +220,12 @@ def test_a_queue_filter_leaves_other_queues_jobs_pending() -> None:
 
 
 def test_the_hook_sees_each_lifecycle_effect_with_the_job_as_stored() -> None:
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     types = registry.of([registry.JobType(name="upper", pipeline=upper)])
     submit(store, types, "upper", "job-1", params={"text": "x"})
     seen: Seen = []
     worker = make_worker(store, types, {effects.WriteBlob: blobs.write}, on_effect=recorder(seen))
-    assert asyncio.run(worker.drain()) == 1
+    assert virtual.run(worker.drain()) == 1
     assert seen == [("started", 1, Status.PROCESSING), ("completed", 1, Status.COMPLETED)]
 
 
@@ -232,14 +233,14 @@ def test_the_hook_sees_each_lifecycle_effect_with_the_job_as_stored() -> None:
 
 
 def test_a_transient_failure_is_retried_after_its_backoff_then_succeeds() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     policy = retry.RetryPolicy(max_attempts=3, backoff=TINY)
     types = registry.of([registry.JobType(name="reads", pipeline=reads, retry=policy)])
     submit(store, types, "reads", "job-1")
     read, calls = answers(Failure(UNAVAILABLE), Success(b"four"))
     seen: Seen = []
     worker = make_worker(store, types, {effects.ReadBlob: read}, on_effect=recorder(seen))
-    asyncio.run(run_until(worker, settled(store, "job-1")))
+    virtual.run(run_until(worker, store, settled(store, "job-1")))
 
     job = get(store, "job-1")
     assert jobs.status(job) is Status.COMPLETED
@@ -262,14 +263,14 @@ def test_a_transient_failure_is_retried_after_its_backoff_then_succeeds() -> Non
 
 
 def test_a_permanent_error_fails_the_job_at_once() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     policy = retry.RetryPolicy(max_attempts=5, backoff=TINY)
     types = registry.of([registry.JobType(name="reads", pipeline=reads, retry=policy)])
     submit(store, types, "reads", "job-1")
     corrupt = errors.permanent("corrupt_document", "not a PDF")
     read, calls = answers(Failure(corrupt))
     worker = make_worker(store, types, {effects.ReadBlob: read})
-    assert asyncio.run(worker.drain()) == 1
+    assert virtual.run(worker.drain()) == 1
 
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job), len(calls)) == (Status.FAILED, 1, 1)
@@ -279,13 +280,13 @@ def test_a_permanent_error_fails_the_job_at_once() -> None:
 
 
 def test_a_job_fails_once_its_attempts_are_exhausted() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     policy = retry.RetryPolicy(max_attempts=3, backoff=TINY)
     types = registry.of([registry.JobType(name="reads", pipeline=reads, retry=policy)])
     submit(store, types, "reads", "job-1")
     read, calls = answers(Failure(UNAVAILABLE))
     worker = make_worker(store, types, {effects.ReadBlob: read})
-    asyncio.run(run_until(worker, settled(store, "job-1")))
+    virtual.run(run_until(worker, store, settled(store, "job-1")))
 
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job), len(calls)) == (Status.FAILED, 3, 3)
@@ -307,7 +308,7 @@ def test_a_job_running_past_its_types_timeout_fails_with_timeout() -> None:
         finally:
             closed.append(True)
 
-    store = MemoryJobStore()
+    store = Watched()
     job_type = registry.JobType(
         name="endless",
         pipeline=endless,
@@ -324,7 +325,7 @@ def test_a_job_running_past_its_types_timeout_fails_with_timeout() -> None:
         assert gate.cancelled.is_set()
         return finished
 
-    assert asyncio.run(main()) == 1
+    assert virtual.run(main()) == 1
     job = get(store, "job-1")
     err = jobs.error(job)
     assert err is not None
@@ -338,7 +339,7 @@ def test_a_crashing_pipeline_is_recorded_as_internal_and_the_worker_carries_on()
         data = yield effects.ReadBlob(key="doc")
         return Success(pipeline.Completion(result={"ratio": 1 / len(data)}))
 
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     once = retry.RetryPolicy(max_attempts=1)
     types = registry.of(
         [
@@ -351,7 +352,7 @@ def test_a_crashing_pipeline_is_recorded_as_internal_and_the_worker_carries_on()
     read, _ = answers(Success(b""))
     table = {effects.ReadBlob: read, effects.WriteBlob: blobs.write}
     worker = make_worker(store, types, table, attrs.evolve(FAST, concurrency=1))
-    assert asyncio.run(worker.drain()) == 2
+    assert virtual.run(worker.drain()) == 2
 
     crashed = get(store, "job-1")
     err = jobs.error(crashed)
@@ -380,7 +381,7 @@ def counting(snapshots: list[Any]) -> pipeline.PipelineFactory:
 
 def run_counting(progress_seconds: float) -> tuple[Any, jobs.Job]:
     snapshots: list[Any] = []
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="count", pipeline=counting(snapshots))])
     submit(store, types, "count", "job-1")
 
@@ -390,13 +391,13 @@ def run_counting(progress_seconds: float) -> tuple[Any, jobs.Job]:
 
     config = attrs.evolve(QUIET, progress_seconds=progress_seconds)
     worker = make_worker(store, types, {effects.ReadBlob: snapshot}, config)
-    assert asyncio.run(worker.drain()) == 1
+    assert virtual.run(worker.drain()) == 1
     [seen] = snapshots
     return seen, get(store, "job-1")
 
 
 def test_progress_is_throttled_but_the_final_report_is_always_written() -> None:
-    seen, job = run_counting(progress_seconds=1e9)  # longer than any monotonic clock's age
+    seen, job = run_counting(progress_seconds=1e9)  # longer than the whole run
     assert seen == pmap({"current": 1, "total": 4, "message": "step 1"})
     assert jobs.progress(job) == pmap({"current": 4, "total": 4, "message": "done"})
     # submitted, claimed, 1/4, 4/4, succeeded: the throttled reports were never written
@@ -421,7 +422,7 @@ def test_heartbeats_keep_a_long_job_leased_past_several_lease_lengths() -> None:
         await asyncio.sleep(1.2)  # three lease lengths
         return Success(b"slow")
 
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
     submit(store, types, "reads", "job-1")
     worker = make_worker(store, types, {effects.ReadBlob: slow}, worker_id="w1")
@@ -438,7 +439,7 @@ def test_heartbeats_keep_a_long_job_leased_past_several_lease_lengths() -> None:
             watcher.stop()
             await asyncio.wait_for(watching, HUNG)
 
-    assert asyncio.run(main()) == 1
+    assert virtual.run(main()) == 1
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job)) == (Status.COMPLETED, 1)
     assert [(e["worker"], e["outcome"]) for e in entries(job)] == [("w1", jobs.SUCCEEDED)]
@@ -449,10 +450,10 @@ def test_heartbeats_keep_a_long_job_leased_past_several_lease_lengths() -> None:
 
 
 def test_a_stalled_job_is_reaped_and_run_again() -> None:
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     policy = retry.RetryPolicy(max_attempts=3, backoff=TINY)
     types = registry.of([registry.JobType(name="upper", pipeline=upper, retry=policy)])
-    long_ago = instants.plus(utc_now(), -10.0)
+    long_ago = instants.plus(virtual.START, -10.0)
     job = submit(store, types, "upper", "job-1", at=long_ago, params={"text": "x"})
     # A worker claimed it with a one-second lease, then died.
     claimed, _ = machine.step(
@@ -464,7 +465,7 @@ def test_a_stalled_job_is_reaped_and_run_again() -> None:
     worker = make_worker(
         store, types, {effects.WriteBlob: blobs.write}, worker_id="w1", on_effect=recorder(seen)
     )
-    asyncio.run(run_until(worker, settled(store, "job-1")))
+    virtual.run(run_until(worker, store, settled(store, "job-1")))
 
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job)) == (Status.COMPLETED, 2)
@@ -483,7 +484,7 @@ def test_a_stalled_job_is_reaped_and_run_again() -> None:
 
 
 def test_a_worker_whose_lease_was_taken_stops_and_never_writes_again() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
     submit(store, types, "reads", "job-1")
 
@@ -499,7 +500,7 @@ def test_a_worker_whose_lease_was_taken_stops_and_never_writes_again() -> None:
         assert worker.running == 0
         return finished, taken, store.writes - writes
 
-    finished, taken, writes_since = asyncio.run(main())
+    finished, taken, writes_since = virtual.run(main())
     assert (finished, writes_since) == (0, 0)
     job = get(store, "job-1")
     assert job == taken
@@ -512,7 +513,7 @@ def test_a_worker_whose_lease_was_taken_stops_and_never_writes_again() -> None:
 
 
 def test_a_result_finished_after_the_lease_was_taken_is_not_recorded() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
     submit(store, types, "reads", "job-1")
 
@@ -527,7 +528,7 @@ def test_a_result_finished_after_the_lease_was_taken_is_not_recorded() -> None:
         finished = await asyncio.wait_for(draining, HUNG)
         return finished, taken, store.writes - writes
 
-    finished, taken, writes_since = asyncio.run(main())
+    finished, taken, writes_since = virtual.run(main())
     assert (finished, writes_since) == (0, 0)
     assert get(store, "job-1") == taken
 
@@ -536,7 +537,7 @@ def test_a_result_finished_after_the_lease_was_taken_is_not_recorded() -> None:
 
 
 def test_stop_releases_a_job_that_outlasts_the_grace_period() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
     submit(store, types, "reads", "job-1")
 
@@ -550,7 +551,7 @@ def test_stop_releases_a_job_that_outlasts_the_grace_period() -> None:
         assert gate.cancelled.is_set()
         assert worker.running == 0
 
-    asyncio.run(main())
+    virtual.run(main())
     job = get(store, "job-1")
     assert jobs.status(job) is Status.PENDING
     assert (jobs.lease_owner(job), jobs.lease_expires_at(job), jobs.attempts(job)) == (
@@ -562,16 +563,17 @@ def test_stop_releases_a_job_that_outlasts_the_grace_period() -> None:
     assert (entry["worker"], entry["outcome"], entry["error"]) == ("w1", jobs.RELEASED, None)
     assert jobs.run_at(job) == entry["endedAt"]  # due again at once
 
-    # Another worker takes it up; the released attempt did not count.
+    # Another worker takes it up, later on the same clock; the released attempt did not count.
     read, _ = answers(Success(b"data"))
-    assert asyncio.run(make_worker(store, types, {effects.ReadBlob: read}).drain()) == 1
+    again = make_worker(store, types, {effects.ReadBlob: read}, clock=lambda: entry["endedAt"])
+    assert asyncio.run(again.drain()) == 1
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job)) == (Status.COMPLETED, 1)
     assert [e["outcome"] for e in entries(job)] == [jobs.RELEASED, jobs.SUCCEEDED]
 
 
 def test_stop_lets_a_job_finish_within_the_grace_period_and_claims_nothing_more() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
     submit(store, types, "reads", "first", priority=90)
     submit(store, types, "reads", "second", priority=10)
@@ -587,7 +589,7 @@ def test_stop_lets_a_job_finish_within_the_grace_period_and_claims_nothing_more(
         await asyncio.wait_for(running, HUNG)
         assert not gate.cancelled.is_set()
 
-    asyncio.run(main())
+    virtual.run(main())
     first = get(store, "first")
     assert (jobs.status(first), jobs.attempts(first)) == (Status.COMPLETED, 1)
     assert jobs.result(first) == pmap({"size": 6})
@@ -596,7 +598,7 @@ def test_stop_lets_a_job_finish_within_the_grace_period_and_claims_nothing_more(
 
 
 def test_stop_called_before_run_gets_going_still_stops_it() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
 
     async def main() -> None:
@@ -605,28 +607,28 @@ def test_stop_called_before_run_gets_going_still_stops_it() -> None:
         worker.stop()
         await asyncio.wait_for(running, HUNG)
 
-    asyncio.run(main())
+    virtual.run(main())
 
 
 def test_a_stopped_worker_can_run_and_drain_again() -> None:
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     types = registry.of([registry.JobType(name="upper", pipeline=upper)])
     submit(store, types, "upper", "job-1", params={"text": "x"})
 
     async def main() -> int:
         worker = make_worker(store, types, {effects.WriteBlob: blobs.write})
-        await run_until(worker, settled(store, "job-1"))
+        await run_until(worker, store, settled(store, "job-1"))
         submit(store, types, "upper", "job-2", params={"text": "y"})
-        await run_until(worker, settled(store, "job-2"))
+        await run_until(worker, store, settled(store, "job-2"))
         submit(store, types, "upper", "job-3", params={"text": "z"})
         return await asyncio.wait_for(worker.drain(), HUNG)
 
-    assert asyncio.run(main()) == 1
+    assert virtual.run(main()) == 1
     assert all(jobs.status(job) is Status.COMPLETED for job in store.all())
 
 
 def test_stop_during_drain_does_not_leave_it_waiting_forever() -> None:
-    store = MemoryJobStore()
+    store = Watched()
     types = registry.of([registry.JobType(name="reads", pipeline=reads)])
     for i in range(3):
         submit(store, types, "reads", f"job-{i}")
@@ -642,31 +644,30 @@ def test_stop_during_drain_does_not_leave_it_waiting_forever() -> None:
         await asyncio.wait_for(draining, HUNG)
         assert worker.running == 0
 
-    asyncio.run(main())
+    virtual.run(main())
     assert all(jobs.lease_owner(job) is None for job in store.all())
 
 
 def test_wake_makes_an_idle_worker_look_for_work_now() -> None:
-    store, blobs = MemoryJobStore(), Blobs()
+    store, blobs = Watched(), Blobs()
     types = registry.of([registry.JobType(name="upper", pipeline=upper)])
 
-    async def main() -> None:
+    async def main() -> float:
         worker = make_worker(
             store, types, {effects.WriteBlob: blobs.write}, attrs.evolve(FAST, idle_seconds=30.0)
         )
         running = asyncio.create_task(worker.run())
-        await asyncio.sleep(0.05)  # nothing to do: it sleeps for up to 30 s
+        await asyncio.sleep(1.0)  # nothing to do: it sleeps for up to 30 s
         submit(store, types, "upper", "job-1", params={"text": "x"})
         worker.wake()
         try:
-            async with asyncio.timeout(HUNG):
-                while not settled(store, "job-1")():
-                    await asyncio.sleep(0.01)
+            await store.until(settled(store, "job-1"))
+            return asyncio.get_running_loop().time()
         finally:
             worker.stop()
             await asyncio.wait_for(running, HUNG)
 
-    asyncio.run(main())
+    assert virtual.run(main()) == pytest.approx(1.0)  # at once, not after its idle sleep
     assert jobs.status(get(store, "job-1")) is Status.COMPLETED
 
 

@@ -1,14 +1,13 @@
 """The worker's attempt path: a pipeline runs up to its first effect without a task, the
 final writes of finished attempts go out in one batch and outlive a shutdown, and a
 pipeline's timeout counts from the attempt's start though it is only armed at the first
-effect."""
+effect. On the virtual-time loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import attrs
 import pytest
@@ -18,8 +17,9 @@ from returns.result import Failure, Result, Success
 from jobkit import effects, errors, jobs, pipeline, registry
 from jobkit.status import Status
 from jobkit.testing import MemoryJobStore
+from jobkit.testing import loop as virtual
 from jobkit.worker.worker import Worker, WorkerConfig
-from tests.jobkit.worker.support import HUNG, get, make_worker, submit
+from tests.jobkit.worker.support import HUNG, Watched, get, make_worker, submit
 
 QUICK = WorkerConfig(
     concurrency=1,
@@ -69,7 +69,7 @@ def test_finished_attempts_are_written_in_one_batch() -> None:
     for n in range(10):
         submit(store, types, "noop", f"job-{n}")
     worker = make_worker(store, types, {}, attrs.evolve(QUICK, concurrency=10))
-    assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) == 10
+    assert virtual.run(asyncio.wait_for(worker.drain(), HUNG)) == 10
     # Claims take half the slots at a time; the finished attempts go out together.
     assert store.batches == [["processing"] * 5, ["processing"] * 5, ["completed"] * 10]
     for n in range(10):
@@ -88,16 +88,13 @@ def test_the_next_claim_does_not_wait_for_the_last_attempts_final_write() -> Non
         worker = make_worker(store, types, {}, attrs.evolve(QUICK, concurrency=2))
         draining = asyncio.create_task(worker.drain())
         await asyncio.wait_for(store.entered.wait(), HUNG)  # the first two wait to land...
-        for _ in range(50):
-            if len(store.batches) >= 1 and worker.running == 4:
-                break
-            await asyncio.sleep(0.01)
+        await virtual.until_idle()
         assert worker.running == 4  # ...while the next two were claimed and have finished
         store.opened.set()
         assert await asyncio.wait_for(draining, HUNG) == 4
         return store
 
-    store = asyncio.run(main())
+    store = virtual.run(main())
     written = [status for batch in store.batches for status in batch]
     assert written == ["processing"] * 4 + ["completed"] * 4
 
@@ -111,7 +108,7 @@ def test_a_pipeline_that_crashes_before_its_first_effect_is_recorded_as_internal
     store = MemoryJobStore()
     submit(store, types, "broken", "job-1")
     worker = make_worker(store, types, {}, QUICK)
-    assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
+    assert virtual.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
     [entry, *_] = jobs.history(get(store, "job-1"))
     error = jobs.entry_error(entry)
     assert error is not None
@@ -127,7 +124,7 @@ def test_a_pipeline_that_returns_no_result_is_recorded_as_internal() -> None:
     store = MemoryJobStore()
     submit(store, types, "wrong", "job-1")
     worker = make_worker(store, types, {}, QUICK)
-    assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
+    assert virtual.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
     [entry, *_] = jobs.history(get(store, "job-1"))
     error = jobs.entry_error(entry)
     assert error is not None
@@ -160,7 +157,7 @@ def test_a_shutdown_during_the_final_write_lets_it_land_and_writes_nothing_after
         assert seen == ["started", "completed"]  # the landed write was settled and told
         return store, worker, store.writes - writes
 
-    store, worker, writes = asyncio.run(main())
+    store, worker, writes = virtual.run(main())
     assert writes == 1  # the success, and no release after it
     job = get(store, "job-1")
     assert (jobs.status(job), jobs.attempts(job), jobs.lease_owner(job)) == (
@@ -188,12 +185,12 @@ def test_a_cancelled_drain_still_lands_the_final_write_and_releases_nothing() ->
         job = get(store, "job-1")
         assert jobs.status(job) is Status.COMPLETED  # landed, and not released afterwards
 
-    asyncio.run(main())
+    virtual.run(main())
 
 
 def slow_start(job: jobs.Job, claim: int) -> pipeline.Pipeline:
     """Spends its whole time budget before its first effect, which then waits."""
-    time.sleep(0.08)
+    virtual.block(0.08)
     yield effects.ReadBlob(key="never")
     return Success(pipeline.Completion())
 
@@ -210,9 +207,12 @@ def test_a_timeout_counts_the_time_spent_before_the_first_effect() -> None:
         return Success(b"")
 
     worker = make_worker(store, types, {effects.ReadBlob: hang}, QUICK)
-    started = time.monotonic()
-    assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) >= 1
-    assert time.monotonic() - started < HUNG / 2  # the timeout struck at the first wait
+
+    async def main() -> float:
+        assert await asyncio.wait_for(worker.drain(), HUNG) >= 1
+        return asyncio.get_running_loop().time()
+
+    assert virtual.run(main()) < 0.1  # the timeout struck at the first wait
     job = get(store, "job-1")
     [entry, *_] = jobs.history(job)
     error = jobs.entry_error(entry)
@@ -239,13 +239,13 @@ def test_a_pipeline_closed_by_the_interpreter_is_closed_itself() -> None:
     submit(store, types, "two", "job-1")
     config = attrs.evolve(QUICK, concurrency=2)
     worker = make_worker(store, types, {effects.ReadBlob: refuse}, config)
-    assert asyncio.run(asyncio.wait_for(worker.drain(), HUNG)) == 1
+    assert virtual.run(asyncio.wait_for(worker.drain(), HUNG)) == 1
     assert closed == [1]  # its `finally` ran when the first answer failed it
     job = get(store, "job-1")
     assert jobs.status(job) is Status.FAILED
 
 
-class HeldClaims(MemoryJobStore):
+class HeldClaims(Watched):
     """Claims (writes of processing jobs) wait for `opened`; records the ids each claims."""
 
     def __init__(self, failure: Exception | None = None) -> None:
@@ -257,6 +257,7 @@ class HeldClaims(MemoryJobStore):
     async def compare_and_set_many(self, writes: Sequence[tuple[int, jobs.Job]]) -> list[bool]:
         if all(jobs.status(job) is Status.PROCESSING for _, job in writes):
             self.claims.append([jobs.id(job) for _, job in writes])
+            self.changed()
             await self.opened.wait()
             if self.failure is not None:
                 raise self.failure
@@ -272,14 +273,6 @@ def counting(runs: list[str]) -> registry.Registry:
     return registry.of([registry.JobType(name="noop", pipeline=pipeline_)])
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
-
-
 def test_the_next_claim_is_made_while_the_last_ones_write_is_on_its_way() -> None:
     runs: list[str] = []
     types = counting(runs)
@@ -290,13 +283,13 @@ def test_the_next_claim_is_made_while_the_last_ones_write_is_on_its_way() -> Non
             submit(store, types, "noop", f"job-{n}")
         worker = make_worker(store, types, {}, attrs.evolve(QUICK, concurrency=4))
         draining = asyncio.create_task(worker.drain())
-        await until(lambda: len(store.claims) == 2)  # both halves sent, neither landed
+        await store.until(lambda: len(store.claims) == 2)  # both halves sent, neither landed
         assert runs == []
         store.opened.set()
         assert await asyncio.wait_for(draining, HUNG) == 4
         return store
 
-    store = asyncio.run(main())
+    store = virtual.run(main())
     assert store.claims == [["job-0", "job-1"], ["job-2", "job-3"]]  # none claimed twice
     assert sorted(runs) == [f"job-{n}" for n in range(4)]
     assert all(jobs.status(get(store, f"job-{n}")) is Status.COMPLETED for n in range(4))
@@ -311,15 +304,15 @@ def test_a_claim_that_lands_after_stop_is_handed_back_untouched() -> None:
         submit(store, types, "noop", "job-0")
         worker = make_worker(store, types, {}, QUICK)
         running = asyncio.create_task(worker.run())
-        await until(lambda: len(store.claims) == 1)
+        await store.until(lambda: len(store.claims) == 1)
         worker.stop()
-        await asyncio.sleep(0.05)  # run() waits for the claim on its way
+        await asyncio.sleep(QUICK.grace_seconds * 3)  # run() waits for the claim on its way
         assert not running.done()
         store.opened.set()
         await asyncio.wait_for(running, HUNG)
         return store
 
-    store = asyncio.run(main())
+    store = virtual.run(main())
     assert runs == []
     job = get(store, "job-0")
     assert jobs.status(job) is Status.PENDING
@@ -339,4 +332,4 @@ def test_a_claim_write_that_fails_is_raised_by_the_loop() -> None:
         await asyncio.wait_for(worker.drain(), HUNG)
 
     with pytest.raises(OSError, match="disk gone"):
-        asyncio.run(main())
+        virtual.run(main())

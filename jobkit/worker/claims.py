@@ -1,0 +1,160 @@
+"""Taking work from the store: claiming due jobs in batches whose writes are pipelined, and
+reaping stalled ones (expired leases) back to their retry policy."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Sequence
+
+from returns.result import Failure, Success
+
+from jobkit import events, jobs, machine, ports, registry, schedule
+from jobkit.worker.config import Clock, Emit, WorkerConfig, log
+
+Moves = list[tuple[int, jobs.Job, machine.Effects]]
+
+
+class Claims:
+    """Claims up to half the free slots' worth of due jobs per write, without waiting for
+    the write: while one claim's write is on its way, the next can be read and stepped.
+
+    State it owns: the claims on their way (their tasks, and the ids of the jobs they
+    name, which hold a slot each), whether the last claim lost a race (`contended`), and
+    the error of a claim write, for the loop to raise. What a claim wins goes to
+    `won(jobs)` once its write lands.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ports.JobStore,
+        config: WorkerConfig,
+        worker_id: str,
+        clock: Clock,
+        rng: random.Random,
+        emit: Emit,
+        won: Callable[[list[jobs.Job]], Awaitable[None]],
+        wake: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._event = events.Claimed(worker=worker_id, lease_seconds=config.lease_seconds)
+        self._clock = clock
+        self._rng = rng
+        self._emit = emit
+        self._won = won
+        self._wake = wake
+        self._batch = max(1, (config.concurrency + 1) // 2)
+        self._tasks: dict[asyncio.Task[None], None] = {}  # an ordered set
+        self.ids: set[str] = set()
+        self._contended = False
+        self._error: BaseException | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    async def claim(self, free: int) -> tuple[int, int]:
+        """Claim up to half the slots' worth of due jobs in one write, without waiting for
+        it; (how many were due, how many it asked for).
+
+        The jobs of claims still on their way are still pending in the store: they are
+        read past. Workers in other processes read the same head of the queue. After
+        losing a race, a worker takes a random batch of the first `2 * batch` instead, in
+        claim order, so that contending workers spread out rather than collide again.
+        """
+        now = self._clock()
+        batch = min(free, self._batch)
+        window = batch * 2 if self._contended else batch
+        claiming = self.ids
+        found = await self._store.claimable(now, self._config.queues, window + len(claiming))
+        candidates = [job for job in found if jobs.id(job) not in claiming][:window]
+        if len(candidates) > batch:
+            candidates = sorted(self._rng.sample(candidates, batch), key=schedule.claim_key)
+        moves: Moves = []
+        for job in candidates:
+            match machine.step(job, self._event, now):
+                case Success((claimed, done)):
+                    moves.append((jobs.version(job), claimed, done))
+                case Failure(refusal):  # changed since it was read: someone else's now
+                    log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
+        if not moves:
+            return len(candidates), 0
+        write = self._store.compare_and_set_many([(version, job) for version, job, _ in moves])
+        ids = [jobs.id(job) for _, job, _ in moves]
+        claiming.update(ids)
+        task = asyncio.create_task(self._claimed(moves, ids, write))
+        self._tasks[task] = None
+        task.add_done_callback(functools.partial(self._done, write))
+        return len(candidates), len(moves)
+
+    def _done(self, write: Awaitable[Sequence[bool]], task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if task.cancelled() and inspect.iscoroutine(write):
+            write.close()  # cancelled before it began: the write was never sent
+
+    async def _claimed(
+        self, moves: Moves, ids: list[str], write: Awaitable[Sequence[bool]]
+    ) -> None:
+        """Hand the jobs a claim won to `won`, once its write lands."""
+        try:
+            won = await write
+        except Exception as exc:
+            # Whether it landed is unknown: jobs it did claim keep our lease until it runs
+            # out, and the reaper gives them back. The loop raises it, as it would its own.
+            self._error = exc
+            return
+        finally:
+            self.ids.difference_update(ids)
+            self._wake()
+        taken: list[jobs.Job] = []
+        for (_, job, done), ok in zip(moves, won, strict=True):
+            if ok:
+                self._emit(done, job)
+                taken.append(job)
+        self._contended = len(taken) < len(moves)
+        if taken:
+            await self._won(taken)
+
+    def raise_error(self) -> None:
+        """Raise the error of a claim write that failed, once."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    async def settle(self) -> None:
+        """Wait for the claims on their way."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def reap(
+    store: ports.JobStore,
+    types: registry.Registry,
+    clock: Clock,
+    rng: random.Random,
+    emit: Emit,
+) -> int:
+    """Give stalled jobs (expired leases) back to the retry policy, in one batch; returns
+    how many it took."""
+    now = clock()
+    moves: Moves = []
+    for job in await store.stalled(now, 100):
+        policy = registry.get(types, jobs.type_name(job)).retry
+        expired = events.LeaseExpired(policy=policy, sample=rng.random())
+        match machine.step(job, expired, now):
+            case Success((stalled, done)):
+                moves.append((jobs.version(job), stalled, done))
+            case Failure(_):
+                pass
+    taken = 0
+    if moves:
+        won = await store.compare_and_set_many([(v, job) for v, job, _ in moves])
+        for (_, job, done), ok in zip(moves, won, strict=True):
+            if ok:
+                emit(done, job)
+                taken += 1
+    return taken

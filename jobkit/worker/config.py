@@ -1,0 +1,98 @@
+"""What a worker is told and what it tracks: its configuration, one running attempt, the
+clock and id it gets by default, and the hook its outcomes are reported through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import attrs
+
+from jobkit import effects, errors, events, jobs, machine, ports
+from jobkit.worker.interpreter import Performers
+
+log = logging.getLogger("jobkit.worker")
+
+Clock = Callable[[], datetime]
+Hook = Callable[[effects.MachineEffect, jobs.Job], None]
+Emit = Callable[[machine.Effects, jobs.Job], None]
+
+# The events that end an attempt: once one is written, nothing more is.
+FINAL = (events.AttemptSucceeded, events.AttemptFailed, events.LeaseReleased)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@attrs.frozen(kw_only=True)
+class WorkerConfig:
+    """How one worker process runs jobs. Defaults fit Cloud Run (10 s to shut down)."""
+
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    idle_seconds: float = 0.25  # longest idle sleep: other processes may submit work
+    reap_seconds: float = 5.0
+    grace_seconds: float = 8.0
+    progress_seconds: float = 0.5  # at most one progress write per job this often
+    queues: frozenset[str] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise errors.ConfigurationError("concurrency must be >= 1")
+        if not 0 < self.heartbeat_seconds < self.lease_seconds:
+            raise errors.ConfigurationError("heartbeat_seconds must be within (0, lease_seconds)")
+
+
+@attrs.define
+class Attempt:
+    """One running attempt, as the worker tracks it; `job` is the latest version it wrote.
+
+    Its lock orders the attempt's own writes (heartbeats, progress, its end). Times are
+    the event loop's (`loop.time()`), so a virtual-time loop drives them too.
+    """
+
+    job: jobs.Job
+    claim: int
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+    report: ports.Progress | None = None  # progress of this attempt, for performers
+    lost: bool = False
+    closed: bool = False  # its final event (succeeded, failed, released) is written
+    last_progress: float = float("-inf")  # loop time of its last progress write
+
+
+PerformersFor = Callable[[Attempt], Performers]
+
+
+def emitter(on_effect: Hook | None) -> Emit:
+    """How the worker reports the lifecycle effects of each write that landed: to
+    `on_effect` when given, else to the log. The one place outcomes leave the worker."""
+    if on_effect is not None:
+        hook = on_effect
+
+        def emit(done: machine.Effects, job: jobs.Job) -> None:
+            for effect in done:
+                hook(effect, job)
+
+        return emit
+
+    def log_them(done: machine.Effects, job: jobs.Job) -> None:
+        if done and log.isEnabledFor(logging.INFO):  # asked once, not per effect
+            for effect in done:
+                if isinstance(effect, effects.Lifecycle):
+                    log.info(
+                        "job %s", effect.name, extra={"jobId": effect.job_id, "event": effect.name}
+                    )
+
+    return log_them
