@@ -272,7 +272,7 @@ def _blob_info(effect: effects.StatBlob) -> effects.BlobInfo:
 
 
 # A success for every effect type: a value, or a function of the effect.
-DEFAULT_ANSWERS: Mapping[type, Any] = {
+DEFAULT_ANSWERS: Mapping[type[Any], Any] = {
     effects.StatBlob: _blob_info,
     effects.ReadBlob: b"",
     effects.WriteBlob: _blob_url,
@@ -282,7 +282,7 @@ DEFAULT_ANSWERS: Mapping[type, Any] = {
 }
 
 
-def answers(overrides: Mapping[type, Any] | None = None) -> Respond:
+def answers(overrides: Mapping[type[Any], Any] | None = None) -> Respond:
     """A responder answering each effect type from `overrides`, else `DEFAULT_ANSWERS`.
 
     A value is an answer (a `Result`, or a plain value meaning `Success(value)`);
@@ -336,7 +336,7 @@ def check(done: Run) -> list[str]:
     if isinstance(done.outcome, Success):
         result = done.outcome.unwrap().result
         if not _plain_json(result):
-            problems.append(f"the result {_short(result)} is not plain JSON")
+            problems.append(f"the result {_short(_frozen.thaw(result))} is not plain JSON")
         key = result.get("resultKey")
         if key is not None:
             owned = key if isinstance(key, str) else None

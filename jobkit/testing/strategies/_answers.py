@@ -13,7 +13,7 @@ from jobkit.testing import harness
 from jobkit.testing.strategies import _values as plain
 
 # A strategy per effect type, or a function of the effect giving one.
-Values = Mapping[type, st.SearchStrategy[Any] | Callable[[Any], st.SearchStrategy[Any]]]
+Values = Mapping[type[Any], st.SearchStrategy[Any] | Callable[[Any], st.SearchStrategy[Any]]]
 
 CONTENT_TYPES = ("application/pdf", "application/json", "text/plain", "application/octet-stream")
 
@@ -56,14 +56,14 @@ def outcomes(
     draw: st.DrawFn,
     effect: effects.PipelineEffect,
     values: Values | None = None,
-    errors_of: st.SearchStrategy[errors.Error] | None = None,
+    failures: st.SearchStrategy[errors.Error] | None = None,
 ) -> harness.Answer:
     """`Success` with a value from `successes`, or (one time in four) `Failure` with an error
-    from `errors_of` (default: `plain.failures()`). `ReportProgress` never fails: the worker
-    treats progress as best effort."""
+    from `failures` (default: any, transient or permanent). `ReportProgress` never fails:
+    the worker treats progress as best effort."""
     if isinstance(effect, effects.ReportProgress) or draw(st.integers(0, 3)) < 3:
         return Success(draw(successes(effect, values)))
-    return Failure(draw(plain.failures() if errors_of is None else errors_of))
+    return Failure(draw(plain.failures() if failures is None else failures))
 
 
 class Responder:
@@ -73,9 +73,9 @@ class Responder:
         self,
         data: st.DataObject,
         values: Values | None,
-        errors_of: st.SearchStrategy[errors.Error] | None,
+        failures: st.SearchStrategy[errors.Error] | None,
     ) -> None:
-        self._data, self._values, self._errors = data, values, errors_of
+        self._data, self._values, self._errors = data, values, failures
 
     def __call__(self, effect: effects.PipelineEffect) -> harness.Answer:
         answer = outcomes(effect, self._values, self._errors)
@@ -89,11 +89,11 @@ class Responder:
 def responders(
     draw: st.DrawFn,
     values: Values | None = None,
-    errors_of: st.SearchStrategy[errors.Error] | None = None,
+    failures: st.SearchStrategy[errors.Error] | None = None,
 ) -> Responder:
     """A responder that draws each effect's answer when the pipeline asks for it, so the
     answer can depend on the effect (a `BlobInfo` for the key asked about)."""
-    return Responder(draw(st.data()), values, errors_of)
+    return Responder(draw(st.data()), values, failures)
 
 
 # -- fault schedules ------------------------------------------------------------------
@@ -107,7 +107,7 @@ def faults(
     kinds: Collection[type] = FALLIBLE,
     max_position: int = 8,
     attempts: st.SearchStrategy[int | None] | None = None,
-    errors_of: st.SearchStrategy[errors.Error] | None = None,
+    failures: st.SearchStrategy[errors.Error] | None = None,
 ) -> st.SearchStrategy[harness.Fault]:
     """A fault at an effect's position (0..`max_position`) or at the first effect of a type
     in `kinds`, striking one attempt (1..3, default) or every attempt (None)."""
@@ -117,8 +117,8 @@ def faults(
     return st.builds(
         harness.Fault,
         at=at,
-        error=plain.failures() if errors_of is None else errors_of,
-        attempt=st.none() | st.integers(1, 3) if attempts is None else attempts,
+        error=plain.failures() if failures is None else failures,
+        attempt=(st.none() | st.integers(1, 3)) if attempts is None else attempts,
     )
 
 

@@ -41,22 +41,25 @@ def submissions(
 ) -> dict[str, Any]:
     """A request body `submission.new_job` accepts at `now` for a type of `types`.
 
-    `params` draws the job's parameters (default: any JSON object for a type that
-    accepts any, else none, so that the type's defaults apply).
+    `params` draws the job's parameters, sent every time; without it, a type that
+    accepts any params sometimes gets a JSON object, and other types none (their
+    defaults apply).
     """
     job_type = draw(
         st.sampled_from(sorted(as_registry(types).types.values(), key=lambda t: t.name))
     )
     request: dict[str, Any] = {"type": job_type.name}
+    if params is not None:
+        request["params"] = draw(params)
     optional: dict[str, st.SearchStrategy[Any]] = {
-        "params": _params_for(job_type) if params is None else params,
+        "params": _params_for(job_type),
         "priority": st.integers(min_value=0, max_value=100),
         "queue": queues,
         "maxAttempts": st.integers(min_value=1, max_value=4),
         "metadata": values.json_objects(),
     }
     for name, drawn in optional.items():
-        if draw(st.booleans()):
+        if name not in request and draw(st.booleans()):
             request[name] = draw(drawn)
     match draw(st.sampled_from(("now", "delay", "runAt"))):
         case "delay":

@@ -58,36 +58,43 @@ ERROR_CODES: tuple[str, ...] = (
 
 
 def error_values(
-    codes: Collection[str] = ERROR_CODES, retryable: st.SearchStrategy[bool] | None = None
+    codes: Collection[str] = ERROR_CODES,
+    retryable: st.SearchStrategy[bool] | None = None,
+    at: st.SearchStrategy[datetime | None] | None = None,
 ) -> st.SearchStrategy[errors.Error]:
-    """An `errors.Error` with a code from `codes`, as a performer would return it."""
+    """An `errors.Error` with a code from `codes`, sometimes stamped with when it happened."""
     return st.builds(
         errors.error,
         st.sampled_from(sorted(codes)),
         st.text(max_size=30),
         retryable=st.booleans() if retryable is None else retryable,
         context=st.dictionaries(st.text(max_size=8), SCALARS, max_size=2),
-        at=st.none() | utc_datetimes(),
+        at=(st.none() | utc_datetimes()) if at is None else at,
     )
 
 
 def transient_errors(
     classifier: errors.Classifier = errors.DEFAULT_CLASSIFIER,
 ) -> st.SearchStrategy[errors.Error]:
-    """Errors `classifier` calls transient: a job type with it retries them."""
-    codes = set(ERROR_CODES) - classifier.permanent
-    return error_values(codes, st.just(True)).filter(lambda e: errors.classify(e, classifier))
+    """Errors as a performer returns them (not yet stamped) that `classifier` calls
+    transient: a job type with it retries them while attempts remain."""
+    codes = (set(ERROR_CODES) | classifier.transient) - classifier.permanent
+    drawn = error_values(codes, st.just(True), st.none())
+    return drawn.filter(lambda e: errors.classify(e, classifier))
 
 
 def permanent_errors(
     classifier: errors.Classifier = errors.DEFAULT_CLASSIFIER,
 ) -> st.SearchStrategy[errors.Error]:
-    """Errors `classifier` calls permanent: a job type with it fails at once on them."""
-    codes = set(ERROR_CODES) - classifier.transient
-    return error_values(codes, st.just(False)).filter(lambda e: not errors.classify(e, classifier))
+    """Errors as a performer returns them that `classifier` calls permanent: a job type
+    with it fails the job at once on them."""
+    codes = (set(ERROR_CODES) | classifier.permanent) - classifier.transient
+    drawn = error_values(codes, st.just(False), st.none())
+    return drawn.filter(lambda e: not errors.classify(e, classifier))
 
 
 def failures(
     classifier: errors.Classifier = errors.DEFAULT_CLASSIFIER,
 ) -> st.SearchStrategy[errors.Error]:
+    """Any error a performer may return, transient or permanent under `classifier`."""
     return transient_errors(classifier) | permanent_errors(classifier)

@@ -50,7 +50,7 @@ def events_of(
     policies: st.SearchStrategy[retry.RetryPolicy],
     lease: st.SearchStrategy[Lease] | None = None,
     valid_progress: bool = True,
-    errors_of: st.SearchStrategy[errors.Error] | None = None,
+    failures: st.SearchStrategy[errors.Error] | None = None,
 ) -> events.Event:
     """An event of class `kind` aimed at `job`: worker events act under a lease from `lease`
     (default: the job's own), failures and stalls under a retry policy from `policies`."""
@@ -77,7 +77,7 @@ def events_of(
         return events.AttemptFailed(
             worker=worker,
             claim=claim,
-            error=draw(values.error_values() if errors_of is None else errors_of),
+            error=draw(values.error_values() if failures is None else failures),
             policy=draw(policies),
             sample=draw(st.floats(min_value=0.0, max_value=1.0, exclude_max=True)),
         )
@@ -167,11 +167,10 @@ def histories(
         if not kinds:
             break
         # Cancelling or purging ends a walk early; make them rarer so walks get further.
-        move(
-            draw(st.sampled_from([k for k in kinds for _ in range(1 if k in _RARE else 3)])), False
-        )
+        weighted = [kind for kind in kinds for _ in range(1 if kind in _RARE else 3)]
+        move(draw(st.sampled_from(weighted)), steering=False)
     while target is not None and jobs.status(job) is not target:
-        move(_TOWARD[target][jobs.status(job)], True)
+        move(_TOWARD[target][jobs.status(job)], steering=True)
     return job, now
 
 
