@@ -187,9 +187,15 @@ def test_through_its_lifecycle_a_job_is_retried_only_for_transient_faults(
         assert (stored.code, stored.message) == (err.code, err.message)
 
 
-@given(st.lists(running, min_size=2, max_size=2, unique_by=jobs.id))
-def test_two_jobs_never_write_the_same_blob(pair: list[jobs.Job]) -> None:
-    runs = [harness.run(pdf.analyze_pdf(job, jobs.claim(job)), harness.answers()) for job in pair]
+@given(
+    st.lists(strategies.drafts(pdf.JOB_TYPE), min_size=2, max_size=2, unique_by=jobs.id),
+    st.lists(st.integers(min_value=1, max_value=5), min_size=2, max_size=2),
+)
+def test_two_jobs_never_write_the_same_blob(pair: list[jobs.Job], claims: list[int]) -> None:
+    runs = [
+        harness.run(pdf.analyze_pdf(job, claim), harness.answers(), claim=claim)
+        for job, claim in zip(pair, claims, strict=True)
+    ]
     assert set(runs[0].written).isdisjoint(runs[1].written)
 
 

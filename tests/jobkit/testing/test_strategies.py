@@ -35,6 +35,15 @@ def test_the_namespace_lists_what_it_holds() -> None:
     assert public == set(strategies.__all__)
 
 
+def test_jobkit_testing_lists_what_it_holds_strategies_included() -> None:
+    import jobkit.testing
+
+    assert all(hasattr(jobkit.testing, name) for name in jobkit.testing.__all__)
+    assert jobkit.testing.strategies is strategies
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = jobkit.testing.nothing
+
+
 def test_jobkit_testing_loads_hypothesis_only_when_strategies_are_used() -> None:
     code = (
         "import sys, jobkit.testing as t; before = 'hypothesis' in sys.modules; "
