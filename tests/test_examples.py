@@ -1,4 +1,5 @@
-"""Every file in examples/ runs offline and exits 0."""
+"""Every file in examples/ runs offline and exits 0; an example of tests (`test_*.py`) runs
+pytest on itself, and its tests pass."""
 
 from __future__ import annotations
 
@@ -20,5 +21,7 @@ def test_example_runs(path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, timeout=120, check=False
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr + done.stdout
     assert done.stdout.strip(), "an example shows what it did"
+    if path.name.startswith("test_"):
+        assert " passed" in done.stdout.splitlines()[-1]
