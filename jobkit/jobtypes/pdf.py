@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
@@ -24,6 +25,14 @@ PARAMS = frozenset({"instructions", "schema", "model"})
 
 
 def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.Invalid]:
+    """The parameters of any deployment: a well-formed `model`, whichever it names."""
+    return checked_params(params, models=None)
+
+
+def checked_params(
+    params: Mapping[str, Any], *, models: frozenset[str] | None
+) -> Result[PMap[str, Any], errors.Invalid]:
+    """`params` checked; `model`, when given, must also be one of `models` (None: any)."""
     problems = [
         errors.Problem(field=name, message="unknown parameter")
         for name in sorted(set(params) - PARAMS)
@@ -44,6 +53,9 @@ def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.
     model = params.get("model")
     if model is not None and (not isinstance(model, str) or not MODEL.fullmatch(model)):
         problems.append(errors.Problem(field="model", message=f"must match {MODEL.pattern}"))
+    elif model is not None and models is not None and model not in models:
+        allowed = ", ".join(sorted(models))
+        problems.append(errors.Problem(field="model", message=f"must be one of: {allowed}"))
     if problems:
         return Failure(errors.Invalid(problems=tuple(problems)))
     checked = {"instructions": instructions}
@@ -83,6 +95,12 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         "output": _frozen.thaw(analysis.output),
         "usage": _frozen.thaw(analysis.usage),
     }
+    if analysis.model_version is not None:
+        document["modelVersion"] = analysis.model_version
+    if analysis.finish_reason is not None:
+        document["finishReason"] = analysis.finish_reason
+    if analysis.cost is not None:
+        document["cost"] = _frozen.thaw(analysis.cost)
     result_key = pipeline.result_key(job, claim)
     url: str = yield effects.WriteBlob(
         key=result_key,
@@ -96,7 +114,24 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         "pages": analysis.pages,
         "bytes": info.size,
     }
+    if analysis.cost is not None:  # a billed model: what the job spent, on the job itself
+        summary["usage"] = _frozen.thaw(analysis.usage)
+        summary["cost"] = _frozen.thaw(analysis.cost)
     return Success(pipeline.Completion(result=summary, result_url=url))
+
+
+def job_type(*, models: frozenset[str] | None = None) -> registry.JobType:
+    """The job type; with `models`, a submission's `model` must be one of them (a deployment
+    whose analyzer serves only some models builds it so, in its composition root)."""
+    if models is None:
+        return JOB_TYPE
+    if not models:
+        raise errors.ConfigurationError("the allowed models must name at least one model")
+
+    def validate(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.Invalid]:
+        return checked_params(params, models=models)
+
+    return attrs.evolve(JOB_TYPE, validate_params=validate)
 
 
 JOB_TYPE = registry.JobType(
