@@ -24,6 +24,7 @@ The table (docs/explanation/errors.md explains each choice):
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -77,7 +78,8 @@ def from_exception(exc: BaseException, model: str) -> errors.Error | None:
         )
     if isinstance(exc, _NETWORK):
         return errors.transient("unavailable", f"could not reach Gemini: {_name(exc)}: {exc}")
-    if isinstance(exc, genai_errors.UnknownApiResponseError):
+    # A body that is not JSON (a proxy's error page): the SDK raises the decoder's error.
+    if isinstance(exc, genai_errors.UnknownApiResponseError | json.JSONDecodeError):
         return errors.transient("unavailable", f"Gemini's answer was not readable: {exc}")
     return None
 
