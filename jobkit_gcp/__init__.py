@@ -1,4 +1,4 @@
-"""jobkit_gcp: Google Cloud interpreters for jobkit (Gemini; Firestore and Cloud Storage to come)."""
+"""jobkit_gcp: Google Cloud interpreters for jobkit: the Gemini analyzer (Firestore, GCS next)."""
 
 from jobkit_gcp.gemini import GeminiAnalyzer, GeminiConfig
 

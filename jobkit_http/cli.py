@@ -116,18 +116,26 @@ def worker(args: argparse.Namespace) -> int:
 
 
 async def _run_worker(config: Any) -> None:
+    from jobkit import plugins
     from jobkit.local import Runtime
-    from jobkit.local.offline import OfflinePdfAnalyzer
     from jobkit.worker.process import run_until_signalled
-    from jobkit_http.app import guard, worker_config
+    from jobkit_http import analyzers
+    from jobkit_http.app import worker_config
     from jobkit_http.metrics import Metrics
 
-    async with Runtime(config.data, synchronous=config.sqlite_synchronous) as runtime:
-        runtime.analyzer = guard(
-            OfflinePdfAnalyzer(runtime.blobs), config, Metrics(), runtime.clock
-        )
+    types = analyzers.job_types(config, plugins.discover())
+    async with Runtime(config.data, types=types, synchronous=config.sqlite_synchronous) as runtime:
+        try:
+            runtime.analyzer = analyzers.build(
+                config, runtime.blobs, Metrics().on_effect, runtime.clock
+            )
+        except errors.ConfigurationError as exc:
+            fail(str(exc))
         print(f"jobkit worker: taking jobs from {config.data}", file=sys.stderr)
-        await run_until_signalled(runtime.worker(worker_config(config)))
+        try:
+            await run_until_signalled(runtime.worker(worker_config(config)))
+        finally:
+            await analyzers.close(runtime.analyzer)
 
 
 # -- tokens --------------------------------------------------------------------------------

@@ -144,9 +144,7 @@ class GeminiAnalyzer:
             return Failure(
                 errors.permanent("unsupported", f"Gemini is given PDFs, not {effect.content_type}")
             )
-        inspected = await asyncio.to_thread(
-            document.inspect, data, max_pages=self.config.max_pages
-        )
+        inspected = await asyncio.to_thread(document.inspect, data, max_pages=self.config.max_pages)
         return inspected.map(lambda facts: (data, facts))
 
     async def _call(
@@ -195,7 +193,7 @@ class GeminiAnalyzer:
             file=io.BytesIO(data), config=types.UploadFileConfig(mime_type=request.PDF)
         )
         ready = await self._ready(uploaded)
-        if ready.state is not None and ready.state != types.FileState.ACTIVE or not ready.uri:
+        if (ready.state is not None and ready.state != types.FileState.ACTIVE) or not ready.uri:
             return Failure(
                 errors.permanent(
                     "corrupt_document",

@@ -24,37 +24,31 @@ The table (docs/explanation/errors.md explains each choice):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
 
+import httpx
 from google.auth import exceptions as auth_errors
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from jobkit import errors
 
+_HTTP: list[Any] = [httpx]
+with contextlib.suppress(ImportError):  # the SDK's client may be built on httpx's fork
+    import httpx2
 
-def _modules() -> list[Any]:
-    import httpx
-
-    found: list[Any] = [httpx]
-    try:  # the SDK's client may be built on httpx's fork; catch its errors too
-        import httpx2
-
-        found.append(httpx2)
-    except ImportError:  # pragma: no cover - depends on the SDK's dependencies
-        pass
-    return found
-
+    _HTTP.append(httpx2)
 
 _TIMEOUTS: tuple[type[BaseException], ...] = (
     TimeoutError,
-    *(m.TimeoutException for m in _modules()),
+    *(m.TimeoutException for m in _HTTP),
 )
 _NETWORK: tuple[type[BaseException], ...] = (
     ConnectionError,
-    *(m.TransportError for m in _modules()),
+    *(m.TransportError for m in _HTTP),
     auth_errors.TransportError,
 )
 
@@ -97,7 +91,9 @@ def from_api_error(exc: genai_errors.APIError, model: str) -> errors.Error:
     if code in {408, 504} or status == "DEADLINE_EXCEEDED":
         return errors.transient("timeout", f"Gemini timed out: {said}", **context)
     if code >= 500:
-        return errors.transient("unavailable", f"Gemini failed ({code} {status}): {said}", **context)
+        return errors.transient(
+            "unavailable", f"Gemini failed ({code} {status}): {said}", **context
+        )
     if code == 401 or status == "UNAUTHENTICATED":
         return errors.permanent("unauthenticated", f"Gemini refused the credentials: {said}")
     if code == 403 or status == "PERMISSION_DENIED":

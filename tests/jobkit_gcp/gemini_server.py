@@ -133,7 +133,7 @@ def error(
 
 
 def rate_limited(retry_delay: str | None = None) -> Reply:
-    details = None
+    details: list[dict[str, Any]] | None = None
     if retry_delay is not None:
         details = [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
@@ -322,12 +322,16 @@ def _handler(server: GeminiServer) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:
             matched = FILE_PATH.match(self.path.split("?", 1)[0])
-            self._send(server.delete_file(matched["id"]) if matched else error(404, "NOT_FOUND", ""))
+            self._send(
+                server.delete_file(matched["id"]) if matched else error(404, "NOT_FOUND", "")
+            )
 
         def _send(self, reply: Reply) -> None:
             if reply.delay:
                 time.sleep(reply.delay)
-            data = reply.text.encode() if reply.text is not None else json.dumps(reply.body).encode()
+            data = (
+                reply.text.encode() if reply.text is not None else json.dumps(reply.body).encode()
+            )
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")

@@ -73,7 +73,9 @@ def analyzer(
     """The analyzer as deployed; on Vertex AI with a fixed access token where a test is not
     about Application Default Credentials (those have their own tests)."""
     credentials = (
-        google.oauth2.credentials.Credentials(token=server.token) if config.vertex else None
+        google.oauth2.credentials.Credentials(token=server.token)  # type: ignore[no-untyped-call]
+        if config.vertex
+        else None
     )
     return GeminiAnalyzer(blobs, config, client=connect(config, credentials), **options)
 

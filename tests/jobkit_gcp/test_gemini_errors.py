@@ -37,8 +37,16 @@ CASES: dict[str, tuple[Reply, str, bool]] = {
         "invalid_schema",
         False,
     ),
-    "401": (error(401, "UNAUTHENTICATED", "Request had invalid credentials."), "unauthenticated", False),
-    "403": (error(403, "PERMISSION_DENIED", "Vertex AI API has not been used."), "permission_denied", False),
+    "401": (
+        error(401, "UNAUTHENTICATED", "Request had invalid credentials."),
+        "unauthenticated",
+        False,
+    ),
+    "403": (
+        error(403, "PERMISSION_DENIED", "Vertex AI API has not been used."),
+        "permission_denied",
+        False,
+    ),
     "404": (error(404, "NOT_FOUND", "Publisher model not found."), "model_not_found", False),
     "safety block of the prompt": (prompt_blocked(), "content_blocked", False),
     "safety stop of the answer": (answer(GOOD, finish="SAFETY"), "content_blocked", False),
@@ -91,7 +99,9 @@ def test_a_429s_retry_delay_is_kept_for_the_retry_policy(
 def test_a_429s_retry_after_header_counts_when_there_is_no_retry_info(
     gemini: GeminiServer, tmp_path: Path
 ) -> None:
-    throttled = error(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", headers=(("Retry-After", "12"),))
+    throttled = error(
+        429, "RESOURCE_EXHAUSTED", "Quota exceeded.", headers=(("Retry-After", "12"),)
+    )
     gemini.script(throttled)
     err = support.run(
         support.analyzer(support.store(tmp_path), support.developer(gemini), gemini),
@@ -125,9 +135,7 @@ def test_an_unreachable_gemini_is_unavailable(gemini: GeminiServer, tmp_path: Pa
 # -- refused before any call ------------------------------------------------------------
 
 
-def _refused(
-    tmp_path: Path, gemini: GeminiServer, data: bytes, **options: Any
-) -> errors.Error:
+def _refused(tmp_path: Path, gemini: GeminiServer, data: bytes, **options: Any) -> errors.Error:
     config = support.vertex(gemini, **options.pop("config", {}))
     err = support.run(
         support.analyzer(support.store(tmp_path, data), config, gemini),

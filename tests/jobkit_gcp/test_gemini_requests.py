@@ -71,9 +71,7 @@ def test_vertex_hands_a_cloud_storage_document_over_by_its_gs_location(
 ) -> None:
     gemini.script(answer(RISKS))
     blobs = support.store(tmp_path, gcs=True)
-    outcome = support.run(
-        support.analyzer(blobs, support.vertex(gemini), gemini), support.effect()
-    )
+    outcome = support.run(support.analyzer(blobs, support.vertex(gemini), gemini), support.effect())
     assert isinstance(outcome, Success)
     [call] = gemini.calls
     assert "inlineData" not in call.document()
