@@ -46,7 +46,7 @@ def checked_params(
         if not isinstance(schema, Mapping) or not isinstance(schema.get("type"), str):
             message = 'must be a JSON Schema object with a "type", e.g. {"type": "object"}'
             problems.append(errors.Problem(field="schema", message=message))
-        elif len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        elif len(json.dumps(_frozen.thaw(schema))) > MAX_SCHEMA_BYTES:
             problems.append(
                 errors.Problem(field="schema", message=f"at most {MAX_SCHEMA_BYTES} bytes")
             )

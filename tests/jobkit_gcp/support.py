@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,7 @@ def store(root: Path, data: bytes = SAMPLE, *, gcs: bool = False) -> FileBlobSto
     blobs = GcsLocatedBlobs(root) if gcs else FileBlobStore(root)
     asyncio.run(blobs.put_bytes(KEY, data, "application/pdf"))
     return blobs
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
