@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobkit import breaker, ports, ratelimit, registry
 from jobkit.jobtypes import pdf
@@ -24,11 +24,27 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 
 
+def connect(settings: Settings) -> Any:
+    """The Gemini client the settings ask for (None for the offline analyzer), built once at
+    start-up: `errors.ConfigurationError` when it cannot be (no credentials, no project)."""
+    if settings.analyzer != "gemini":
+        return None
+    from jobkit_gcp.gemini import connect
+
+    return connect(gemini_config(settings))
+
+
 def build(
-    settings: Settings, blobs: ports.BlobStore, observer: Observer, clock: Clock
+    settings: Settings,
+    blobs: ports.BlobStore,
+    observer: Observer,
+    clock: Clock,
+    *,
+    client: Any = None,
 ) -> GuardedAnalyzer:
-    """The analyzer of `settings.analyzer`, reading documents from `blobs`. Raises
-    `errors.ConfigurationError` when Gemini cannot be set up (no credentials, no project)."""
+    """The analyzer of `settings.analyzer`, reading documents from `blobs`; Gemini's through
+    `client` (from `connect`), or one connected here. `errors.ConfigurationError` when
+    Gemini cannot be set up."""
     if settings.analyzer == "gemini":
         from jobkit_gcp.gemini import GeminiAnalyzer
 

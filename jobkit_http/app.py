@@ -41,9 +41,11 @@ def create_app(
     types: registry.Registry | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
-    """The service on the embedded default: SQLite and a folder under `settings.data`."""
+    """The service on the embedded default: SQLite and a folder under `settings.data`, with
+    the analyzer the settings choose. `errors.ConfigurationError` if it cannot be set up."""
     metrics = Metrics()
     types = analyzers.job_types(settings, types if types is not None else plugins.discover())
+    client = analyzers.connect(settings)  # at start-up: no credentials, no service
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +55,9 @@ def create_app(
                 settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
             ) as runtime,
         ):
-            runtime.analyzer = analyzers.build(settings, runtime.blobs, metrics.on_effect, clock)
+            runtime.analyzer = analyzers.build(
+                settings, runtime.blobs, metrics.on_effect, clock, client=client
+            )
             authenticator = (
                 auth.entra_authenticator(settings, http)
                 if settings.auth == "entra"

@@ -59,7 +59,10 @@ def serve(args: argparse.Namespace) -> int:
 
     config = settings_from(args)
     logs.configure(config.log_level, config.log_format)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except errors.ConfigurationError as exc:
+        fail(str(exc))
     tune_process()  # a long-running process, its worker and store writer alike
     print(
         f"jobkit {jobkit.__version__}: serving on http://{config.host}:{config.port}"

@@ -22,7 +22,9 @@ import logging
 import time
 from typing import Any
 
+import google.auth
 import google.auth.credentials
+import google.auth.exceptions
 import jsonschema
 from google import genai
 from google.genai import types
@@ -36,28 +38,44 @@ from jobkit_gcp.gemini.config import GeminiConfig
 log = logging.getLogger("jobkit.gemini")
 
 FILE_POLL_SECONDS = 0.5
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def connect(
     config: GeminiConfig, credentials: google.auth.credentials.Credentials | None = None
 ) -> genai.Client:
-    """The SDK's client for `config`: Vertex AI with `credentials` (None: Application Default
-    Credentials, from the metadata server on Cloud Run), or the Developer API with the key."""
+    """The SDK's client for `config`: Vertex AI with `credentials`, or the Developer API with
+    the key. Without credentials, Application Default Credentials are resolved here, at
+    start-up (from the metadata server on Cloud Run), so that a service that has none
+    refuses to start rather than fail every job; `config.project` defaults to theirs."""
     options = types.HttpOptions(
         base_url=config.base_url,
         timeout=round(config.timeout_seconds * 1000),
         retry_options=types.HttpRetryOptions(attempts=1),
     )
     try:
-        if config.vertex:
-            return genai.Client(
-                vertexai=True,
-                project=config.project,
-                location=config.location,
-                credentials=credentials,
-                http_options=options,
+        if not config.vertex:
+            return genai.Client(vertexai=False, api_key=config.api_key, http_options=options)
+        project = config.project
+        if credentials is None:
+            credentials, found = google.auth.default(scopes=[CLOUD_PLATFORM])
+            project = project or found
+        if not project:
+            raise errors.ConfigurationError(
+                "no Google Cloud project for Vertex AI: set JOBKIT_GCP_PROJECT"
             )
-        return genai.Client(vertexai=False, api_key=config.api_key, http_options=options)
+        return genai.Client(
+            vertexai=True,
+            project=project,
+            location=config.location,
+            credentials=credentials,
+            http_options=options,
+        )
+    except google.auth.exceptions.DefaultCredentialsError as e:
+        raise errors.ConfigurationError(
+            f"no Google credentials for Vertex AI (Application Default Credentials: {e});"
+            " or set GOOGLE_API_KEY to use the Gemini Developer API"
+        ) from e
     except (ValueError, google.auth.exceptions.GoogleAuthError) as e:
         raise errors.ConfigurationError(f"cannot set up the Gemini client: {e}") from e
 
