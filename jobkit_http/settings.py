@@ -441,8 +441,7 @@ def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
         try:
             values[setting.field] = setting.parse(raw)
         except ValueError as exc:
-            shown = "(hidden)" if setting.field == "gemini_api_key" else repr(raw)
-            problems.append(f"{name}={shown}: {exc}")
+            problems.append(f"{name}={raw!r}: {exc}")
     values.update({key: value for key, value in overrides.items() if value is not None})
     settings = Settings(**values)
     problems += _check(settings)
