@@ -92,9 +92,7 @@ def test_with_gemini_failing_the_breaker_opens_jobs_wait_and_then_complete(
     overloaded = error(503, "UNAVAILABLE", "The model is overloaded.")
     gemini.script(overloaded, overloaded)  # then it recovers
     gemini.default = answer(RISKS)
-    config = gemini_settings(
-        gemini, gemini_breaker_failures=2, gemini_breaker_cooldown_seconds=1.0
-    )
+    config = gemini_settings(gemini, gemini_breaker_failures=2, gemini_breaker_cooldown_seconds=1.0)
     done = run_jobs(
         tmp_path,
         3,

@@ -45,7 +45,7 @@ def run_one(
                 assert done is not None
                 return jobs.to_document(done), runtime
             finally:
-                await runtime.analyzer.aclose()  # type: ignore[attr-defined]
+                await runtime.analyzer.aclose()
 
     return asyncio.run(main())
 

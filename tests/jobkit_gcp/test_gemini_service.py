@@ -49,9 +49,7 @@ class Served:
 
 
 @pytest.fixture
-def served(
-    tmp_path: Path, gemini: GeminiServer, metadata: MetadataServer
-) -> Iterator[Served]:
+def served(tmp_path: Path, gemini: GeminiServer, metadata: MetadataServer) -> Iterator[Served]:
     gemini.token = metadata.token  # Vertex AI accepts only the token the metadata server issued
     port = free_port()
     env = {

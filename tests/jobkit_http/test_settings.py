@@ -55,4 +55,3 @@ def test_allowed_models_are_a_comma_separated_list() -> None:
 def test_a_bad_gemini_setting_is_named(name: str, value: str) -> None:
     with pytest.raises(errors.ConfigurationError, match=name):
         settings.from_env({name: value})
-
