@@ -95,7 +95,9 @@ def from_api_error(exc: genai_errors.APIError, model: str) -> errors.Error:
             "unavailable", f"Gemini failed ({code} {status}): {said}", **context
         )
     if code == 401 or status == "UNAUTHENTICATED":
-        return errors.permanent("unauthenticated", f"Gemini refused the credentials: {said}")
+        return errors.permanent(
+            "unauthenticated", f"Gemini refused the credentials: {said}", **context
+        )
     if code == 403 or status == "PERMISSION_DENIED":
         return errors.permanent(
             "permission_denied", f"not allowed to call {model}: {said}", **context
@@ -103,7 +105,7 @@ def from_api_error(exc: genai_errors.APIError, model: str) -> errors.Error:
     if code == 404 or status == "NOT_FOUND":
         return errors.permanent("model_not_found", f"{model} was not found: {said}", **context)
     if code == 413:
-        return errors.permanent("document_too_large", f"Gemini refused the size: {said}")
+        return errors.permanent("document_too_large", f"Gemini refused the size: {said}", **context)
     if "schema" in said.lower():
         return errors.permanent("invalid_schema", f"Gemini refused the schema: {said}", **context)
     return errors.permanent("invalid_request", f"Gemini refused the request: {said}", **context)
