@@ -17,22 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import logging
 import time
-from typing import Any
 
 import google.auth
 import google.auth.credentials
 import google.auth.exceptions
-import jsonschema
 from google import genai
 from google.genai import types
 from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, ports
 from jobkit.worker.wrappers import RateLimiter
-from jobkit_gcp.gemini import classify, document, request, usage
+from jobkit_gcp.gemini import answer, classify, document, request, usage
 from jobkit_gcp.gemini.config import GeminiConfig
 
 log = logging.getLogger("jobkit.gemini")
@@ -110,7 +107,7 @@ class GeminiAnalyzer:
             return Failure(
                 errors.permanent("model_not_allowed", f"this service does not offer {model}")
             )
-        checked = _check_schema(effect)
+        checked = answer.check_schema(effect)
         if checked is not None:
             return Failure(checked)
         loaded = await self._load(effect)
@@ -144,11 +141,15 @@ class GeminiAnalyzer:
             extra={"model": model, "key": effect.key, "usage": used, "cost": cost["amount"]},
         )
         await progress(2, 3, "checking the answer")
-        return _analysis(response, ask, model, facts, used, cost)
+        return answer.analysis(response, ask, model, facts.pages, used, cost)
 
     async def _load(
         self, effect: effects.Analyze
     ) -> Result[tuple[bytes, document.Facts], errors.Error]:
+        if effect.content_type != request.PDF:
+            return Failure(
+                errors.permanent("unsupported", f"Gemini is given PDFs, not {effect.content_type}")
+            )
         try:
             size, _ = await self._blobs.stat(effect.key)
             if size > self.config.max_bytes:
@@ -157,10 +158,6 @@ class GeminiAnalyzer:
         except ports.BlobNotFound:
             return Failure(
                 errors.permanent("not_found", f"no blob at {effect.key!r}", key=effect.key)
-            )
-        if effect.content_type != request.PDF:
-            return Failure(
-                errors.permanent("unsupported", f"Gemini is given PDFs, not {effect.content_type}")
             )
         inspected = await asyncio.to_thread(document.inspect, data, max_pages=self.config.max_pages)
         return inspected.map(lambda facts: (data, facts))
@@ -241,70 +238,6 @@ class GeminiAnalyzer:
         After a timeout or a lost connection it may have run, so the reservation stands."""
         if self.tokens is not None and "httpStatus" in err.context:
             self.tokens.adjust(-reserved)
-
-
-def _check_schema(effect: effects.Analyze) -> errors.Error | None:
-    schema = request.schema_of(effect)
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as e:
-        return errors.permanent(
-            "invalid_schema", f"the schema is not a valid JSON Schema: {e.message}"
-        )
-    return None
-
-
-def _analysis(
-    response: types.GenerateContentResponse,
-    ask: request.Request,
-    model: str,
-    facts: document.Facts,
-    used: dict[str, int],
-    cost: dict[str, Any],
-) -> Result[effects.Analysis, errors.Error]:
-    outcome = classify.from_response(response)
-    if isinstance(outcome, errors.Error):
-        return Failure(_with_usage(outcome, used))
-    text, finish = outcome
-    try:
-        answer = json.loads(text)
-    except ValueError as e:
-        return Failure(
-            _with_usage(
-                errors.transient("malformed_answer", f"Gemini's answer is not JSON: {e}"), used
-            )
-        )
-    validator = jsonschema.validators.validator_for(ask.schema)(ask.schema)
-    mismatch = jsonschema.exceptions.best_match(validator.iter_errors(answer))
-    if mismatch is not None:
-        where = "/".join(str(step) for step in mismatch.absolute_path) or "(the whole answer)"
-        return Failure(
-            _with_usage(
-                errors.permanent(
-                    "schema_mismatch",
-                    f"Gemini's answer does not match the schema at {where}: {mismatch.message}",
-                ),
-                used,
-            )
-        )
-    return Success(
-        effects.Analysis(
-            model=model,
-            output=answer,
-            pages=facts.pages,
-            usage=used,
-            model_version=response.model_version,
-            finish_reason=finish,
-            cost=cost,
-        )
-    )
-
-
-def _with_usage(err: errors.Error, used: dict[str, int]) -> errors.Error:
-    """A failed answer was still paid for: its usage goes into the error's context."""
-    return errors.error(
-        err.code, err.message, retryable=err.retryable, context={**err.context, "usage": used}
-    )
 
 
 def _too_large(size: int, limit: int, purpose: str = "for the model") -> errors.Error:
