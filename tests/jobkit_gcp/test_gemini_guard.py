@@ -129,8 +129,10 @@ def test_a_low_requests_per_minute_limit_spreads_a_burst_out(
     done = run_jobs(tmp_path, 6, guarded)
     assert [job["status"] for job in done] == ["completed"] * 6
     calls = sorted(call.at for call in gemini.calls)
-    for index in range(2, 6):  # two at once, then one every half second
-        assert calls[index] - calls[0] >= (index - 1) / per_second - 0.05
+    # Two at once, then one every half second: four intervals after the burst. (Lower
+    # bounds only, with room for loopback jitter; unlimited, all six land within ~0.1 s.)
+    assert calls[2] - calls[0] >= 1 / per_second - 0.2
+    assert calls[5] - calls[0] >= 4 / per_second - 0.2
 
 
 def test_the_tokens_limit_charges_what_gemini_reported_not_only_the_estimate(
