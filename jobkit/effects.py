@@ -80,13 +80,21 @@ class Analyze:
 
 @attrs.frozen(kw_only=True)
 class Analysis:
-    """What `Analyze` returns: the model's output, facts about the document, usage."""
+    """What `Analyze` returns: the model's output, facts about the document, usage.
+
+    `model_version` and `finish_reason` are what a hosted model reported; `cost` is an
+    estimate of what the call cost (`{"currency", "amount", ...}`), None where nothing
+    was paid for.
+    """
 
     model: str
     output: Any = attrs.field(converter=_frozen.anything)
     pages: int | None = None
     document: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
     usage: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
+    model_version: str | None = None
+    finish_reason: str | None = None
+    cost: PMap[str, Any] | None = attrs.field(default=None, converter=_frozen.optional_mapping)
 
 
 @attrs.frozen(kw_only=True)

@@ -35,6 +35,11 @@ class Error:
     at: datetime | None = None
 
 
+RETRY_AFTER = "retryAfterSeconds"
+"""Context key: the seconds the failing service asked us to wait (a 429's retry delay).
+`retry.decide` never schedules the retry sooner."""
+
+
 def error(
     code: str,
     message: str,

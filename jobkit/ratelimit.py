@@ -26,7 +26,8 @@ class TokenBucket:
     """`capacity` tokens at most (the burst), refilled at `refill_per_second`.
 
     `tokens` is the level at `updated_at`; `updated_at` is None for a bucket
-    never used, which is full.
+    never used, which is full. An `updated_at` later than now is a debt (see `adjust`):
+    the bucket earns nothing until then.
     """
 
     capacity: float = attrs.field(validator=_positive_finite)
@@ -112,3 +113,29 @@ def acquire(bucket: TokenBucket, now: datetime, cost: float = 1.0) -> tuple[Deci
     # `now + timedelta(seconds=...)` rounds to one, and must not round down.
     refill = math.ceil(missing / bucket.refill_per_second * _TICKS_PER_SECOND) / _TICKS_PER_SECOND
     return Wait(seconds=behind + refill), bucket
+
+
+def adjust(bucket: TokenBucket, now: datetime, tokens: float) -> TokenBucket:
+    """Take `tokens` more from the bucket at `now` (or give `-tokens` back), after the fact.
+
+    For costs known only once the call is made (a model's tokens): reserve an estimate with
+    `acquire`, then adjust by what the call really used minus the estimate. Taking more
+    than the bucket holds leaves a debt, paid by refilling: the bucket is empty until
+    `updated_at`, set that far ahead, so later callers wait for it. Giving back pays off a
+    debt first, then refills the bucket, never past capacity.
+    """
+    if not math.isfinite(tokens):
+        raise ValueError(f"tokens must be finite, got {tokens!r}")
+    if bucket.updated_at is None and tokens <= 0:
+        return bucket
+    at = _effective_now(bucket, now)
+    level = available(bucket, now)
+    if tokens < 0 and at > now:  # a debt: paying it off moves the bucket's time back to now
+        early = min(-tokens / bucket.refill_per_second, instants.seconds_between(now, at))
+        at = instants.plus(at, -early)
+        tokens += early * bucket.refill_per_second
+    level -= tokens
+    if level >= 0:
+        return attrs.evolve(bucket, tokens=min(bucket.capacity, level), updated_at=at)
+    debt = math.ceil(-level / bucket.refill_per_second * _TICKS_PER_SECOND) / _TICKS_PER_SECOND
+    return attrs.evolve(bucket, tokens=0.0, updated_at=instants.plus(at, debt))

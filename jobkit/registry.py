@@ -73,6 +73,12 @@ def register(registry: Registry, job_type: JobType) -> Registry:
     return Registry(MappingProxyType({**registry.types, job_type.name: job_type}))
 
 
+def replace(registry: Registry, job_type: JobType) -> Registry:
+    """`registry` with `job_type` in place of the type of its name, or added: a deployment's
+    variant of an installed type (the PDF type with the models its analyzer serves)."""
+    return Registry(MappingProxyType({**registry.types, job_type.name: job_type}))
+
+
 def lookup(registry: Registry, name: str) -> Result[JobType, errors.Invalid]:
     job_type = registry.types.get(name)
     if job_type is None:

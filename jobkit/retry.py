@@ -2,7 +2,9 @@
 
 The delay before attempt n+1 is `sample * min(cap, base * factor**(n-1))`
 with `sample` uniform in [0, 1) drawn by the caller ("full jitter"): retries
-of many jobs that failed together spread out instead of stampeding.
+of many jobs that failed together spread out instead of stampeding. When the
+failing service said how long to wait (a 429's retry delay), the retry is never
+sooner than that.
 """
 
 from __future__ import annotations
@@ -116,5 +118,19 @@ def decide(
     if attempts >= max_attempts:
         return GiveUp(reason="exhausted")
     backoff = policy.overrides.get(error.code, policy.backoff)
-    seconds = delay(backoff, attempts, sample)
+    seconds = max(delay(backoff, attempts, sample), asked_delay(error))
     return RetryAt(at=instants.plus(now, seconds), delay=seconds)
+
+
+def asked_delay(error: errors.Error) -> float:
+    """The wait the failing service asked for (`errors.RETRY_AFTER` in the context), or 0.
+
+    Honoured as a floor under the jittered backoff; a value that is not a finite,
+    non-negative number of seconds is ignored rather than trusted.
+    """
+    asked = error.context.get(errors.RETRY_AFTER)
+    if isinstance(asked, bool) or not isinstance(asked, int | float):
+        return 0.0
+    if not (math.isfinite(asked) and asked >= 0):
+        return 0.0
+    return float(asked)

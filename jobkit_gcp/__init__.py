@@ -1,3 +1,8 @@
-"""jobkit_gcp: Firestore, Cloud Storage and Gemini interpreters for jobkit (not built yet)."""
+"""jobkit_gcp: Google Cloud interpreters for jobkit: the Gemini analyzer (Firestore, GCS next)."""
 
-__all__: list[str] = []
+from jobkit_gcp.gemini import GeminiAnalyzer, GeminiConfig
+
+__all__ = [
+    "GeminiAnalyzer",
+    "GeminiConfig",
+]

@@ -7,20 +7,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from jobkit import breaker as breakers
-from jobkit import ratelimit, registry
+from jobkit import plugins, registry
 from jobkit.local import Runtime
-from jobkit.local.offline import OfflinePdfAnalyzer
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
-from jobkit_http import auth, problems
+from jobkit_http import analyzers, auth, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
@@ -39,33 +35,17 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
-def guard(
-    analyzer: Any, settings: Settings, metrics: Metrics, clock: Callable[[], datetime]
-) -> GuardedAnalyzer:
-    """The analyzer behind the rate limit and breaker the settings ask for, timed for metrics."""
-    bucket = ratelimit.TokenBucket.per_window(
-        max_requests=settings.analyze_per_minute, window_seconds=60
-    )
-    breaker = breakers.CircuitBreaker.closed(
-        failure_threshold=settings.breaker_failures,
-        cooldown_seconds=settings.breaker_cooldown_seconds,
-    )
-    return GuardedAnalyzer(
-        analyzer,
-        limiter=RateLimiter(bucket, clock),
-        breaker=Breaker(breaker, clock),
-        observer=metrics.on_effect,
-    )
-
-
 def create_app(
     settings: Settings,
     *,
     types: registry.Registry | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
-    """The service on the embedded default: SQLite and a folder under `settings.data`."""
+    """The service on the embedded default: SQLite and a folder under `settings.data`, with
+    the analyzer the settings choose. `errors.ConfigurationError` if it cannot be set up."""
     metrics = Metrics()
+    types = analyzers.job_types(settings, types if types is not None else plugins.discover())
+    client = analyzers.connect(settings)  # at start-up: no credentials, no service
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -75,7 +55,9 @@ def create_app(
                 settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
             ) as runtime,
         ):
-            runtime.analyzer = guard(OfflinePdfAnalyzer(runtime.blobs), settings, metrics, clock)
+            runtime.analyzer = analyzers.build(
+                settings, runtime.blobs, metrics.on_effect, clock, client=client
+            )
             authenticator = (
                 auth.entra_authenticator(settings, http)
                 if settings.auth == "entra"
@@ -110,6 +92,7 @@ def create_app(
                     worker.stop()
                 if task is not None:
                     await task
+                await analyzers.close(runtime.analyzer)
 
     app = Starlette(
         routes=ROUTES,

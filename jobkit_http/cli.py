@@ -59,7 +59,10 @@ def serve(args: argparse.Namespace) -> int:
 
     config = settings_from(args)
     logs.configure(config.log_level, config.log_format)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except errors.ConfigurationError as exc:
+        fail(str(exc))
     tune_process()  # a long-running process, its worker and store writer alike
     print(
         f"jobkit {jobkit.__version__}: serving on http://{config.host}:{config.port}"
@@ -116,18 +119,26 @@ def worker(args: argparse.Namespace) -> int:
 
 
 async def _run_worker(config: Any) -> None:
+    from jobkit import plugins
     from jobkit.local import Runtime
-    from jobkit.local.offline import OfflinePdfAnalyzer
     from jobkit.worker.process import run_until_signalled
-    from jobkit_http.app import guard, worker_config
+    from jobkit_http import analyzers
+    from jobkit_http.app import worker_config
     from jobkit_http.metrics import Metrics
 
-    async with Runtime(config.data, synchronous=config.sqlite_synchronous) as runtime:
-        runtime.analyzer = guard(
-            OfflinePdfAnalyzer(runtime.blobs), config, Metrics(), runtime.clock
-        )
+    types = analyzers.job_types(config, plugins.discover())
+    async with Runtime(config.data, types=types, synchronous=config.sqlite_synchronous) as runtime:
+        try:
+            runtime.analyzer = analyzers.build(
+                config, runtime.blobs, Metrics().on_effect, runtime.clock
+            )
+        except errors.ConfigurationError as exc:
+            fail(str(exc))
         print(f"jobkit worker: taking jobs from {config.data}", file=sys.stderr)
-        await run_until_signalled(runtime.worker(worker_config(config)))
+        try:
+            await run_until_signalled(runtime.worker(worker_config(config)))
+        finally:
+            await analyzers.close(runtime.analyzer)
 
 
 # -- tokens --------------------------------------------------------------------------------

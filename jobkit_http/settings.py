@@ -14,6 +14,7 @@ from jobkit import errors
 T = TypeVar("T")
 AuthMode = Literal["local", "entra"]
 LogFormat = Literal["json", "text"]
+AnalyzerKind = Literal["offline", "gemini"]
 
 
 @attrs.frozen(kw_only=True)
@@ -26,6 +27,8 @@ class Setting:
     parse: Callable[[str], Any]
     default: str
     meaning: str
+    fallbacks: tuple[str, ...] = ()
+    """Other variables read, in order, when `name` is unset (Google's own conventions)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -49,12 +52,29 @@ class Settings:
     queues: frozenset[str] | None = None
     worker: bool = True
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    analyze_per_minute: float = 60.0
-    breaker_failures: int = 5
-    breaker_cooldown_seconds: float = 30.0
     long_poll_max_seconds: float = 30.0
     log_level: str = "INFO"
     log_format: LogFormat = "json"
+    # the GCP backend
+    gcp_project: str | None = None
+    # Gemini
+    analyzer: AnalyzerKind = "offline"
+    gemini_api_key: str | None = attrs.field(default=None, repr=False)
+    vertex_location: str = "us-central1"
+    gemini_model: str = "gemini-3.1-pro-preview"
+    gemini_models: frozenset[str] = frozenset()
+    gemini_timeout_seconds: float = 300.0
+    gemini_max_output_tokens: int = 16_384
+    gemini_max_pages: int = 1000
+    gemini_max_bytes: int = 50 * 1024 * 1024
+    gemini_inline_max_bytes: int = 20 * 1024 * 1024
+    gemini_tokens_per_page: int = 560
+    gemini_input_price: float = 2.0
+    gemini_output_price: float = 12.0
+    gemini_requests_per_minute: float = 60.0
+    gemini_tokens_per_minute: float = 1_000_000.0
+    gemini_breaker_failures: int = 5
+    gemini_breaker_cooldown_seconds: float = 30.0
 
 
 def _text(value: str) -> str:
@@ -97,6 +117,10 @@ def _queues(value: str) -> frozenset[str] | None:
 
 def _optional(value: str) -> str | None:
     return value or None
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -236,28 +260,6 @@ SETTINGS: tuple[Setting, ...] = (
         default="NORMAL",
         meaning="SQLite durability: `NORMAL` (may lose the last commits on power loss) or `FULL`",
     ),
-    # -- the analyzer, its rate limit and breaker
-    Setting(
-        name="JOBKIT_ANALYZE_PER_MINUTE",
-        field="analyze_per_minute",
-        parse=_number,
-        default="60",
-        meaning="rate limit on analyzer calls per process (token bucket)",
-    ),
-    Setting(
-        name="JOBKIT_BREAKER_FAILURES",
-        field="breaker_failures",
-        parse=_integer,
-        default="5",
-        meaning="consecutive transient analyzer failures that open the circuit breaker",
-    ),
-    Setting(
-        name="JOBKIT_BREAKER_COOLDOWN_SECONDS",
-        field="breaker_cooldown_seconds",
-        parse=_number,
-        default="30",
-        meaning="how long an open breaker waits before a trial call",
-    ),
     # -- the API
     Setting(
         name="JOBKIT_LONG_POLL_MAX_SECONDS",
@@ -282,8 +284,136 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="`json` (one object per line) or `text`",
     ),
     # -- the GCP backend (Firestore, Cloud Storage): add below
+    Setting(
+        name="JOBKIT_GCP_PROJECT",
+        field="gcp_project",
+        parse=_optional,
+        default="(GOOGLE_CLOUD_PROJECT, else the credentials')",
+        meaning="Google Cloud project of Firestore, Cloud Storage and Vertex AI",
+        fallbacks=("GOOGLE_CLOUD_PROJECT",),
+    ),
     #
     # -- Gemini: add below
+    Setting(
+        name="JOBKIT_ANALYZER",
+        field="analyzer",
+        parse=_choice("offline", "gemini"),
+        default="offline",
+        meaning="`offline` (pypdf text extraction, no network) or `gemini`",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_API_KEY",
+        field="gemini_api_key",
+        parse=_optional,
+        default="(GOOGLE_API_KEY, else GEMINI_API_KEY)",
+        meaning="a Gemini Developer API key: set, Gemini is called there instead of on Vertex AI",
+        fallbacks=("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    ),
+    Setting(
+        name="JOBKIT_VERTEX_LOCATION",
+        field="vertex_location",
+        parse=_text,
+        default="us-central1",
+        meaning="Vertex AI location (region, or `global`) Gemini is called in",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_MODEL",
+        field="gemini_model",
+        parse=_text,
+        default="gemini-3.1-pro-preview",
+        meaning="the model a job gets unless it names one (`model` parameter)",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_MODELS",
+        field="gemini_models",
+        parse=_names,
+        default="(the default model only)",
+        meaning="comma-separated models a job may also ask for; others are refused with `422`",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_TIMEOUT_SECONDS",
+        field="gemini_timeout_seconds",
+        parse=_number,
+        default="300",
+        meaning="longest wait for one Gemini answer (a timeout is retried)",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_MAX_OUTPUT_TOKENS",
+        field="gemini_max_output_tokens",
+        parse=_integer,
+        default="16384",
+        meaning="longest answer, thinking included; an answer cut there fails `output_truncated`",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_MAX_PAGES",
+        field="gemini_max_pages",
+        parse=_integer,
+        default="1000",
+        meaning="most pages in a PDF sent to Gemini (`too_many_pages` above, before any call)",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_MAX_BYTES",
+        field="gemini_max_bytes",
+        parse=_integer,
+        default="52428800",
+        meaning="largest PDF sent to Gemini (`document_too_large` above, before any call)",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_INLINE_MAX_BYTES",
+        field="gemini_inline_max_bytes",
+        parse=_integer,
+        default="20971520",
+        meaning="largest PDF sent inline; above it, the Files API (developer) or Cloud Storage",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_TOKENS_PER_PAGE",
+        field="gemini_tokens_per_page",
+        parse=_integer,
+        default="560",
+        meaning="input tokens a PDF page is expected to cost, for the tokens-per-minute limiter",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_INPUT_PRICE",
+        field="gemini_input_price",
+        parse=_number,
+        default="2.0",
+        meaning="USD per million input tokens, for each job's estimated cost",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_OUTPUT_PRICE",
+        field="gemini_output_price",
+        parse=_number,
+        default="12.0",
+        meaning="USD per million output tokens (the answer and the model's thinking)",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_REQUESTS_PER_MINUTE",
+        field="gemini_requests_per_minute",
+        parse=_number,
+        default="60",
+        meaning="Gemini calls per minute, per process (token bucket; a minute's worth may burst)",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_TOKENS_PER_MINUTE",
+        field="gemini_tokens_per_minute",
+        parse=_number,
+        default="1000000",
+        meaning="Gemini input tokens per minute, per process: estimated before, settled after",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_BREAKER_FAILURES",
+        field="gemini_breaker_failures",
+        parse=_integer,
+        default="5",
+        meaning="consecutive transient Gemini failures that open the circuit breaker",
+    ),
+    Setting(
+        name="JOBKIT_GEMINI_BREAKER_COOLDOWN_SECONDS",
+        field="gemini_breaker_cooldown_seconds",
+        parse=_number,
+        default="30",
+        meaning="how long an open breaker waits before a trial call",
+    ),
     #
     # -- push dispatch (Cloud Run, Cloud Tasks): add below
     #
@@ -302,13 +432,16 @@ def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
     values: dict[str, Any] = {}
     problems: list[str] = []
     for setting in SETTINGS:
-        raw = environ.get(setting.name)
-        if raw is None:
+        name = next(
+            (n for n in (setting.name, *setting.fallbacks) if environ.get(n) is not None), None
+        )
+        if name is None:
             continue
+        raw = environ[name]
         try:
             values[setting.field] = setting.parse(raw)
         except ValueError as exc:
-            problems.append(f"{setting.name}={raw!r}: {exc}")
+            problems.append(f"{name}={raw!r}: {exc}")
     values.update({key: value for key, value in overrides.items() if value is not None})
     settings = Settings(**values)
     problems += _check(settings)
@@ -325,16 +458,32 @@ def _check(settings: Settings) -> list[str]:
         problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_SCOPE or JOBKIT_ENTRA_ROLE")
     if not 0 < settings.port < 65536:
         problems.append(f"JOBKIT_PORT must be within 1..65535, got {settings.port}")
-    for name in ("max_upload_bytes", "concurrency", "breaker_failures"):
+    for name in (
+        "max_upload_bytes",
+        "concurrency",
+        "gemini_breaker_failures",
+        "gemini_max_output_tokens",
+        "gemini_max_pages",
+        "gemini_max_bytes",
+        "gemini_inline_max_bytes",
+        "gemini_tokens_per_page",
+    ):
         if getattr(settings, name) < 1:
             problems.append(f"JOBKIT_{name.upper()} must be >= 1")
     for name in (
         "lease_seconds",
         "grace_seconds",
-        "analyze_per_minute",
-        "breaker_cooldown_seconds",
+        "gemini_requests_per_minute",
+        "gemini_tokens_per_minute",
+        "gemini_timeout_seconds",
+        "gemini_breaker_cooldown_seconds",
         "long_poll_max_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")
+    for name in ("gemini_input_price", "gemini_output_price"):
+        if getattr(settings, name) < 0:
+            problems.append(f"JOBKIT_{name.upper()} must be >= 0")
+    if not settings.gemini_model.strip():
+        problems.append("JOBKIT_GEMINI_MODEL must name a model")
     return problems

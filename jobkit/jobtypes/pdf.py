@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from pyrsistent import pmap
 from pyrsistent.typing import PMap
 from returns.result import Failure, Result, Success
@@ -24,6 +25,14 @@ PARAMS = frozenset({"instructions", "schema", "model"})
 
 
 def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.Invalid]:
+    """The parameters of any deployment: a well-formed `model`, whichever it names."""
+    return checked_params(params, models=None)
+
+
+def checked_params(
+    params: Mapping[str, Any], *, models: frozenset[str] | None
+) -> Result[PMap[str, Any], errors.Invalid]:
+    """`params` checked; `model`, when given, must also be one of `models` (None: any)."""
     problems = [
         errors.Problem(field=name, message="unknown parameter")
         for name in sorted(set(params) - PARAMS)
@@ -44,6 +53,9 @@ def validate_params(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.
     model = params.get("model")
     if model is not None and (not isinstance(model, str) or not MODEL.fullmatch(model)):
         problems.append(errors.Problem(field="model", message=f"must match {MODEL.pattern}"))
+    elif model is not None and models is not None and model not in models:
+        allowed = ", ".join(sorted(models))
+        problems.append(errors.Problem(field="model", message=f"must be one of: {allowed}"))
     if problems:
         return Failure(errors.Invalid(problems=tuple(problems)))
     checked = {"instructions": instructions}
@@ -83,14 +95,37 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         "output": _frozen.thaw(analysis.output),
         "usage": _frozen.thaw(analysis.usage),
     }
+    if analysis.model_version is not None:
+        document["modelVersion"] = analysis.model_version
+    if analysis.finish_reason is not None:
+        document["finishReason"] = analysis.finish_reason
+    if analysis.cost is not None:
+        document["cost"] = _frozen.thaw(analysis.cost)
     written: effects.BlobInfo = yield effects.WriteBlob(
         key=pipeline.result_key(job, claim),
         data=json.dumps(document, ensure_ascii=False, indent=2).encode(),
         content_type="application/json",
     )
     yield effects.ReportProgress(current=1, total=1, message="done")
-    summary = {"model": analysis.model, "pages": analysis.pages, "bytes": info.size}
+    summary: dict[str, Any] = {"model": analysis.model, "pages": analysis.pages, "bytes": info.size}
+    if analysis.cost is not None:  # a billed model: what the job spent, on the job itself
+        summary["usage"] = _frozen.thaw(analysis.usage)
+        summary["cost"] = _frozen.thaw(analysis.cost)
     return Success(pipeline.Completion(result=summary, document=written))
+
+
+def job_type(*, models: frozenset[str] | None = None) -> registry.JobType:
+    """The job type; with `models`, a submission's `model` must be one of them (a deployment
+    whose analyzer serves only some models builds it so, in its composition root)."""
+    if models is None:
+        return JOB_TYPE
+    if not models:
+        raise errors.ConfigurationError("the allowed models must name at least one model")
+
+    def validate(params: Mapping[str, Any]) -> Result[PMap[str, Any], errors.Invalid]:
+        return checked_params(params, models=models)
+
+    return attrs.evolve(JOB_TYPE, validate_params=validate)
 
 
 JOB_TYPE = registry.JobType(

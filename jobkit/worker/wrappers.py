@@ -42,6 +42,19 @@ class RateLimiter:
                     waited += seconds
                     await self._sleep(seconds)
 
+    async def reserve(self, cost: float) -> float:
+        """Wait for `cost` tokens, however many: at most the bucket's capacity is waited
+        for, the rest is taken as a debt that later callers wait out. Returns the tokens
+        reserved, for `adjust` once the real cost is known."""
+        waited_for = min(cost, self.bucket.capacity)
+        await self.acquire(waited_for)
+        self.adjust(cost - waited_for)
+        return cost
+
+    def adjust(self, tokens: float) -> None:
+        """Take `tokens` more (or give `-tokens` back) now that a call's real cost is known."""
+        self.bucket = ratelimit.adjust(self.bucket, self._clock(), tokens)
+
 
 class Breaker:
     """A circuit breaker shared by every call through it."""

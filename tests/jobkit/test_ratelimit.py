@@ -208,3 +208,54 @@ def test_inputs_are_left_as_they_were(
     ratelimit.available(b, now)
     ratelimit.acquire(b, now, share * b.capacity)
     assert b == snapshot
+
+
+# -- adjusting after the fact --------------------------------------------------------
+
+
+def test_adjust_takes_what_the_bucket_holds() -> None:
+    used = attrs.evolve(bucket(capacity=10.0, rate=1.0), tokens=6.0, updated_at=at(0))
+    assert ratelimit.adjust(used, at(0), 4.0) == attrs.evolve(used, tokens=2.0)
+
+
+def test_taking_more_than_the_bucket_holds_leaves_a_debt_that_delays_the_next_caller() -> None:
+    used = attrs.evolve(bucket(capacity=10.0, rate=2.0), tokens=4.0, updated_at=at(0))
+    owing = ratelimit.adjust(used, at(0), 10.0)  # 6 tokens short: 3 s of refill
+    assert owing == attrs.evolve(used, tokens=0.0, updated_at=at(3))
+    assert ratelimit.available(owing, at(1)) == 0.0
+    assert ratelimit.acquire(owing, at(1), 2.0) == (ratelimit.Wait(seconds=3.0), owing)
+    decision, _ = ratelimit.acquire(owing, at(4), 2.0)
+    assert decision == ratelimit.Allowed()
+
+
+def test_giving_back_pays_off_a_debt_first_then_refills_up_to_capacity() -> None:
+    owing = attrs.evolve(bucket(capacity=10.0, rate=2.0), tokens=0.0, updated_at=at(3))
+    assert ratelimit.adjust(owing, at(0), -4.0) == attrs.evolve(owing, updated_at=at(1))
+    assert ratelimit.adjust(owing, at(0), -10.0) == attrs.evolve(
+        owing, tokens=4.0, updated_at=at(0)
+    )
+    assert ratelimit.adjust(owing, at(0), -100.0) == attrs.evolve(
+        owing, tokens=10.0, updated_at=at(0)
+    )
+
+
+def test_giving_back_to_a_bucket_never_used_changes_nothing() -> None:
+    full = bucket(capacity=5.0)
+    assert ratelimit.adjust(full, at(0), -3.0) is full
+
+
+@given(fresh_buckets, any_steps, st.floats(-1e5, 1e5))
+def test_adjust_keeps_the_bucket_consistent(
+    start: ratelimit.TokenBucket, steps: list[tuple[int, float]], tokens: float
+) -> None:
+    calls = run(start, steps)
+    b, now = (calls[-1][4], calls[-1][0]) if calls else (start, T0)
+    after = ratelimit.adjust(b, now, tokens)
+    assert 0.0 <= after.tokens <= after.capacity
+    assert 0.0 <= ratelimit.available(after, now) <= after.capacity
+    if tokens > 0:  # the debt or the level accounts for every token taken, to a microsecond
+        owed = 0.0
+        if after.updated_at is not None and after.updated_at > now:
+            owed = (after.updated_at - max(now, b.updated_at or now)).total_seconds()
+        paid = ratelimit.available(b, now) - ratelimit.available(after, now)
+        assert paid + owed * b.refill_per_second >= tokens - 1e-6 * (1 + b.refill_per_second)

@@ -140,6 +140,31 @@ def test_a_per_code_override_sets_the_backoff_for_that_code_only() -> None:
 # -- configuration -------------------------------------------------------------
 
 
+def test_a_retry_is_never_sooner_than_the_delay_the_service_asked_for() -> None:
+    throttled = errors.transient("rate_limited", "quota", **{errors.RETRY_AFTER: 37.0})
+    assert decide(throttled, attempts=1, sample=0.5) == retry.RetryAt(
+        at=T0 + timedelta(seconds=37), delay=37.0
+    )
+
+
+def test_a_longer_backoff_wins_over_a_shorter_asked_delay() -> None:
+    throttled = errors.transient("rate_limited", "quota", **{errors.RETRY_AFTER: 0.5})
+    assert decide(throttled, attempts=3, max_attempts=5, sample=0.5) == retry.RetryAt(
+        at=T0 + timedelta(seconds=4), delay=4.0
+    )
+
+
+@pytest.mark.parametrize("asked", [-1.0, math.inf, math.nan, "37", True, None])
+def test_an_asked_delay_that_is_not_a_number_of_seconds_is_ignored(asked: object) -> None:
+    throttled = errors.transient("rate_limited", "quota", **{errors.RETRY_AFTER: asked})
+    assert retry.asked_delay(throttled) == 0.0
+
+
+def test_a_permanent_error_gives_up_whatever_delay_it_asked_for() -> None:
+    refused = errors.permanent("invalid_input", "bad", **{errors.RETRY_AFTER: 5.0})
+    assert decide(refused, attempts=1) == retry.GiveUp(reason="permanent")
+
+
 @pytest.mark.parametrize(
     "settings",
     [
