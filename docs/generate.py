@@ -28,7 +28,9 @@ LIFECYCLE_NOTES = """\
 
 - **Attempts** count finished attempts: succeeded, failed, or stalled. An
   attempt released by a worker shutting down gracefully does not count, so
-  scaling in never uses up a job's retries. `maxAttempts` bounds them.
+  scaling in never uses up a job's retries; nor does one *deferred* because the
+  service it needs was known to be down (its circuit breaker open: the job waits,
+  pending, until the breaker lets a trial call through). `maxAttempts` bounds them.
 - **Retries.** A failed attempt goes back to `pending` with a later `runAt`
   (exponential backoff with full jitter, capped) while the error is transient
   and attempts remain; otherwise the job is `failed`. Each history entry

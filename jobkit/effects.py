@@ -115,7 +115,8 @@ PipelineEffect = StatBlob | ReadBlob | WriteBlob | DeleteBlob | Analyze | Report
 @attrs.frozen(kw_only=True)
 class Lifecycle:
     """A lifecycle event happened (`created`, `started`, `completed`, `attempt_failed`,
-    `stalled`, then `retried` or `failed`; `released`, `cancelled`, `requeued`, `purged`):
+    `stalled`, then `retried` or `failed`; `deferred`, `released`, `cancelled`, `requeued`,
+    `purged`):
     count it and log it. Not idempotent (a counter): perform it once, after the state
     change is stored."""
 

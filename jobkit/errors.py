@@ -83,24 +83,30 @@ def from_document(doc: Mapping[str, Any]) -> Error:
 
 @attrs.frozen(kw_only=True)
 class Classifier:
-    """Decides, per error code, whether a failure is transient (retry) or permanent (fail now).
+    """Decides, per error code, whether a failure is transient (retry) or permanent (fail now),
+    or deferred: the attempt never reached the service (its circuit breaker was open), so
+    it does not count as an attempt and the job waits until the service may be tried again.
 
     Codes not listed keep the `retryable` flag the performer set.
     """
 
     transient: frozenset[str] = frozenset()
     permanent: frozenset[str] = frozenset()
+    deferred: frozenset[str] = frozenset()
 
     def __attrs_post_init__(self) -> None:
-        both = self.transient & self.permanent
-        if both:
-            raise ConfigurationError(f"codes both transient and permanent: {sorted(both)}")
+        for (name, one), (other_name, other) in (
+            (("transient", self.transient), ("permanent", self.permanent)),
+            (("transient", self.transient), ("deferred", self.deferred)),
+            (("permanent", self.permanent), ("deferred", self.deferred)),
+        ):
+            both = one & other
+            if both:
+                raise ConfigurationError(f"codes both {name} and {other_name}: {sorted(both)}")
 
 
 DEFAULT_CLASSIFIER = Classifier(
-    transient=frozenset(
-        {"lease_expired", "timeout", "rate_limited", "unavailable", "circuit_open"}
-    ),
+    transient=frozenset({"lease_expired", "timeout", "rate_limited", "unavailable"}),
     permanent=frozenset(
         {
             "invalid_input",
@@ -111,11 +117,19 @@ DEFAULT_CLASSIFIER = Classifier(
             "too_many_pages",
         }
     ),
+    deferred=frozenset({"circuit_open"}),
 )
 
 
+def deferred(err: Error, classifier: Classifier = DEFAULT_CLASSIFIER) -> bool:
+    """True when the attempt never reached the service: not an attempt, the job waits."""
+    return err.code in classifier.deferred
+
+
 def classify(err: Error, classifier: Classifier = DEFAULT_CLASSIFIER) -> bool:
-    """True when the error is transient and may be retried."""
+    """True when the error is transient (or deferred) and may be retried."""
+    if err.code in classifier.deferred:
+        return True
     if err.code in classifier.permanent:
         return False
     if err.code in classifier.transient:

@@ -52,8 +52,16 @@ Input = _values.Input
 FIELDS = _values.FIELDS
 ENTRY_KEYS = _values.ENTRY_KEYS
 
-# Outcomes of one attempt, as recorded in its history entry.
-SUCCEEDED, FAILED, STALLED, RELEASED = "succeeded", "failed", "stalled", "released"
+# Outcomes of one attempt, as recorded in its history entry. A released or deferred attempt
+# does not count against the job's attempts: it was handed back (the worker stopped) or
+# never reached the service it needs (whose circuit breaker was open).
+SUCCEEDED, FAILED, STALLED, RELEASED, DEFERRED = (
+    "succeeded",
+    "failed",
+    "stalled",
+    "released",
+    "deferred",
+)
 
 # The enum members by their stored text: a dict lookup is several times cheaper than
 # the enum's own `Status(value)` call, which stays the way to refuse an unknown value.

@@ -69,15 +69,24 @@ def _end_attempt(
     now: datetime,
     outcome: str,
 ) -> Moved:
-    """Count a failed or stalled attempt and let the retry policy choose its fate."""
+    """Count a failed or stalled attempt and let the retry policy choose its fate (a
+    deferred one is not counted)."""
     attempts = jobs.attempts(job) + 1
     claim = jobs.claim(job)
     err = err if err.at is not None else attrs.evolve(err, at=now)
     decision = retry.decide(
         policy, err, attempts=attempts, max_attempts=jobs.max_attempts(job), now=now, sample=sample
     )
-    change = changes.Change(job).attempts(attempts).no_lease().error(err)
+    change = changes.Change(job).no_lease().error(err)
+    if type(decision) is not retry.Defer:
+        change.attempts(attempts)
     match decision:
+        case retry.Defer(at=at, delay=delay):
+            change.attempt_ended(
+                at=now, outcome=jobs.DEFERRED, error=err, next_run_at=at, delay_seconds=delay
+            )
+            change.status(PENDING).run_at(at)
+            return change, PENDING, (_lifecycle(job, "deferred", claim),)
         case retry.RetryAt(at=at, delay=delay):
             change.attempt_ended(
                 at=now, outcome=outcome, error=err, next_run_at=at, delay_seconds=delay

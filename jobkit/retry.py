@@ -75,13 +75,25 @@ class RetryAt:
 
 
 @attrs.frozen(kw_only=True)
+class Defer:
+    """Not an attempt (the service was never reached): wait until `at`, when the service
+    may be tried again, without counting it against the job's attempts."""
+
+    at: datetime
+    delay: float
+
+
+@attrs.frozen(kw_only=True)
 class GiveUp:
     """No retry: `reason` is `permanent` or `exhausted`."""
 
     reason: str
 
 
-Decision = RetryAt | GiveUp
+Decision = RetryAt | Defer | GiveUp
+
+# The shortest deferral: a service that says "now" is not asked again at once.
+MIN_DEFER_SECONDS = 1.0
 
 
 def ceiling(backoff: Backoff, attempt: int) -> float:
@@ -112,7 +124,11 @@ def decide(
     now: datetime,
     sample: float,
 ) -> Decision:
-    """After `attempts` finished attempts (this failure included), retry or give up."""
+    """After `attempts` finished attempts (this failure included), retry or give up; a
+    deferred error (`errors.deferred`) waits for the time the service asked, uncounted."""
+    if errors.deferred(error, policy.classifier):
+        seconds = max(asked_delay(error), MIN_DEFER_SECONDS)
+        return Defer(at=instants.plus(now, seconds), delay=seconds)
     if not errors.classify(error, policy.classifier):
         return GiveUp(reason="permanent")
     if attempts >= max_attempts:

@@ -152,7 +152,7 @@ SCHEMAS: dict[str, Any] = {
             "attempt": {"type": "integer", "minimum": 1},
             "startedAt": INSTANT,
             "endedAt": NULLABLE_INSTANT,
-            "outcome": {"enum": ["succeeded", "failed", "stalled", "released", None]},
+            "outcome": {"enum": ["succeeded", "failed", "stalled", "released", "deferred", None]},
             "error": NULLABLE_ERROR,
             "nextRunAt": NULLABLE_INSTANT,
             "delaySeconds": {"type": ["number", "null"]},

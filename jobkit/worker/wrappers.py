@@ -64,15 +64,15 @@ class Breaker:
         self._clock = clock
         self._sleep = sleep
 
-    async def admit(self) -> None:
-        """Wait out an open breaker's cool-down instead of failing the job's attempt."""
-        while True:
-            admission, self.state = breaker.admit(self.state, self._clock())
-            match admission:
-                case breaker.Admitted():
-                    return
-                case breaker.Rejected(retry_after=seconds):
-                    await self._sleep(max(seconds, 0.001))
+    def admit(self) -> float | None:
+        """None when a call may go ahead; else the seconds until one may be tried."""
+        admission, self.state = breaker.admit(self.state, self._clock())
+        match admission:
+            case breaker.Admitted():
+                return None
+            case breaker.Rejected(retry_after=seconds):
+                return max(seconds, 0.0)
+        raise AssertionError("unreachable")
 
     def record(self, ok: bool) -> None:
         record = breaker.record_success if ok else breaker.record_failure
@@ -88,10 +88,25 @@ def rate_limited(perform: Performer, limiter: RateLimiter) -> Performer:
 
 
 def circuit_broken(perform: Performer, cell: Breaker) -> Performer:
-    """Only transient failures count against the breaker: a corrupt document is not an outage."""
+    """While the breaker is open, the call is not made: it fails at once with `circuit_open`,
+    which the retry policy defers (`errors.deferred`): the attempt does not count, the worker
+    hands the job back, and it runs again when the breaker lets a trial call through.
+
+    Only transient failures count against the breaker: a corrupt document is not an outage.
+    """
 
     async def wrapped(effect: Any) -> Any:
-        await cell.admit()
+        wait = cell.admit()
+        if wait is not None:
+            return Failure(
+                errors.error(
+                    "circuit_open",
+                    f"{type(effect).__name__}: the service failed repeatedly and its circuit"
+                    f" breaker is open; the job waits {wait:.0f} s for it to be tried again",
+                    retryable=True,
+                    context={errors.RETRY_AFTER: wait},
+                )
+            )
         try:
             answer = await perform(effect)
         except Exception:

@@ -360,6 +360,40 @@ def test_a_failed_attempt_with_attempts_left_is_retried_after_the_backoff() -> N
     )
 
 
+BREAKER_OPEN = errors.error(
+    "circuit_open", "the breaker is open", retryable=True, context={errors.RETRY_AFTER: 12.0}
+)
+
+
+def test_an_attempt_refused_by_an_open_breaker_is_deferred_and_not_counted() -> None:
+    job = processing(max_attempts=1)  # no attempt left to spend: a deferral spends none
+    assert machine.step(job, failure(BREAKER_OPEN), at(20)) == Success(
+        (
+            expect(
+                job,
+                status="pending",
+                attempts=0,
+                runAt=iso(32),
+                error=error_document(BREAKER_OPEN, 20),
+                leaseOwner=None,
+                leaseExpiresAt=None,
+                history=[
+                    entry(1, "w1", 5, 20, "deferred", error_document(BREAKER_OPEN, 20), 32, 12.0)
+                ],
+                version=3,
+                updatedAt=iso(20),
+            ),
+            (lifecycle("deferred", 1),),
+        )
+    )
+
+
+def test_a_deferral_waits_at_least_a_second_however_little_is_asked() -> None:
+    soon = errors.error("circuit_open", "open", retryable=True)
+    job, _ = machine.step(processing(), failure(soon), at(20)).unwrap()
+    assert (jobs.run_at(job), jobs.attempts(job)) == (at(21), 0)
+
+
 def test_the_second_retry_waits_up_to_twice_as_long() -> None:
     job = walk(processing(), (failure(), 20), (claim("w2"), 30))
     # second attempt: ceiling 20 s, sample 0.75 -> 15 s

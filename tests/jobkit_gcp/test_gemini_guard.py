@@ -85,7 +85,7 @@ def run_jobs(
 FINISHED = {"completed", "failed", "cancelled"}
 
 
-def test_with_gemini_failing_the_breaker_opens_jobs_wait_and_then_complete(
+def test_with_gemini_failing_the_breaker_opens_jobs_are_deferred_and_then_complete(
     gemini: GeminiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini.base_url)
@@ -101,11 +101,15 @@ def test_with_gemini_failing_the_breaker_opens_jobs_wait_and_then_complete(
     )
 
     assert [job["status"] for job in done] == ["completed"] * 3
-    # The first two attempts failed and opened the breaker; every later attempt waited for
-    # the cool-down instead of failing, so no job used more than one retry.
+    # The first two attempts failed and opened the breaker; every attempt claimed while it
+    # was open was deferred (handed back, uncounted, due again when a trial may be made)
+    # instead of failing, so no job used more than one retry.
     assert sorted(job["attempts"] for job in done) == [1, 2, 2]
     failed = [e for job in done for e in job["history"] if e["outcome"] == "failed"]
     assert [e["error"]["code"] for e in failed] == ["unavailable", "unavailable"]
+    deferred = [e for job in done for e in job["history"] if e["outcome"] == "deferred"]
+    assert deferred
+    assert all(e["error"]["code"] == "circuit_open" and e["nextRunAt"] for e in deferred)
     # No call reached Gemini while the breaker was open; the trial call after the
     # cool-down succeeded and closed it, and the rest followed.
     assert gemini.count() == 2 + 3

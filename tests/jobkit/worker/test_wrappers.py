@@ -102,24 +102,49 @@ def breaker_cell(time: FakeTime, threshold: int = 2, cooldown: float = 30.0) -> 
     return wrappers.Breaker(state, time.clock.now, time.sleep)
 
 
-def test_an_open_breaker_makes_calls_wait_out_the_cooldown_then_a_success_closes_it() -> None:
+def circuit_open(seconds: float) -> Failure[errors.Error]:
+    return Failure(
+        errors.error(
+            "circuit_open",
+            "ReadBlob: the service failed repeatedly and its circuit breaker is open; the job"
+            f" waits {seconds:.0f} s for it to be tried again",
+            retryable=True,
+            context={errors.RETRY_AFTER: seconds},
+        )
+    )
+
+
+def test_an_open_breaker_refuses_calls_at_once_saying_when_then_a_trial_closes_it() -> None:
     time = FakeTime()
     cell = breaker_cell(time, threshold=2, cooldown=30.0)
     perform, calls = scripted(Failure(UNAVAILABLE), Failure(UNAVAILABLE), Success(b"back"))
-    answers = call_many(wrappers.circuit_broken(perform, cell), 3)
-    assert answers == [Failure(UNAVAILABLE), Failure(UNAVAILABLE), Success(b"back")]
-    assert len(calls) == 3
-    assert time.sleeps == [30.0]  # the third call waited instead of failing
+    wrapped = wrappers.circuit_broken(perform, cell)
+    assert call_many(wrapped, 2) == [Failure(UNAVAILABLE), Failure(UNAVAILABLE)]
+    time.clock.advance(10.0)
+    assert call_many(wrapped, 1) == [circuit_open(20.0)]  # not called: the job is deferred
+    assert len(calls) == 2
+    time.clock.advance(20.0)
+    assert call_many(wrapped, 1) == [Success(b"back")]  # the trial call
+    assert time.sleeps == []  # nothing waits inside an attempt
     assert cell.state == breaker.CircuitBreaker.closed(failure_threshold=2, cooldown_seconds=30.0)
+
+
+def test_a_circuit_open_failure_is_deferred_by_the_default_policy() -> None:
+    err = circuit_open(20.0).failure()
+    assert errors.deferred(err)
+    assert errors.classify(err)
 
 
 def test_a_failed_trial_opens_the_breaker_again_for_a_whole_cooldown() -> None:
     time = FakeTime()
     cell = breaker_cell(time, threshold=1, cooldown=5.0)
     perform, _ = scripted(Failure(UNAVAILABLE), Failure(UNAVAILABLE), Success(b"back"))
-    answers = call_many(wrappers.circuit_broken(perform, cell), 3)
-    assert answers == [Failure(UNAVAILABLE), Failure(UNAVAILABLE), Success(b"back")]
-    assert time.sleeps == [5.0, 5.0]
+    wrapped = wrappers.circuit_broken(perform, cell)
+    assert call_many(wrapped, 2) == [Failure(UNAVAILABLE), circuit_open(5.0)]
+    time.clock.advance(5.0)
+    assert call_many(wrapped, 2) == [Failure(UNAVAILABLE), circuit_open(5.0)]  # trial failed
+    time.clock.advance(5.0)
+    assert call_many(wrapped, 1) == [Success(b"back")]
     assert cell.state.state is breaker.BreakerState.CLOSED
 
 
@@ -142,8 +167,9 @@ def test_an_exception_counts_as_a_failure_and_propagates() -> None:
     with pytest.raises(ConnectionError):
         call_many(wrapped, 1)
     assert cell.state.state is breaker.BreakerState.OPEN
+    assert call_many(wrapped, 1) == [circuit_open(7.0)]
+    time.clock.advance(7.0)
     assert call_many(wrapped, 1) == [Success(b"back")]
-    assert time.sleeps == [7.0]
 
 
 # -- timeout --------------------------------------------------------------------------
