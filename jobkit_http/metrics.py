@@ -65,7 +65,7 @@ class Metrics:
         self.lifecycle.labels(effect.name, effect.job_type, effect.queue).inc()
         if effect.name == "started":
             self.running.inc()
-        elif effect.name in {"completed", "attempt_failed", "released"}:
+        elif effect.name in {"completed", "attempt_failed", "released", "deferred"}:
             self.running.dec()
 
     def on_effect(self, name: str, seconds: float, ok: bool) -> None:
