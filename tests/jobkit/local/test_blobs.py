@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import tracemalloc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import pytest
 
 from jobkit import ports
 from jobkit.local import blobs
+from tests.jobkit.blob_conformance import BlobStoreConformance
 
 MiB = 1 << 20
 
@@ -32,6 +31,15 @@ async def collect(store: blobs.FileBlobStore, key: str) -> bytes:
 
 def temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.fixture
+def blob_store(tmp_path: Path) -> blobs.FileBlobStore:
+    return blobs.FileBlobStore(tmp_path / "blobs")
+
+
+class TestFileBlobStore(BlobStoreConformance):
+    pass
 
 
 def test_it_is_a_blob_store(tmp_path: Path) -> None:
@@ -60,30 +68,6 @@ def test_put_get_read_stat_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "root/jobs/j1/input.pdf").read_bytes() == b"hello world"
 
 
-def test_put_bytes_overwrites_data_and_content_type(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        await store.put_bytes("r.json", b"{}", "application/json")
-        await store.put_bytes("r.json", b"plain", "text/plain")
-        assert await store.read("r.json") == b"plain"
-        assert await store.stat("r.json") == (5, "text/plain")
-
-    run(main())
-
-
-def test_an_empty_blob(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        assert await store.put("empty", stream(), "text/plain") == 0
-        assert await store.read("empty") == b""
-        assert await collect(store, "empty") == b""
-        assert await store.stat("empty") == (0, "text/plain")
-
-    run(main())
-
-
 def test_stat_defaults_the_content_type_when_the_sidecar_is_gone(tmp_path: Path) -> None:
     store = blobs.FileBlobStore(tmp_path)
     run(store.put_bytes("a/b", b"xyz", "text/plain"))
@@ -105,41 +89,6 @@ def test_a_relative_root_gives_absolute_urls(
     monkeypatch.chdir(tmp_path)
     store = blobs.FileBlobStore(Path("data"))
     assert store.url("k") == (tmp_path / "data/k").as_uri()
-
-
-# -- streaming --------------------------------------------------------------------
-
-
-def test_a_large_blob_streams_through_in_bounded_memory(tmp_path: Path) -> None:
-    size = 64 * MiB
-    store = blobs.FileBlobStore(tmp_path)
-    written = hashlib.sha256()
-
-    async def generate() -> AsyncIterator[bytes]:
-        for i in range(size // (256 * 1024)):
-            chunk = bytes([i % 251]) * (256 * 1024)
-            written.update(chunk)
-            yield chunk
-
-    async def main() -> tuple[int, str, int]:
-        n = await store.put("big.bin", generate(), "application/octet-stream")
-        read = hashlib.sha256()
-        async for chunk in await store.get("big.bin"):
-            assert len(chunk) <= MiB
-            read.update(chunk)
-        (stat_size, _) = await store.stat("big.bin")
-        assert stat_size == n
-        return n, read.hexdigest(), stat_size
-
-    tracemalloc.start()
-    try:
-        n, digest, _ = run(main())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert n == size
-    assert digest == written.hexdigest()
-    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB for a {size // MiB} MiB blob"
 
 
 # -- atomicity --------------------------------------------------------------------
@@ -232,11 +181,6 @@ def test_concurrent_puts_of_one_key_end_with_one_whole_version(tmp_path: Path) -
 
 
 # -- max_bytes --------------------------------------------------------------------
-
-
-def test_max_bytes_allows_a_blob_of_exactly_the_limit(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-    assert run(store.put("k", stream(b"12345", b"67890"), "t", max_bytes=10)) == 10
 
 
 def test_max_bytes_exceeded_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -403,19 +347,6 @@ def test_get_raises_on_the_await_before_streaming(tmp_path: Path) -> None:
     async def main() -> None:
         with pytest.raises(ports.BlobNotFound):
             await store.get("k")
-
-    run(main())
-
-
-def test_a_blob_deleted_between_get_and_iteration_is_not_found(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        await store.put_bytes("k", b"x", "t")
-        chunks = await store.get("k")
-        await store.delete("k")
-        with pytest.raises(ports.BlobNotFound):
-            await anext(chunks)
 
     run(main())
 
