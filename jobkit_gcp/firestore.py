@@ -116,9 +116,11 @@ class FirestoreJobStore:
     async def close(self) -> None:
         await wire.close(self.client)
 
-    async def ready(self) -> None:
-        """Raise unless Firestore answers a read (of a job that does not exist)."""
-        await self.get(_NO_JOB)
+    async def ready(self, timeout: float = 5.0) -> None:
+        """Raise unless Firestore answers a read (of a job that does not exist), at once:
+        no retries, for a readiness probe."""
+        await self._jobs.document(_NO_JOB).get(retry=None, timeout=timeout)
+        self._count(reads=1, requests=1)
 
     # -- reads ------------------------------------------------------------------------
 

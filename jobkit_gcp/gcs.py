@@ -88,12 +88,15 @@ class GcsBlobStore:
         await asyncio.to_thread(self._pool.shutdown)
         await asyncio.to_thread(self.client.close)
 
-    async def ready(self) -> None:
-        """Raise unless the bucket answers (a listing of at most one name under the prefix)."""
+    async def ready(self, timeout: float = 5.0) -> None:
+        """Raise unless the bucket answers a listing of at most one name under the prefix,
+        at once: no retries, for a readiness probe."""
 
         def probe() -> None:
-            pages = self.client.list_blobs(self._bucket, prefix=self.prefix, max_results=1)
-            list(pages)
+            names = self.client.list_blobs(
+                self._bucket, prefix=self.prefix, max_results=1, timeout=timeout, retry=None
+            )
+            list(names)
 
         await self._call(probe)
 

@@ -16,11 +16,9 @@ from starlette.middleware import Middleware
 
 from jobkit import breaker as breakers
 from jobkit import ratelimit, registry
-from jobkit.local import Runtime
-from jobkit.local.offline import OfflinePdfAnalyzer
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
-from jobkit_http import auth, problems
+from jobkit_http import auth, backends, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
@@ -64,18 +62,19 @@ def create_app(
     types: registry.Registry | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
-    """The service on the embedded default: SQLite and a folder under `settings.data`."""
+    """The service on the backend `settings.backend` names: the embedded default (SQLite and
+    a folder under `settings.data`) or Firestore and Cloud Storage."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             httpx.AsyncClient(timeout=10) as http,
-            Runtime(
-                settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
-            ) as runtime,
+            backends.runtime_for(settings, types=types, clock=clock) as runtime,
         ):
-            runtime.analyzer = guard(OfflinePdfAnalyzer(runtime.blobs), settings, metrics, clock)
+            await backends.verify(runtime, settings)
+            analyzer = backends.analyzer_for(settings, runtime.blobs)
+            runtime.analyzer = guard(analyzer, settings, metrics, clock)
             authenticator = (
                 auth.entra_authenticator(settings, http)
                 if settings.auth == "entra"
@@ -98,7 +97,7 @@ def create_app(
             log.info(
                 "service ready",
                 extra={
-                    "data": str(settings.data),
+                    "backend": backends.describe(settings),
                     "auth": settings.auth,
                     "worker": settings.worker,
                 },

@@ -54,16 +54,17 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from jobkit.worker.process import tune_process
-    from jobkit_http import logs
+    from jobkit_http import backends, logs
     from jobkit_http.app import create_app
 
     config = settings_from(args)
     logs.configure(config.log_level, config.log_format)
+    asyncio.run(_check_backend(config))
     app = create_app(config)
     tune_process()  # a long-running process, its worker and store writer alike
     print(
         f"jobkit {jobkit.__version__}: serving on http://{config.host}:{config.port}"
-        f" (data in {config.data}, auth {config.auth})",
+        f" ({backends.describe(config)}, auth {config.auth})",
         file=sys.stderr,
     )
     if args.demo:
@@ -106,6 +107,17 @@ def _demo(config: Any) -> None:
         print(f"demo: failed: {exc}", file=sys.stderr)
 
 
+async def _check_backend(config: Any) -> None:
+    """Open the chosen backend once and ask it: a wrong setting stops start-up in one line."""
+    from jobkit_http import backends
+
+    try:
+        async with backends.runtime_for(config) as runtime:
+            await backends.verify(runtime, config)
+    except errors.ConfigurationError as exc:
+        fail(str(exc))
+
+
 def worker(args: argparse.Namespace) -> int:
     from jobkit_http import logs
 
@@ -116,18 +128,21 @@ def worker(args: argparse.Namespace) -> int:
 
 
 async def _run_worker(config: Any) -> None:
-    from jobkit.local import Runtime
-    from jobkit.local.offline import OfflinePdfAnalyzer
     from jobkit.worker.process import run_until_signalled
+    from jobkit_http import backends
     from jobkit_http.app import guard, worker_config
     from jobkit_http.metrics import Metrics
 
-    async with Runtime(config.data, synchronous=config.sqlite_synchronous) as runtime:
-        runtime.analyzer = guard(
-            OfflinePdfAnalyzer(runtime.blobs), config, Metrics(), runtime.clock
-        )
-        print(f"jobkit worker: taking jobs from {config.data}", file=sys.stderr)
-        await run_until_signalled(runtime.worker(worker_config(config)))
+    try:
+        runtime = backends.runtime_for(config)
+        async with runtime:
+            await backends.verify(runtime, config)
+            analyzer = backends.analyzer_for(config, runtime.blobs)
+            runtime.analyzer = guard(analyzer, config, Metrics(), runtime.clock)
+            print(f"jobkit worker: taking jobs ({backends.describe(config)})", file=sys.stderr)
+            await run_until_signalled(runtime.worker(worker_config(config)))
+    except errors.ConfigurationError as exc:
+        fail(str(exc))
 
 
 # -- tokens --------------------------------------------------------------------------------
