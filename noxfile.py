@@ -13,7 +13,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = "3.11"
 
 
-def install(session: nox.Session, *groups: str, extras: str = "http") -> None:
+def install(session: nox.Session, *groups: str, extras: str = "http,gcp") -> None:
     session.install("--upgrade", "pip")
     packages = [p for group in groups for p in nox.project.dependency_groups(PYPROJECT, group)]
     session.install("-e", f".[{extras}]", *packages)

@@ -97,14 +97,14 @@ async def check(store: FirestoreJobStore, blobs: GcsBlobStore, config: Config) -
             await store.ready()
     except (TimeoutError, exceptions.ServiceUnavailable, exceptions.DeadlineExceeded) as exc:
         silent.append(f"Firestore does not answer ({type(exc).__name__})")
-    except Exception as exc:  # noqa: BLE001 - turned into one line naming the setting
+    except Exception as exc:
         raise _firestore_problem(exc, config) from None
     try:
         async with asyncio.timeout(PROBE_SECONDS):
             await blobs.ready()
     except (TimeoutError, exceptions.ServiceUnavailable, ConnectionError) as exc:
         silent.append(f"Cloud Storage does not answer ({type(exc).__name__})")
-    except Exception as exc:  # noqa: BLE001 - turned into one line naming the setting
+    except Exception as exc:
         if _unreachable(exc):
             silent.append(f"Cloud Storage does not answer ({type(exc).__name__})")
         else:
@@ -129,7 +129,9 @@ def _storage_problem(exc: Exception, config: Config) -> SetupError:
     if isinstance(exc, exceptions.Forbidden):
         return SetupError("bucket", f"no access to bucket {config.bucket!r}: {_first_line(exc)}")
     if isinstance(exc, exceptions.Unauthorized | google.auth.exceptions.GoogleAuthError):
-        return SetupError("credentials", f"Cloud Storage refused the credentials: {_first_line(exc)}")
+        return SetupError(
+            "credentials", f"Cloud Storage refused the credentials: {_first_line(exc)}"
+        )
     return SetupError("bucket", f"bucket {config.bucket!r} failed: {_first_line(exc)}")
 
 

@@ -42,6 +42,7 @@ from typing import Any, Final, Literal, Self
 
 import attrs
 from google.cloud.firestore_v1.async_client import AsyncClient
+from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.types import write
 
@@ -69,6 +70,7 @@ class Usage:
 
 
 Kind = Literal["insert", "replace", "delete"]
+Snapshot = DocumentSnapshot[AsyncDocumentReference]
 
 
 @attrs.define(eq=False)
@@ -188,14 +190,14 @@ class FirestoreJobStore:
         texts = [text for text in times if isinstance(text, str)]
         return instants.parse(min(texts)) if texts else None
 
-    async def _run(self, shape: queries.Shape) -> builtins.list[DocumentSnapshot]:
+    async def _run(self, shape: queries.Shape) -> builtins.list[Snapshot]:
         snapshots = [s async for s in queries.build(self._jobs, shape).stream()]
         self._count(reads=max(1, len(snapshots)), requests=1)
         for snapshot in snapshots:
             self._remember(snapshot.id, snapshot.get("version"), snapshot.update_time)
         return snapshots
 
-    def _decode(self, snapshot: DocumentSnapshot) -> jobs.Job:
+    def _decode(self, snapshot: Snapshot) -> jobs.Job:
         """The job in `snapshot`, decoded once per document version seen lately."""
         key = (snapshot.id, snapshot.update_time)
         job = self._decoded.get(key)

@@ -65,6 +65,7 @@ def from_fields(fields: Mapping[str, Any]) -> jobs.Job:
     for name in FREE_FORM:
         value = doc.get(name)
         if is_wrapped(value):
+            assert value is not None
             doc[name] = json.loads(value[JSON_KEY])
     return jobs.from_document(doc)
 

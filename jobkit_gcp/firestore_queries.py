@@ -137,7 +137,8 @@ def build(collection: AsyncCollectionReference, shape: Shape) -> AsyncQuery:
         query = query.where(filter=FieldFilter(item.field, item.op, item.value))
     for order in shape.orders:
         query = query.order_by(
-            order.field, direction=AsyncQuery.DESCENDING if order.descending else AsyncQuery.ASCENDING
+            order.field,
+            direction=AsyncQuery.DESCENDING if order.descending else AsyncQuery.ASCENDING,
         )
     if shape.after is not None:
         query = query.start_after(dict(zip(_fields(shape.orders), shape.after, strict=True)))

@@ -82,7 +82,9 @@ class Answer:
     message: str
 
     def error(self) -> Exception:
-        return exceptions.from_grpc_status(_STATUS_CODES.get(self.code, _UNKNOWN), self.message)
+        code = _STATUS_CODES.get(self.code, _UNKNOWN)
+        found: Exception = exceptions.from_grpc_status(code, self.message)  # type: ignore[no-untyped-call]
+        return found
 
 
 async def batch_write(client: AsyncClient, writes: Sequence[write.Write]) -> list[Answer]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -225,10 +226,8 @@ class GcsBlobStore:
     async def delete(self, key: str) -> None:
         """Idempotent: a missing object (or one a retried request deleted) is a success."""
         blob = self._blob(key)
-        try:
+        with contextlib.suppress(exceptions.NotFound):
             await self._call(blob.delete, retry=DEFAULT_RETRY)
-        except exceptions.NotFound:
-            pass
 
 
 def normalize_prefix(prefix: str) -> str:

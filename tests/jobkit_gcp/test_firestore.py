@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from google.cloud import firestore
@@ -79,7 +79,7 @@ AWKWARD: list[dict[str, Any]] = [
     {"grid": [[1, 2], [3, 4]]},  # an array in an array
     {"": "empty key"},
     {"__name__": "reserved key"},
-    {"deep": functools.reduce(lambda inner, _: {"x": inner}, range(30), 1)},
+    {"deep": functools.reduce(lambda inner, _: {"x": inner}, range(30), cast(Any, 1))},
     {"huge": 2**70},
     {"lone": "\ud800"},
     {"$json": "looks like the wrapper"},

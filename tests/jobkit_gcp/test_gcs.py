@@ -10,7 +10,7 @@ from google.cloud import storage
 
 from jobkit import ports
 from jobkit_gcp.gcs import GcsBlobStore, normalize_prefix
-from tests.jobkit.blob_conformance import MiB, BlobStoreConformance, run, stream
+from tests.jobkit.blob_conformance import BlobStoreConformance, MiB, run, stream
 from tests.jobkit_gcp.conftest import Emulators, unique
 
 
@@ -27,7 +27,9 @@ def store_on(bucket: str, **options: object) -> GcsBlobStore:
 @pytest.fixture
 def blob_store(emulators: Emulators) -> Iterator[GcsBlobStore]:
     # Small requests, so that the suite's streams exercise resumable uploads and ranges.
-    store = store_on(new_bucket(), prefix="jobkit", upload_chunk_size=256 << 10, read_chunk_size=MiB)
+    store = store_on(
+        new_bucket(), prefix="jobkit", upload_chunk_size=256 << 10, read_chunk_size=MiB
+    )
     yield store
     run(store.close())
 
