@@ -83,7 +83,8 @@ async def _costs(count: int) -> dict[str, float]:
         assert drained == count, drained
         for job_id in ids:
             found = await poller.get(job_id)
-            assert found is not None and jobs.status(found) == "completed"
+            assert found is not None
+            assert jobs.status(found) == "completed"
         submit, work, poll = _usage(api), _usage(worker), _usage(poller)
     return {
         "submit writes/job": submit.writes / count,
@@ -140,7 +141,7 @@ def _drain(processes: int) -> dict[str, float]:
 
     async def seed() -> None:
         async with jobkit_gcp.runtime(config, types=TYPES) as runtime:
-            for offset in range(0, DRAIN_JOBS, 500):
+            for _ in range(0, DRAIN_JOBS, 500):
                 for outcome in await runtime.submit_many([{"type": "noop"}] * 500):
                     outcome.unwrap()
 
@@ -163,12 +164,14 @@ def _drain(processes: int) -> dict[str, float]:
         assert worker.stdin is not None
         worker.stdin.write("go\n")
         worker.stdin.flush()
-    done = reads = writes = 0
+    answers = []
     for worker in workers:
         out, _ = worker.communicate(timeout=600)
-        answer = json.loads(out.strip().splitlines()[-1])
-        done, reads, writes = done + answer["done"], reads + answer["reads"], writes + answer["writes"]
+        answers.append(json.loads(out.strip().splitlines()[-1]))
     elapsed = time.perf_counter() - started
+    done, reads, writes = (
+        sum(answer[key] for answer in answers) for key in ("done", "reads", "writes")
+    )
     if done != DRAIN_JOBS:
         raise SystemExit(f"drained {done} of {DRAIN_JOBS}")
     return {

@@ -31,6 +31,7 @@ def jobkit(command: str, environ: dict[str, str], data: Path) -> subprocess.Comp
         text=True,
         timeout=60,
         cwd=ROOT,
+        check=False,
     )
 
 
