@@ -131,6 +131,7 @@ class GcsBlobStore:
         """
         blob = self._blob(key)
         writer: fileio.BlobWriter | None = None
+        finishing = False
         size = 0
         pending: list[bytes] = []
         pending_size = 0
@@ -163,12 +164,13 @@ class GcsBlobStore:
                 )
             else:
                 finish = self._call(_finish, writer, data)
+            finishing = True
             # Shielded: once the last request is on its way, it lands or fails whole.
             await asyncio.shield(finish)
         except exceptions.PreconditionFailed:
             raise ValueError(f"blob key {key!r} holds a blob already") from None
         except BaseException:
-            if writer is not None:
+            if writer is not None and not finishing:
                 self._pool.submit(_cancel, writer)  # even while this task is being cancelled
             raise
         return size

@@ -1,7 +1,8 @@
 """The whole service on the GCP backend: two `jobkit serve` processes on the same emulators,
 as two Cloud Run instances share Firestore and a bucket.
 
-PDFs go to one instance and are polled and fetched from the other; one instance is killed
+PDFs go to one instance and are polled and fetched from the other; a submission retried on
+the other instance with the same Idempotency-Key finds the first job; one instance is killed
 with SIGKILL while it holds jobs and the other finishes them; users see only their own jobs;
 purging a job deletes its document and its objects. With local auth both instances verify
 tokens with the key in the one `--data` folder they share; the bucket exists beforehand,
@@ -87,11 +88,12 @@ def _ready(base_url: str) -> bool:
         return False
 
 
-def upload(client: httpx.Client, instructions: str) -> str:
+def upload(client: httpx.Client, instructions: str, key: str | None = None) -> str:
     response = client.post(
         "/api/v1/pdf-processing",
         files={"file": ("sample.pdf", SAMPLE_PDF, "application/pdf")},
         data={"instructions": instructions},
+        headers={} if key is None else {"Idempotency-Key": key},
     )
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
@@ -160,7 +162,19 @@ def test_two_instances_share_the_jobs_survive_a_kill_and_keep_users_apart(
         second.client("alice") as alice,
         second.client("bob") as bob,
     ):
-        submitted = [upload(alice_first, f"Summarise, take {n}.") for n in range(12)]
+        submitted = [upload(alice_first, f"Summarise, take {n}.") for n in range(11)]
+        # A retried submission reaching the other instance finds the job the first stored.
+        keyed = upload(alice_first, "Summarise, once.", key="retry-me")
+        again = alice.post(
+            "/api/v1/pdf-processing",
+            files={"file": ("sample.pdf", SAMPLE_PDF, "application/pdf")},
+            data={"instructions": "Summarise, once."},
+            headers={"Idempotency-Key": "retry-me"},
+        )
+        assert again.status_code == 202, again.text
+        assert again.json()["id"] == keyed
+        assert again.headers["Idempotent-Replayed"] == "true"
+        submitted.append(keyed)
 
         def held_by_first() -> list[str]:
             return [
