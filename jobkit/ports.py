@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from returns.result import Result
 
@@ -98,6 +98,15 @@ class Analyzer(Protocol):
         self, effect: effects.Analyze, progress: Progress
     ) -> Result[effects.Analysis, errors.Error]:
         """Perform `effect` (see `effects.Analyze` for the contract), reporting progress."""
+
+
+@runtime_checkable
+class Probed(Protocol):
+    """A store that can say whether its backing service answers, beyond what its port
+    reads show (Cloud Storage: whether the bucket exists). Optional; `/readyz` asks it."""
+
+    async def ready(self) -> None:
+        """Return if the service answers; raise (any error) if it does not."""
 
 
 class BlobTooLarge(ValueError):

@@ -1,8 +1,21 @@
-"""jobkit_gcp: Google Cloud interpreters for jobkit: the Gemini analyzer (Firestore, GCS next)."""
+"""jobkit_gcp: Firestore, Cloud Storage and Gemini interpreters for jobkit.
 
+`runtime(Config(bucket=...))` is jobkit's library `Runtime` on Firestore and Cloud
+Storage; the stores alone are `FirestoreJobStore` and `GcsBlobStore`; `GeminiAnalyzer`
+analyses PDFs with Gemini on Vertex AI or the Developer API.
+"""
+
+from jobkit_gcp.backend import Config, SetupError, runtime
+from jobkit_gcp.firestore import FirestoreJobStore
+from jobkit_gcp.gcs import GcsBlobStore
 from jobkit_gcp.gemini import GeminiAnalyzer, GeminiConfig
 
 __all__ = [
+    "Config",
+    "FirestoreJobStore",
+    "GcsBlobStore",
     "GeminiAnalyzer",
     "GeminiConfig",
+    "SetupError",
+    "runtime",
 ]

@@ -131,9 +131,9 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     try:
         async with asyncio.timeout(2):
-            await service(request).runtime.store.get("00000000-0000-0000-0000-000000000000")
+            await service(request).runtime.ready()
     except Exception as exc:  # any failure means not ready; say which
         raise Problem(
-            503, "not-ready", f"the job store is not answering: {type(exc).__name__}"
+            503, "not-ready", f"the job store or blob store is not answering: {type(exc).__name__}"
         ) from None
     return JSONResponse({"status": "ready"})

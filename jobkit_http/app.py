@@ -14,9 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from jobkit import plugins, registry
-from jobkit.local import Runtime
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit_http import analyzers, auth, problems
+from jobkit_http import analyzers, auth, backends, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
@@ -41,8 +40,9 @@ def create_app(
     types: registry.Registry | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
-    """The service on the embedded default: SQLite and a folder under `settings.data`, with
-    the analyzer the settings choose. `errors.ConfigurationError` if it cannot be set up."""
+    """The service on the backend `settings.backend` names (the embedded default: SQLite and
+    a folder under `settings.data`; or Firestore and Cloud Storage), with the analyzer the
+    settings choose. `errors.ConfigurationError` if it cannot be set up."""
     metrics = Metrics()
     types = analyzers.job_types(settings, types if types is not None else plugins.discover())
     client = analyzers.connect(settings)  # at start-up: no credentials, no service
@@ -51,10 +51,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             httpx.AsyncClient(timeout=10) as http,
-            Runtime(
-                settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
-            ) as runtime,
+            backends.runtime_for(settings, types=types, clock=clock) as runtime,
         ):
+            await backends.verify(runtime, settings)
             runtime.analyzer = analyzers.build(
                 settings, runtime.blobs, metrics.on_effect, clock, client=client
             )
@@ -80,7 +79,7 @@ def create_app(
             log.info(
                 "service ready",
                 extra={
-                    "data": str(settings.data),
+                    "backend": backends.describe(settings),
                     "auth": settings.auth,
                     "worker": settings.worker,
                 },

@@ -54,11 +54,12 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from jobkit.worker.process import tune_process
-    from jobkit_http import logs
+    from jobkit_http import backends, logs
     from jobkit_http.app import create_app
 
     config = settings_from(args)
     logs.configure(config.log_level, config.log_format)
+    asyncio.run(_check_backend(config))
     try:
         app = create_app(config)
     except errors.ConfigurationError as exc:
@@ -66,7 +67,7 @@ def serve(args: argparse.Namespace) -> int:
     tune_process()  # a long-running process, its worker and store writer alike
     print(
         f"jobkit {jobkit.__version__}: serving on http://{config.host}:{config.port}"
-        f" (data in {config.data}, auth {config.auth})",
+        f" ({backends.describe(config)}, auth {config.auth})",
         file=sys.stderr,
     )
     if args.demo:
@@ -109,6 +110,17 @@ def _demo(config: Any) -> None:
         print(f"demo: failed: {exc}", file=sys.stderr)
 
 
+async def _check_backend(config: Any) -> None:
+    """Open the chosen backend once and ask it: a wrong setting stops start-up in one line."""
+    from jobkit_http import backends
+
+    try:
+        async with backends.runtime_for(config) as runtime:
+            await backends.verify(runtime, config)
+    except errors.ConfigurationError as exc:
+        fail(str(exc))
+
+
 def worker(args: argparse.Namespace) -> int:
     from jobkit_http import logs
 
@@ -120,25 +132,25 @@ def worker(args: argparse.Namespace) -> int:
 
 async def _run_worker(config: Any) -> None:
     from jobkit import plugins
-    from jobkit.local import Runtime
     from jobkit.worker.process import run_until_signalled
-    from jobkit_http import analyzers
+    from jobkit_http import analyzers, backends
     from jobkit_http.app import worker_config
     from jobkit_http.metrics import Metrics
 
-    types = analyzers.job_types(config, plugins.discover())
-    async with Runtime(config.data, types=types, synchronous=config.sqlite_synchronous) as runtime:
-        try:
+    try:
+        types = analyzers.job_types(config, plugins.discover())
+        async with backends.runtime_for(config, types=types) as runtime:
+            await backends.verify(runtime, config)
             runtime.analyzer = analyzers.build(
                 config, runtime.blobs, Metrics().on_effect, runtime.clock
             )
-        except errors.ConfigurationError as exc:
-            fail(str(exc))
-        print(f"jobkit worker: taking jobs from {config.data}", file=sys.stderr)
-        try:
-            await run_until_signalled(runtime.worker(worker_config(config)))
-        finally:
-            await analyzers.close(runtime.analyzer)
+            print(f"jobkit worker: taking jobs ({backends.describe(config)})", file=sys.stderr)
+            try:
+                await run_until_signalled(runtime.worker(worker_config(config)))
+            finally:
+                await analyzers.close(runtime.analyzer)
+    except errors.ConfigurationError as exc:
+        fail(str(exc))
 
 
 # -- tokens --------------------------------------------------------------------------------

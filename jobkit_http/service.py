@@ -35,6 +35,9 @@ class Backend(Protocol):
     @property
     def types(self) -> registry.Registry: ...
 
+    async def ready(self) -> None:
+        """Raise unless the job store and the blob store answer."""
+
 
 class Authenticator(Protocol):
     """Who is calling: `auth.Authenticator` (Entra ID or local tokens) in the service."""

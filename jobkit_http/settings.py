@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -10,11 +11,13 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from jobkit import errors
+from jobkit.local import blobs
 
 T = TypeVar("T")
 AuthMode = Literal["local", "entra"]
 LogFormat = Literal["json", "text"]
 AnalyzerKind = Literal["offline", "gemini"]
+Backend = Literal["sqlite", "gcp"]
 
 
 @attrs.frozen(kw_only=True)
@@ -52,6 +55,11 @@ class Settings:
     queues: frozenset[str] | None = None
     worker: bool = True
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    backend: Backend = "sqlite"
+    firestore_database: str = "(default)"
+    firestore_collection: str = "jobs"
+    gcs_bucket: str | None = None
+    gcs_prefix: str = ""
     long_poll_max_seconds: float = 30.0
     log_level: str = "INFO"
     log_format: LogFormat = "json"
@@ -121,6 +129,38 @@ def _optional(value: str) -> str | None:
 
 def _names(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _matching(pattern: str, expected: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def parse(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return parse
+
+
+def _bucket(value: str) -> str | None:
+    if not value:
+        return None
+    longest = 222 if "." in value else 63
+    if not (3 <= len(value) <= longest and _BUCKET.fullmatch(value)):
+        raise ValueError(
+            "expected a bucket name: 3-63 of a-z 0-9 - _ . (a letter or digit at each end)"
+        )
+    return value
+
+
+def _prefix(value: str) -> str:
+    stripped = value.strip("/")
+    if stripped:
+        blobs.check_key(stripped)  # ValueError says what is wrong
+    return stripped
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -292,7 +332,43 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="Google Cloud project of Firestore, Cloud Storage and Vertex AI",
         fallbacks=("GOOGLE_CLOUD_PROJECT",),
     ),
-    #
+    Setting(
+        name="JOBKIT_BACKEND",
+        field="backend",
+        parse=_choice("sqlite", "gcp"),
+        default="sqlite",
+        meaning="where jobs and files live: `sqlite` (the embedded default, in `JOBKIT_DATA`)"
+        " or `gcp` (Firestore and Cloud Storage)",
+    ),
+    Setting(
+        name="JOBKIT_FIRESTORE_DATABASE",
+        field="firestore_database",
+        parse=_matching(r"\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9]", "a Firestore database id"),
+        default="(default)",
+        meaning="the Firestore database holding the jobs",
+    ),
+    Setting(
+        name="JOBKIT_FIRESTORE_COLLECTION",
+        field="firestore_collection",
+        parse=_matching(r"(?!__.*__$)[^/]{1,1500}", "a collection id: no `/`, not `__...__`"),
+        default="jobs",
+        meaning="the collection holding one document per job (`deploy/firestore.indexes.json`"
+        " names it)",
+    ),
+    Setting(
+        name="JOBKIT_GCS_BUCKET",
+        field="gcs_bucket",
+        parse=_bucket,
+        default="(none)",
+        meaning="the Cloud Storage bucket for uploads and results; required with `gcp`",
+    ),
+    Setting(
+        name="JOBKIT_GCS_PREFIX",
+        field="gcs_prefix",
+        parse=_prefix,
+        default="(none)",
+        meaning="folder of the bucket every object goes under (`team/jobkit`)",
+    ),
     # -- Gemini: add below
     Setting(
         name="JOBKIT_ANALYZER",
@@ -456,6 +532,8 @@ def _check(settings: Settings) -> list[str]:
         problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_TENANT_ID and JOBKIT_ENTRA_AUDIENCE")
     if settings.auth == "entra" and not (settings.entra_scope or settings.entra_role):
         problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_SCOPE or JOBKIT_ENTRA_ROLE")
+    if settings.backend == "gcp" and settings.gcs_bucket is None:
+        problems.append("JOBKIT_BACKEND=gcp needs JOBKIT_GCS_BUCKET")
     if not 0 < settings.port < 65536:
         problems.append(f"JOBKIT_PORT must be within 1..65535, got {settings.port}")
     for name in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
@@ -19,6 +20,12 @@ from jobkit.worker.interpreter import Performers
 from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
 
 CHUNK = 1 << 20
+_NO_JOB = "00000000-0000-0000-0000-000000000000"
+
+
+def _inside(folder: Path | None) -> Path:
+    assert folder is not None  # checked in Runtime.__init__
+    return folder
 
 
 class NoAnalyzer:
@@ -50,29 +57,50 @@ class Runtime:
 
     `folder` holds `jobs.db` and `blobs/`. Several processes may open the same
     folder: each runs its own workers over the one database file.
+
+    Any other stores may stand in: `Runtime(store=..., blobs=...)` runs on those
+    ports instead (`jobkit_gcp.runtime` builds one on Firestore and Cloud Storage).
+    The runtime opens and closes what it is given: a store or blob store that is
+    an async context manager is entered with the runtime and left with it.
     """
 
     def __init__(
         self,
-        folder: str | Path,
+        folder: str | Path | None = None,
         *,
+        store: ports.JobStore | None = None,
+        blobs: ports.BlobStore | None = None,
         types: registry.Registry | None = None,
         analyzer: ports.Analyzer | None = None,
         synchronous: Synchronous = "NORMAL",
         clock: Clock = utc_now,
     ) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = None if folder is None else Path(folder)
+        if store is None or blobs is None:
+            if self.folder is None:
+                raise errors.ConfigurationError("Runtime needs a folder, or both store= and blobs=")
+            self.folder.mkdir(parents=True, exist_ok=True)
         self.types = types if types is not None else plugins.discover()
-        self.store = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
-        self.blobs = FileBlobStore(self.folder / "blobs")
+        self.store: ports.JobStore = (
+            store
+            if store is not None
+            else SqliteJobStore(_inside(self.folder) / "jobs.db", synchronous=synchronous)
+        )
+        self.blobs: ports.BlobStore = (
+            blobs if blobs is not None else FileBlobStore(_inside(self.folder) / "blobs")
+        )
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
         self._blob_performers = blob_performers(self.blobs)
         self.clock = clock
         self._workers: list[Worker] = []
+        self._opened = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
-        await self.store.start()
+        async with contextlib.AsyncExitStack() as opening:
+            for part in (self.store, self.blobs):
+                if isinstance(part, contextlib.AbstractAsyncContextManager):
+                    await opening.enter_async_context(part)
+            self._opened = opening.pop_all()
         return self
 
     async def __aexit__(
@@ -81,7 +109,15 @@ class Runtime:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.store.close()
+        await self._opened.aclose()
+
+    async def ready(self) -> None:
+        """Raise unless the job store and the blob store answer (for `/readyz`)."""
+        for part in (self.store, self.blobs):
+            if isinstance(part, ports.Probed):
+                await part.ready()
+        if not isinstance(self.store, ports.Probed):
+            await self.store.get(_NO_JOB)
 
     async def submit(
         self,

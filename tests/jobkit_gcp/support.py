@@ -12,7 +12,7 @@ import google.oauth2.credentials
 import pypdf
 from returns.result import Result
 
-from jobkit import effects, errors
+from jobkit import effects, errors, ports
 from jobkit.local.blobs import FileBlobStore
 from jobkit_gcp.gemini import GeminiAnalyzer, GeminiConfig, connect
 from jobkit_http import samples
@@ -69,7 +69,7 @@ def developer(server: GeminiServer, **overrides: Any) -> GeminiConfig:
 
 
 def analyzer(
-    blobs: FileBlobStore, config: GeminiConfig, server: GeminiServer, **options: Any
+    blobs: ports.BlobStore, config: GeminiConfig, server: GeminiServer, **options: Any
 ) -> GeminiAnalyzer:
     """The analyzer as deployed; on Vertex AI with a fixed access token where a test is not
     about Application Default Credentials (those have their own tests)."""

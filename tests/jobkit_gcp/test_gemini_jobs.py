@@ -57,7 +57,7 @@ def test_a_job_completes_with_the_structured_answer_its_usage_and_cost(
     gemini: GeminiServer, tmp_path: Path
 ) -> None:
     gemini.script(answer(RISKS, prompt_tokens=1800, output_tokens=20, thoughts_tokens=100))
-    job, runtime = run_one(tmp_path, gemini, support.vertex(gemini), PARAMS)
+    job, _ = run_one(tmp_path, gemini, support.vertex(gemini), PARAMS)
     assert job["status"] == "completed"
     expected_cost = round((1800 * 2 + 120 * 12) / 1e6, 6)
     result = job["result"]
@@ -68,7 +68,9 @@ def test_a_job_completes_with_the_structured_answer_its_usage_and_cost(
         "totalTokens": 1920,
     }
     assert result["cost"]["amount"] == expected_cost
-    stored = json.loads((runtime.folder / "blobs" / job["history"][-1]["resultKey"]).read_bytes())
+    stored = json.loads(
+        (tmp_path / "data" / "blobs" / job["history"][-1]["resultKey"]).read_bytes()
+    )
     assert stored["output"] == RISKS
     assert stored["model"] == "gemini-3.1-pro-preview"
     assert stored["modelVersion"] == "gemini-3.1-pro-preview-001"

@@ -1,37 +1,34 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import tracemalloc
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from jobkit import ports
 from jobkit.local import blobs
-
-MiB = 1 << 20
-
-
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
-
-
-async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        await asyncio.sleep(0)
-        yield chunk
-
-
-async def collect(store: blobs.FileBlobStore, key: str) -> bytes:
-    return b"".join([chunk async for chunk in await store.get(key)])
+from tests.jobkit.blob_conformance import (
+    BAD_KEYS,
+    BlobStoreConformance,
+    refuse_bad_key,
+    run,
+    stream,
+)
 
 
 def temp_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.fixture
+def blob_store(tmp_path: Path) -> blobs.FileBlobStore:
+    return blobs.FileBlobStore(tmp_path / "blobs")
+
+
+class TestFileBlobStore(BlobStoreConformance):
+    pass
 
 
 def test_it_is_a_blob_store(tmp_path: Path) -> None:
@@ -60,30 +57,6 @@ def test_put_get_read_stat_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "root/jobs/j1/input.pdf").read_bytes() == b"hello world"
 
 
-def test_put_bytes_overwrites_data_and_content_type(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        await store.put_bytes("r.json", b"{}", "application/json")
-        await store.put_bytes("r.json", b"plain", "text/plain")
-        assert await store.read("r.json") == b"plain"
-        assert await store.stat("r.json") == (5, "text/plain")
-
-    run(main())
-
-
-def test_an_empty_blob(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        assert await store.put("empty", stream(), "text/plain") == 0
-        assert await store.read("empty") == b""
-        assert await collect(store, "empty") == b""
-        assert await store.stat("empty") == (0, "text/plain")
-
-    run(main())
-
-
 def test_stat_defaults_the_content_type_when_the_sidecar_is_gone(tmp_path: Path) -> None:
     store = blobs.FileBlobStore(tmp_path)
     run(store.put_bytes("a/b", b"xyz", "text/plain"))
@@ -94,41 +67,6 @@ def test_stat_defaults_the_content_type_when_the_sidecar_is_gone(tmp_path: Path)
 
 def test_a_folder_gives_no_location_other_services_could_read(tmp_path: Path) -> None:
     assert blobs.FileBlobStore(tmp_path).url("jobs/j1/result.json") is None
-
-
-# -- streaming --------------------------------------------------------------------
-
-
-def test_a_large_blob_streams_through_in_bounded_memory(tmp_path: Path) -> None:
-    size = 64 * MiB
-    store = blobs.FileBlobStore(tmp_path)
-    written = hashlib.sha256()
-
-    async def generate() -> AsyncIterator[bytes]:
-        for i in range(size // (256 * 1024)):
-            chunk = bytes([i % 251]) * (256 * 1024)
-            written.update(chunk)
-            yield chunk
-
-    async def main() -> tuple[int, str, int]:
-        n = await store.put("big.bin", generate(), "application/octet-stream")
-        read = hashlib.sha256()
-        async for chunk in await store.get("big.bin"):
-            assert len(chunk) <= MiB
-            read.update(chunk)
-        (stat_size, _) = await store.stat("big.bin")
-        assert stat_size == n
-        return n, read.hexdigest(), stat_size
-
-    tracemalloc.start()
-    try:
-        n, digest, _ = run(main())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert n == size
-    assert digest == written.hexdigest()
-    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB for a {size // MiB} MiB blob"
 
 
 # -- atomicity --------------------------------------------------------------------
@@ -223,30 +161,10 @@ def test_concurrent_puts_of_one_key_end_with_one_whole_version(tmp_path: Path) -
 # -- max_bytes --------------------------------------------------------------------
 
 
-def test_max_bytes_allows_a_blob_of_exactly_the_limit(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-    assert run(store.put("k", stream(b"12345", b"67890"), "t", max_bytes=10)) == 10
-
-
-def test_max_bytes_exceeded_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_max_bytes_exceeded_leaves_no_temp_file(tmp_path: Path) -> None:
     store = blobs.FileBlobStore(tmp_path, chunk_size=4)
-    consumed: list[bytes] = []
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for chunk in (b"12345", b"67890", b"x", b"never read"):
-            consumed.append(chunk)
-            yield chunk
-
-    async def main() -> None:
-        with pytest.raises(blobs.BlobTooLarge, match=r"'up/k'.* 10 bytes") as caught:
-            await store.put("up/k", chunks(), "t", max_bytes=10)
-        assert isinstance(caught.value, ValueError)
-        assert (caught.value.key, caught.value.max_bytes) == ("up/k", 10)
-        with pytest.raises(ports.BlobNotFound):
-            await store.stat("up/k")
-
-    run(main())
-    assert consumed == [b"12345", b"67890", b"x"]
+    with pytest.raises(blobs.BlobTooLarge):
+        run(store.put("up/k", stream(b"12345", b"67890", b"x"), "t", max_bytes=10))
     assert temp_files(tmp_path) == []
     assert not (tmp_path / "up/k").exists()
 
@@ -265,49 +183,12 @@ def test_max_bytes_exceeded_keeps_the_old_blob(tmp_path: Path) -> None:
 
 # -- keys -------------------------------------------------------------------------
 
-BAD_KEYS = [
-    "",
-    "/etc/passwd",
-    "/",
-    "a//b",
-    "a/",
-    "../outside",
-    "a/../../outside",
-    "a/..",
-    "./a",
-    "a/./b",
-    "a\\b",
-    "..\\outside",
-    "a\0b",
-    ".hidden",
-    "a/.doc.meta.json",
-    "with space",
-    "colon:name",
-    "C:/windows",
-    "caf\u00e9",
-    "~user",
-    "a" * 201,
-    "/".join(["abcdefghi"] * 103),  # 1029 characters
-]
-
 
 @pytest.mark.parametrize("key", BAD_KEYS)
 def test_bad_keys_are_refused_before_any_io(tmp_path: Path, key: str) -> None:
+    """Refused before touching the disk: not even the root is made."""
     root = tmp_path / "root"
-    store = blobs.FileBlobStore(root)
-    calls: list[Callable[[], Coroutine[Any, Any, object]]] = [
-        lambda: store.put(key, stream(b"x"), "t"),
-        lambda: store.put_bytes(key, b"x", "t"),
-        lambda: store.get(key),
-        lambda: store.read(key),
-        lambda: store.stat(key),
-        lambda: store.delete(key),
-    ]
-    for call in calls:
-        with pytest.raises(ValueError, match="invalid blob key"):
-            run(call())
-    with pytest.raises(ValueError, match="invalid blob key"):
-        store.url(key)
+    refuse_bad_key(blobs.FileBlobStore(root), key)
     assert not root.exists()
 
 
@@ -392,19 +273,6 @@ def test_get_raises_on_the_await_before_streaming(tmp_path: Path) -> None:
     async def main() -> None:
         with pytest.raises(ports.BlobNotFound):
             await store.get("k")
-
-    run(main())
-
-
-def test_a_blob_deleted_between_get_and_iteration_is_not_found(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        await store.put_bytes("k", b"x", "t")
-        chunks = await store.get("k")
-        await store.delete("k")
-        with pytest.raises(ports.BlobNotFound):
-            await anext(chunks)
 
     run(main())
 

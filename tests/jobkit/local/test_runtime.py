@@ -1,4 +1,4 @@
-"""The embedded runtime's own helpers."""
+"""The embedded runtime's own helpers, and the runtime on stores it is given."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyrsistent import pmap
 from returns.result import Failure, Success
 
-from jobkit import jobs, pipeline, registry
-from jobkit.local import Runtime
+from jobkit import errors, jobs, pipeline, registry
+from jobkit.local import FileBlobStore, Runtime, SqliteJobStore
 from jobkit.status import Status
+from jobkit.testing import MemoryJobStore
 
 
 def noop(job: jobs.Job, claim: int) -> pipeline.Pipeline:
@@ -48,3 +50,33 @@ def test_submit_many_stores_the_valid_requests_and_reports_the_invalid(tmp_path:
             assert jobs.result(done) == pmap({"priority": 90})
 
     asyncio.run(main())
+
+
+def test_a_runtime_runs_on_the_stores_it_is_given(tmp_path: Path) -> None:
+    """No folder: the jobs in the reference store, the files in a folder of the caller's; the
+    runtime opens what it is given (a context manager) and closes it."""
+    types = registry.of([registry.JobType(name="noop", pipeline=noop)])
+    store = MemoryJobStore()
+    blobs = FileBlobStore(tmp_path / "files")
+
+    async def main() -> None:
+        async with Runtime(store=store, blobs=blobs, types=types) as rt:
+            assert rt.folder is None
+            job = (await rt.submit({"type": "noop"}, document=b"%PDF-")).unwrap()
+            assert store.get_now(jobs.id(job)) == job
+            assert await rt.drain() == 1
+            await rt.ready()
+        sqlite = SqliteJobStore(tmp_path / "given.db")
+        async with Runtime(store=sqlite, blobs=blobs, types=types) as rt:
+            assert await rt.submit_many([{"type": "noop"}]) != []
+        with pytest.raises(errors.JobkitError, match="not open"):
+            await sqlite.get("x")  # the runtime closed it
+
+    asyncio.run(main())
+    assert list((tmp_path / "files").rglob("document.*"))
+    assert not (tmp_path / "jobs.db").exists()
+
+
+def test_a_runtime_needs_a_folder_or_both_stores() -> None:
+    with pytest.raises(errors.ConfigurationError, match="folder"):
+        Runtime(store=MemoryJobStore())

@@ -1,0 +1,150 @@
+"""Every query the Firestore job store issues, as plain values: filters, orders, a limit.
+
+A `Shape` says what a query asks; `build` turns it into the client's query. The
+store builds its queries only from these functions, so a test can list every
+shape it may issue and check that `deploy/firestore.indexes.json` declares an
+index serving each: the emulator does not enforce indexes, production does.
+
+Instants are `instants.format` text (see `firestore_documents`), so `runAt <=
+now` is a text comparison that orders as time does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import attrs
+from google.cloud.firestore_v1 import FieldFilter
+from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
+from google.cloud.firestore_v1.async_query import AsyncQuery
+
+from jobkit import instants, listing
+from jobkit.status import PENDING, PROCESSING
+
+Operator = Literal["==", "in", "<", "<=", ">", ">="]
+EQUALITY: Final = frozenset({"==", "in"})
+NAME: Final = "__name__"  # the document's id: the last key of every order, as in the reference
+# Firestore runs `in` filters as a disjunction: their values multiplied must stay within 30.
+MAX_DISJUNCTIONS: Final = 30
+
+
+@attrs.frozen
+class Filter:
+    field: str
+    op: Operator
+    value: Any
+
+
+@attrs.frozen
+class Order:
+    field: str
+    descending: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Shape:
+    filters: tuple[Filter, ...]
+    orders: tuple[Order, ...]
+    limit: int
+    after: tuple[Any, ...] | None = None  # the last row's values of `orders`, from a cursor
+
+
+def _one_of(field: str, values: Collection[str]) -> Filter:
+    ordered = sorted(values)
+    return Filter(field, "==", ordered[0]) if len(ordered) == 1 else Filter(field, "in", ordered)
+
+
+def claimable(now: datetime, queues: Collection[str] | None, limit: int) -> Shape:
+    """Due pending jobs in claim order (`schedule.claim_key`): `queues` holds at most 30."""
+    filters = [Filter("status", "==", PENDING.value)]
+    if queues is not None:
+        filters.append(_one_of("queue", queues))
+    filters.append(Filter("runAt", "<=", instants.format(now)))
+    orders = (Order("priority", True), Order("runAt"), Order("createdAt"), Order(NAME))
+    return Shape(filters=tuple(filters), orders=orders, limit=limit)
+
+
+def stalled(now: datetime, limit: int) -> Shape:
+    """Processing jobs whose lease ran out, the longest-expired first."""
+    return Shape(
+        filters=(
+            Filter("status", "==", PROCESSING.value),
+            Filter("leaseExpiresAt", "<=", instants.format(now)),
+        ),
+        orders=(Order("leaseExpiresAt"), Order(NAME)),
+        limit=limit,
+    )
+
+
+def next_due(queues: Collection[str] | None) -> Shape:
+    """The pending job (in `queues`, at most 30) due first."""
+    filters = [Filter("status", "==", PENDING.value)]
+    if queues is not None:
+        filters.append(_one_of("queue", queues))
+    return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=1)
+
+
+def next_expiry() -> Shape:
+    """The processing job whose lease runs out first (`>= ""`: only text, never null)."""
+    return Shape(
+        filters=(
+            Filter("status", "==", PROCESSING.value),
+            Filter("leaseExpiresAt", ">=", ""),
+        ),
+        orders=(Order("leaseExpiresAt"),),
+        limit=1,
+    )
+
+
+def page(user_id: str, query: listing.Query, *, with_types: bool, extra: int) -> Shape:
+    """`listing.page` as one query: `limit + extra` rows from the cursor on. Type filters
+    go to the server only `with_types` (the caller filters the rest itself)."""
+    filters = [Filter("userId", "==", user_id)]
+    if query.statuses:
+        filters.append(_one_of("status", {status.value for status in query.statuses}))
+    if with_types and query.types:
+        filters.append(_one_of("type", query.types))
+    if query.created_from is not None:
+        filters.append(Filter("createdAt", ">=", instants.format(query.created_from)))
+    if query.created_to is not None:
+        filters.append(Filter("createdAt", "<", instants.format(query.created_to)))
+    down = query.descending
+    fields = ("priority", "createdAt", NAME) if query.sort == "priority" else ("createdAt", NAME)
+    return Shape(
+        filters=tuple(filters),
+        orders=tuple(Order(field, down) for field in fields),
+        limit=query.limit + extra,
+        after=query.after,
+    )
+
+
+def types_fit(query: listing.Query) -> bool:
+    """Whether the type filter can go to the server beside the status filter."""
+    return len(query.types) * max(1, len(query.statuses)) <= MAX_DISJUNCTIONS
+
+
+def chunks(names: Collection[str], size: int = MAX_DISJUNCTIONS) -> list[list[str]]:
+    """`names` sorted, in groups small enough for one `in` filter each."""
+    ordered = sorted(set(names))
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+
+
+def build(collection: AsyncCollectionReference, shape: Shape) -> AsyncQuery:
+    query: Any = collection
+    for item in shape.filters:
+        query = query.where(filter=FieldFilter(item.field, item.op, item.value))
+    for order in shape.orders:
+        query = query.order_by(
+            order.field,
+            direction=AsyncQuery.DESCENDING if order.descending else AsyncQuery.ASCENDING,
+        )
+    if shape.after is not None:
+        query = query.start_after(dict(zip(_fields(shape.orders), shape.after, strict=True)))
+    built: AsyncQuery = query.limit(shape.limit)
+    return built
+
+
+def _fields(orders: Sequence[Order]) -> list[str]:
+    return [order.field for order in orders]

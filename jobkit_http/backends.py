@@ -1,0 +1,95 @@
+"""Where the service keeps jobs and files, chosen by `JOBKIT_BACKEND`: SQLite and a folder
+(the embedded default) or Firestore and Cloud Storage (`jobkit_gcp`). What analyses the
+documents (`JOBKIT_ANALYZER`, whatever the backend) is `jobkit_http.analyzers`.
+
+Both backends are a `jobkit.local.Runtime`, so everything above the ports is the same.
+Google's libraries are imported only when the GCP backend is chosen. A wrong GCP setting
+becomes one `ConfigurationError` line naming the variable to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+from jobkit import errors, registry
+from jobkit.local import Runtime
+from jobkit.worker.worker import Clock, utc_now
+from jobkit_http.settings import Settings
+
+if TYPE_CHECKING:
+    from jobkit_gcp import backend as gcp
+
+log = logging.getLogger("jobkit.service")
+
+# The variable a person sets to fix each GCP setting `jobkit_gcp` may find wrong.
+VARIABLES: Final = {
+    "credentials": "GOOGLE_APPLICATION_CREDENTIALS",
+    "project": "JOBKIT_GCP_PROJECT",
+    "database": "JOBKIT_FIRESTORE_DATABASE",
+    "collection": "JOBKIT_FIRESTORE_COLLECTION",
+    "bucket": "JOBKIT_GCS_BUCKET",
+    "prefix": "JOBKIT_GCS_PREFIX",
+}
+
+
+def runtime_for(
+    settings: Settings, *, types: registry.Registry | None = None, clock: Clock = utc_now
+) -> Runtime:
+    """The runtime `settings` choose, not yet opened (`async with` it)."""
+    if settings.backend == "gcp":
+        from jobkit_gcp import backend
+
+        try:
+            return backend.runtime(gcp_config(settings), types=types, clock=clock)
+        except backend.SetupError as exc:
+            raise one_line(exc) from None
+    return Runtime(settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock)
+
+
+async def verify(runtime: Runtime, settings: Settings) -> None:
+    """At start-up: a wrong GCP setting raises `ConfigurationError` (one line, naming the
+    variable); a service that does not answer yet is logged, and `/readyz` says so."""
+    if settings.backend != "gcp":
+        return
+    from jobkit_gcp import backend
+    from jobkit_gcp.firestore import FirestoreJobStore
+    from jobkit_gcp.gcs import GcsBlobStore
+
+    assert isinstance(runtime.store, FirestoreJobStore)
+    assert isinstance(runtime.blobs, GcsBlobStore)
+    try:
+        silent = await backend.check(runtime.store, runtime.blobs, gcp_config(settings))
+    except backend.SetupError as exc:
+        raise one_line(exc) from None
+    for problem in silent:
+        log.warning("backend not ready at start-up: %s", problem, extra={"problem": problem})
+
+
+def describe(settings: Settings) -> str:
+    """Where jobs and files are, for a start-up line."""
+    if settings.backend == "gcp":
+        prefix = f"/{settings.gcs_prefix}" if settings.gcs_prefix else ""
+        return (
+            f"jobs in Firestore {settings.gcp_project or '(default project)'}"
+            f"/{settings.firestore_database}/{settings.firestore_collection},"
+            f" files in gs://{settings.gcs_bucket}{prefix}"
+        )
+    return f"data in {settings.data}"
+
+
+def gcp_config(settings: Settings) -> gcp.Config:
+    from jobkit_gcp import backend
+
+    assert settings.gcs_bucket is not None  # settings.from_env requires it with `gcp`
+    return backend.Config(
+        bucket=settings.gcs_bucket,
+        project=settings.gcp_project,
+        database=settings.firestore_database,
+        collection=settings.firestore_collection,
+        prefix=settings.gcs_prefix,
+    )
+
+
+def one_line(exc: gcp.SetupError) -> errors.ConfigurationError:
+    return errors.ConfigurationError(f"{VARIABLES[exc.setting]}: {exc}")
