@@ -108,7 +108,14 @@ class Classifier:
 
 DEFAULT_CLASSIFIER = Classifier(
     transient=frozenset(
-        {"lease_expired", "timeout", "rate_limited", "unavailable", "circuit_open"}
+        {
+            "lease_expired",
+            "timeout",
+            "rate_limited",
+            "unavailable",
+            "circuit_open",
+            "worker_crashed",
+        }
     ),
     permanent=frozenset(
         {
@@ -118,6 +125,7 @@ DEFAULT_CLASSIFIER = Classifier(
             "corrupt_document",
             "encrypted_document",
             "too_many_pages",
+            "document_too_complex",
         }
     ),
 )
