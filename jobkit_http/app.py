@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 
 from jobkit import breaker as breakers
 from jobkit import ratelimit, registry
-from jobkit.local import Runtime
+from jobkit.local import Runtime, bounded
 from jobkit.local.offline import OfflinePdfAnalyzer
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
@@ -39,8 +39,35 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
+def document_pool(settings: Settings) -> bounded.Pool:
+    """The child processes that parse uploaded documents, bounded as the settings say."""
+    limits = bounded.Limits(
+        cpu_seconds=settings.document_cpu_seconds,
+        memory_bytes=settings.document_memory_mb * 1024 * 1024,
+    )
+    return bounded.Pool(workers=settings.document_workers, limits=limits)
+
+
+def offline_analyzer(
+    runtime: Runtime,
+    pool: bounded.Pool,
+    settings: Settings,
+    metrics: Metrics,
+    clock: Callable[[], datetime],
+) -> GuardedAnalyzer:
+    """The offline analyzer, parsing in `pool`: CPU work on this machine, bounded by the pool's
+    size, not by the remote analyzer's calls-per-minute limit."""
+    analyzer = OfflinePdfAnalyzer(runtime.blobs, runner=pool)
+    return guard(analyzer, settings, metrics, clock, rate_limited=False)
+
+
 def guard(
-    analyzer: Any, settings: Settings, metrics: Metrics, clock: Callable[[], datetime]
+    analyzer: Any,
+    settings: Settings,
+    metrics: Metrics,
+    clock: Callable[[], datetime],
+    *,
+    rate_limited: bool = True,
 ) -> GuardedAnalyzer:
     """The analyzer behind the rate limit and breaker the settings ask for, timed for metrics."""
     bucket = ratelimit.TokenBucket.per_window(
@@ -52,7 +79,7 @@ def guard(
     )
     return GuardedAnalyzer(
         analyzer,
-        limiter=RateLimiter(bucket, clock),
+        limiter=RateLimiter(bucket, clock) if rate_limited else None,
         breaker=Breaker(breaker, clock),
         observer=metrics.on_effect,
     )
@@ -71,11 +98,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             httpx.AsyncClient(timeout=10) as http,
+            document_pool(settings) as pool,
             Runtime(
                 settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
             ) as runtime,
         ):
-            runtime.analyzer = guard(OfflinePdfAnalyzer(runtime.blobs), settings, metrics, clock)
+            runtime.analyzer = offline_analyzer(runtime, pool, settings, metrics, clock)
             authenticator = (
                 auth.entra_authenticator(settings, http)
                 if settings.auth == "entra"

@@ -117,15 +117,15 @@ def worker(args: argparse.Namespace) -> int:
 
 async def _run_worker(config: Any) -> None:
     from jobkit.local import Runtime
-    from jobkit.local.offline import OfflinePdfAnalyzer
     from jobkit.worker.process import run_until_signalled
-    from jobkit_http.app import guard, worker_config
+    from jobkit_http.app import document_pool, offline_analyzer, worker_config
     from jobkit_http.metrics import Metrics
 
-    async with Runtime(config.data, synchronous=config.sqlite_synchronous) as runtime:
-        runtime.analyzer = guard(
-            OfflinePdfAnalyzer(runtime.blobs), config, Metrics(), runtime.clock
-        )
+    async with (
+        document_pool(config) as pool,
+        Runtime(config.data, synchronous=config.sqlite_synchronous) as runtime,
+    ):
+        runtime.analyzer = offline_analyzer(runtime, pool, config, Metrics(), runtime.clock)
         print(f"jobkit worker: taking jobs from {config.data}", file=sys.stderr)
         await run_until_signalled(runtime.worker(worker_config(config)))
 
