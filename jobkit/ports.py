@@ -35,6 +35,11 @@ class JobStore(Protocol):
     async def list(self, user_id: str, query: listing.Query) -> listing.Page:
         """One page of `user_id`'s jobs, as `listing.page` defines it."""
 
+    async def count_active(self, user_id: str, limit: int) -> int:
+        """How many of `user_id`'s jobs are pending or processing, counted up to `limit`: the
+        answer is `min(the count, limit)`, so a user with a huge backlog costs no more to
+        count than `limit` jobs. For per-user quotas, across every process on the store."""
+
     async def claimable(
         self, now: datetime, queues: Collection[str] | None, limit: int
     ) -> Sequence[jobs.Job]:

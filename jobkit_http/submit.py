@@ -89,6 +89,7 @@ def new_job_id(user: str, key: str | None) -> str:
 async def create_job(request: Request) -> Response:
     user = await principal_of(request)
     key = idempotency_key(request)
+    await service(request).admission.check(user)  # before the body is read
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise Problem(415, "unsupported-media-type", "send the job as application/json")
@@ -143,6 +144,7 @@ async def create_pdf_job(request: Request) -> Response:
     user = await principal_of(request)
     key = idempotency_key(request)
     svc = service(request)
+    await svc.admission.check(user)  # before the upload is read
     job_id = new_job_id(user, key)
     # A keyed request may name a job that exists (a replay, or the key reused with another
     # file): its upload gets a blob of its own, so it can never overwrite the document that

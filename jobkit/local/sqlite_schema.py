@@ -51,6 +51,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX jobs_due_queue ON jobs (queue, run_at) WHERE status = 'pending'",
         "CREATE INDEX jobs_lease ON jobs (lease_expires_at, id) WHERE status = 'processing'",
     ),
+    (  # 3: a user's unfinished jobs, counted for quotas
+        "CREATE INDEX jobs_user_active ON jobs (user_id)"
+        " WHERE status IN ('pending', 'processing')",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 
@@ -132,6 +136,10 @@ def replace_all_parameters(expected_version: int, row: Row) -> Row:
 # -- reads ---------------------------------------------------------------------------
 
 GET: Final = "SELECT doc FROM jobs WHERE id = ?"
+COUNT_ACTIVE: Final = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_user_active"
+    " WHERE user_id = ? AND status IN ('pending', 'processing') LIMIT ?)"
+)
 
 _CLAIM_ORDER = "ORDER BY priority DESC, run_at, created_at, id"
 CLAIMABLE: Final = (
