@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from datetime import datetime
 from typing import Protocol
 
+import attrs
 from returns.result import Result
 
 from jobkit import effects, errors, jobs, listing
@@ -94,6 +95,17 @@ class BlobStore(Protocol):
     def url(self, key: str) -> str:
         """Where the blob lives (`file://…`, `gs://…`): stable, for the job's `resultUrl`."""
 
+    def scan(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """Every blob whose key starts with `prefix` (`"inputs/"`), in no set order, with its
+        size and when it was last written; a write not yet committed is not a blob. For
+        housekeeping (the orphan sweep), so it may be slow, but must not hold everything
+        in memory at once."""
+
+    async def discard_partial(self, older_than: datetime) -> int:
+        """Remove what writes that never finished left behind (a crashed process's), last
+        touched before `older_than`; how many were removed. A store whose unfinished writes
+        leave nothing to see (GCS: an upload is an object only once it completes) returns 0."""
+
 
 class Analyzer(Protocol):
     """Document analysis: the offline PDF reader locally, Gemini in production."""
@@ -102,6 +114,15 @@ class Analyzer(Protocol):
         self, effect: effects.Analyze, progress: Progress
     ) -> Result[effects.Analysis, errors.Error]:
         """Perform `effect` (see `effects.Analyze` for the contract), reporting progress."""
+
+
+@attrs.frozen(kw_only=True)
+class BlobEntry:
+    """One blob as `BlobStore.scan` lists it; `updated` is aware (UTC)."""
+
+    key: str
+    size: int
+    updated: datetime
 
 
 class BlobTooLarge(ValueError):

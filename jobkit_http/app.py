@@ -18,13 +18,14 @@ from jobkit import breaker as breakers
 from jobkit import ratelimit, registry
 from jobkit.local import Runtime, bounded
 from jobkit.local.offline import OfflinePdfAnalyzer
+from jobkit.worker import orphans
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
 from jobkit_http import auth, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
-from jobkit_http.settings import Settings
+from jobkit_http.settings import Settings, orphan_age
 
 log = logging.getLogger("jobkit.service")
 
@@ -118,6 +119,16 @@ def create_app(
             )
             app.state.service = service
 
+            sweeper = asyncio.create_task(
+                orphans.sweep_every(
+                    runtime.store,
+                    runtime.blobs,
+                    clock=clock,
+                    older_than_seconds=orphan_age(settings),
+                    every_seconds=settings.orphan_sweep_seconds,
+                ),
+                name="jobkit-orphan-sweep",
+            )
             task = None
             if settings.worker:
                 worker = runtime.worker(worker_config(settings), on_effect=service.on_effect)
@@ -134,10 +145,13 @@ def create_app(
             try:
                 yield
             finally:
+                sweeper.cancel()
                 for worker in service.workers:
                     worker.stop()
                 if task is not None:
                     await task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
     app = Starlette(
         routes=ROUTES,

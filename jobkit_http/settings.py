@@ -392,6 +392,19 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+SLOW_UPLOAD_BYTES_PER_SECOND = 16 * 1024
+MIN_ORPHAN_AGE_SECONDS = 600.0
+
+
+def orphan_age(settings: Settings) -> float:
+    """How old an upload with no job must be to be swept: the setting, or the longest an
+    upload of the largest size allowed takes from a slow client, and at least 10 minutes."""
+    if settings.orphan_age_seconds is not None:
+        return settings.orphan_age_seconds
+    longest = settings.max_upload_bytes / SLOW_UPLOAD_BYTES_PER_SECOND
+    return max(MIN_ORPHAN_AGE_SECONDS, longest)
+
+
 def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
     """Read every `JOBKIT_*` variable; `overrides` (command-line flags) win. A bad value raises
     `errors.ConfigurationError` naming the variable and what it expected."""
