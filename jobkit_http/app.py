@@ -21,7 +21,7 @@ from jobkit.local.offline import OfflinePdfAnalyzer
 from jobkit.worker import orphans
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
-from jobkit_http import auth, problems
+from jobkit_http import auth, cors, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
@@ -156,7 +156,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(RequestMetrics)],
+        middleware=[*cors.middleware(settings), Middleware(RequestMetrics)],
         exception_handlers={
             problems.Problem: problems.on_problem,
             HTTPException: problems.on_http_exception,
