@@ -76,7 +76,9 @@ def admit(quotas: Quotas, user: str, now: datetime, active: int | None) -> tuple
     decision, bucket = ratelimit.acquire(bucket, now)
     match decision:
         case ratelimit.Wait(seconds=seconds):
-            return Refused(limit="per_minute", allowed=quotas.per_minute, retry_after=seconds), quotas
+            return Refused(
+                limit="per_minute", allowed=quotas.per_minute, retry_after=seconds
+            ), quotas
         case ratelimit.Allowed():
             buckets = quotas.buckets
             if user not in buckets and len(buckets) >= MAX_TRACKED:

@@ -120,7 +120,9 @@ def _off_or(parse: Callable[[str], T]) -> Callable[[str], T | None]:
     return parsed
 
 
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 def _origins(value: str) -> tuple[str, ...]:

@@ -102,7 +102,9 @@ class FileBlobStore:
             _discard(file, temp)
             raise
         # Shielded: once begun, a commit finishes or cleans up after itself, even if cancelled.
-        await asyncio.shield(asyncio.to_thread(self._commit, key, file, temp, pending, content_type))
+        await asyncio.shield(
+            asyncio.to_thread(self._commit, key, file, temp, pending, content_type)
+        )
         return size
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
@@ -232,7 +234,7 @@ class FileBlobStore:
     def _discard_partial(self, before: float) -> int:
         removed = 0
         # `.partial/`, and beside the blobs, where versions before it wrote their temp files.
-        for directory, subdirectories, names in os.walk(self._root):
+        for directory, _subdirectories, names in os.walk(self._root):
             for name in names:
                 if name.startswith(".") and name.endswith(".tmp"):
                     path = Path(directory) / name
@@ -244,7 +246,7 @@ class FileBlobStore:
         return removed
 
     def _delete(self, key: str) -> None:
-        root, path = self._resolve(key)
+        _root, path = self._resolve(key)
         if path.is_dir():  # a prefix of other keys, not a blob
             return
         # Data first: put writes the sidecar first, so data never lacks its sidecar.

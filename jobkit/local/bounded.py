@@ -49,7 +49,16 @@ from returns.result import Failure, Result, Success
 
 from jobkit import errors
 
-__all__ = ["TOO_COMPLEX", "InThread", "Limits", "Pool", "Progress", "Report", "Runner", "TaskFailed"]
+__all__ = [
+    "TOO_COMPLEX",
+    "InThread",
+    "Limits",
+    "Pool",
+    "Progress",
+    "Report",
+    "Runner",
+    "TaskFailed",
+]
 
 T = TypeVar("T")
 Progress = Callable[[int, int, str], Awaitable[None]]
@@ -110,9 +119,12 @@ class InThread:
     ) -> Result[T, errors.Error]:
         loop = asyncio.get_running_loop()
 
-        def report(current: int, total: int, message: str) -> None:
+        async def reported(current: int, total: int, message: str) -> None:
             if progress is not None:
-                asyncio.run_coroutine_threadsafe(progress(current, total, message), loop).result()
+                await progress(current, total, message)
+
+        def report(current: int, total: int, message: str) -> None:
+            asyncio.run_coroutine_threadsafe(reported(current, total, message), loop).result()
 
         return Success(await asyncio.to_thread(fn, report, *args))
 

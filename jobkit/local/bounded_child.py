@@ -2,9 +2,10 @@
 
 Run as `python -m jobkit.local.bounded_child MEMORY_BYTES`. It reads length-prefixed pickled
 tasks `(fn, args, cpu_seconds)` from stdin and writes length-prefixed pickled messages:
-`("ready",)` once, when it can take tasks; then per task `("progress", current, total, message)` any number of times, then one of `("done", answer)`,
-`("memory",)` (the task ran out of its address space; the child then exits) or
-`("raised", exception type, traceback text)`. End of input ends the child.
+`("ready",)` once, when it can take tasks; then, per task, `("progress", current, total,
+message)` any number of times and one of `("done", answer)`, `("memory",)` (the task ran
+out of its address space; the child then exits) or `("raised", exception type, traceback
+text)`. End of input ends the child.
 
 The pipe is the parent's and trusted: pickle is safe here. The document never chooses
 what is unpickled; it is only an argument of a function the parent named.

@@ -56,17 +56,17 @@ HEADER_WINDOW = 1024
 # default (75 MB per stream) lets a 70 KB upload ask for 70 MB, and a few such streams
 # shared by many pages ask for it again and again.
 MAX_STREAM_BYTES = 32 * 1024 * 1024
-PYPDF_LIMITS: dict[str, int] = {
-    name: MAX_STREAM_BYTES
-    for name in (
+PYPDF_LIMITS: dict[str, int] = dict.fromkeys(
+    (
         "maximum_declared_stream_length",
         "array_based_stream_maximum_output_length",
         "zlib_maximum_output_length",
         "lzw_maximum_output_length",
         "run_length_maximum_output_length",
         "brotli_maximum_output_length",
-    )
-}
+    ),
+    MAX_STREAM_BYTES,
+)
 
 # What a malformed file can make pypdf raise. Beyond its own errors, its parser lets
 # lookups, conversions and decompression fail with builtin exceptions on bad input.
@@ -175,7 +175,7 @@ def _extract(
     report: bounded.Report, data: bytes, max_pages: int, max_chars: int
 ) -> Result[_Extracted, errors.Error]:
     """Open the document, check it, and extract every page's text, reporting each page."""
-    with pypdf.apply_configuration(**PYPDF_LIMITS):
+    with pypdf.apply_configuration(None, **PYPDF_LIMITS):
         opened = _guarded(_open, data)
         match opened:
             case Failure(_):
@@ -206,7 +206,7 @@ def _extract(
 
 
 def _pages(report: bounded.Report, data: bytes) -> Result[int, errors.Error]:
-    with pypdf.apply_configuration(**PYPDF_LIMITS):
+    with pypdf.apply_configuration(None, **PYPDF_LIMITS):
         return _guarded(_open, data).map(lambda document: document.pages)
 
 

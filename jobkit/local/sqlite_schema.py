@@ -52,8 +52,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX jobs_lease ON jobs (lease_expires_at, id) WHERE status = 'processing'",
     ),
     (  # 3: a user's unfinished jobs, counted for quotas
-        "CREATE INDEX jobs_user_active ON jobs (user_id)"
-        " WHERE status IN ('pending', 'processing')",
+        "CREATE INDEX jobs_user_active ON jobs (user_id) WHERE status IN ('pending', 'processing')",
     ),
 )
 VERSION: Final = len(MIGRATIONS)

@@ -49,7 +49,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         return
 
 
@@ -145,7 +145,9 @@ def chromium() -> Iterator[Any]:
     from selenium.webdriver.chrome.service import Service
 
     for needed in (CHROMIUM, CHROMEDRIVER):
-        assert Path(needed).exists(), f"{needed} is missing: apt-get install chromium chromium-driver"
+        assert Path(needed).exists(), (
+            f"{needed} is missing: apt-get install chromium chromium-driver"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     with tempfile.TemporaryDirectory(prefix="jobkit-chromium-") as profile:

@@ -7,8 +7,10 @@ pool's child processes (niced), so the server only waits for them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import httpx
 
 from jobkit_http import api
 from tests.jobkit.local import crafted
-from tests.jobkit_http.process import spawned
+from tests.jobkit_http.process import Served, spawned
 from tests.jobkit_http.server import SAMPLE_PDF, wait_for
 
 P = api.PREFIX
@@ -40,6 +42,46 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+@contextlib.contextmanager
+def polled(server: Served) -> Iterator[list[float]]:
+    """A second user polls a status all along the block; every answer's latency, in s."""
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        with server.client("alice") as alice:
+            mine = upload(alice, SAMPLE_PDF, "mine.pdf")
+            while not stop.is_set():
+                began = time.perf_counter()
+                answer = alice.get(f"{P}/jobs/{mine}/status")
+                latencies.append(time.perf_counter() - began)
+                assert answer.status_code == 200
+                time.sleep(0.01)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        yield latencies
+    finally:
+        stop.set()
+        poller.join(30)
+
+
+def finish(client: httpx.Client, job_ids: list[str], within: float) -> dict[str, dict[str, Any]]:
+    """Each job's status once it has finished; fails if one has not within `within` s."""
+    deadline = time.monotonic() + within
+    finished: dict[str, dict[str, Any]] = {}
+    while len(finished) < len(job_ids):
+        assert time.monotonic() < deadline, finished
+        for job_id in job_ids:
+            if job_id not in finished:
+                status = client.get(f"{P}/jobs/{job_id}/status").json()
+                if status["status"] in {"completed", "failed"}:
+                    finished[job_id] = status
+        time.sleep(0.2)
+    return finished
+
+
 def test_costly_pdfs_fail_bounded_while_the_api_stays_fast_and_small(tmp_path: Path) -> None:
     environ = {
         # Low enough that the many-pages document meets the CPU limit before pypdf's own
@@ -59,49 +101,20 @@ def test_costly_pdfs_fail_bounded_while_the_api_stays_fast_and_small(tmp_path: P
 
         many_pages = crafted.many_pages_one_stream()
         huge_stream = crafted.one_huge_stream()
-        assert len(many_pages) < 16 * 1024 and len(huge_stream) < 80 * 1024
-        started = time.monotonic()
-        costly = [upload(client, many_pages, f"pages-{n}.pdf") for n in range(3)]
-        costly += [upload(client, huge_stream, f"stream-{n}.pdf") for n in range(3)]
+        assert len(many_pages) < 16 * 1024
+        assert len(huge_stream) < 80 * 1024
+        with polled(server) as latencies:
+            costly = [upload(client, many_pages, f"pages-{n}.pdf") for n in range(3)]
+            costly += [upload(client, huge_stream, f"stream-{n}.pdf") for n in range(3)]
+            finished = finish(client, costly, FAIL_WITHIN_SECONDS)
 
-        # A second user polls a status all along; every answer is timed.
-        latencies: list[float] = []
-        stop = threading.Event()
-
-        def poll() -> None:
-            with server.client("alice") as alice:
-                mine = upload(alice, SAMPLE_PDF, "mine.pdf")
-                while not stop.is_set():
-                    began = time.perf_counter()
-                    answer = alice.get(f"{P}/jobs/{mine}/status")
-                    latencies.append(time.perf_counter() - began)
-                    assert answer.status_code == 200
-                    time.sleep(0.01)
-
-        poller = threading.Thread(target=poll)
-        poller.start()
-        try:
-            finished: dict[str, dict[str, Any]] = {}
-            while len(finished) < len(costly):
-                assert time.monotonic() - started < FAIL_WITHIN_SECONDS, finished
-                for job_id in costly:
-                    if job_id not in finished:
-                        status = client.get(f"{P}/jobs/{job_id}/status").json()
-                        if status["status"] in {"completed", "failed"}:
-                            finished[job_id] = status
-                time.sleep(0.2)
-        finally:
-            stop.set()
-            poller.join(30)
-
-        for job_id in costly:
-            status = finished[job_id]
+        for job_id, status in finished.items():
             assert status["status"] == "failed", status
             error = status["error"]
             assert (error["code"], error["retryable"]) == ("document_too_complex", False)
             history = client.get(f"{P}/jobs/{job_id}").json()["history"]
             assert status["attempts"] == 1, history  # permanent: no retry
-        limits = {finished[job_id]["error"]["context"]["limit"] for job_id in costly}
+        limits = {status["error"]["context"]["limit"] for status in finished.values()}
         assert limits == {"cpu", "pypdf"}, limits
 
         assert len(latencies) > 50

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -49,7 +50,7 @@ def test_refused_submissions_leave_the_store_as_it_was(tmp_path: Path) -> None:
             before = state(server)
             over = SAMPLE_PDF + b"\n%" + b"x" * (LIMIT - len(SAMPLE_PDF))
             assert len(over) == LIMIT + 2
-            refusals = [
+            refusals: list[tuple[Callable[[], httpx.Response], int]] = [
                 (lambda: upload(client, over, key="k2"), 413),  # just over, at the storage step
                 (lambda: upload(client, b"<html>not a pdf</html>"), 415),
                 (lambda: upload(client, SAMPLE_PDF, {"priority": "high"}), 422),
@@ -117,7 +118,7 @@ def test_after_a_crash_mid_upload_acknowledged_jobs_complete_and_orphans_are_swe
         for thread in clients:
             thread.join(60)
     blobs = data / "blobs"
-    partial = [p for p in (blobs / ".partial").iterdir()] if (blobs / ".partial").exists() else []
+    partial = list((blobs / ".partial").iterdir()) if (blobs / ".partial").exists() else []
     assert partial, "the crash was meant to cut some uploads short while they were stored"
     time.sleep(1.5)  # older than the sweep's age below
 

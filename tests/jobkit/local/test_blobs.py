@@ -503,7 +503,8 @@ def scanned(store: blobs.FileBlobStore, prefix: str) -> list[ports.BlobEntry]:
     async def main() -> list[ports.BlobEntry]:
         return sorted([entry async for entry in store.scan(prefix)], key=lambda e: e.key)
 
-    return run(main())
+    entries: list[ports.BlobEntry] = run(main())
+    return entries
 
 
 def test_scan_lists_the_blobs_under_a_prefix_with_size_and_time(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_cpu_past_the_limit_is_document_too_complex_and_takes_no_other_task() ->
             )
             assert isinstance(napped, Success)  # its neighbour's death cost it nothing
             again = await asyncio.gather(pool.run(tasks.echo, 1), pool.run(tasks.echo, 2))
-            assert again == [Success(1), Success(2)]
+            assert list(again) == [Success(1), Success(2)]
             assert pool.started == 3  # the killed child was replaced, its neighbour kept
 
     run(body())

@@ -217,7 +217,7 @@ def test_too_many_pages_are_refused_before_any_extraction(tmp_path: Path) -> Non
 @pytest.mark.parametrize("limits", [{"max_pages": 0}, {"max_chars_per_page": 0}])
 def test_limits_must_be_positive(tmp_path: Path, limits: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        offline.OfflinePdfAnalyzer(FileBlobStore(tmp_path), **limits)
+        offline.OfflinePdfAnalyzer(FileBlobStore(tmp_path), **limits)  # type: ignore[arg-type]
 
 
 # -- in a bounded pool ------------------------------------------------------------------
@@ -230,7 +230,8 @@ def in_pool(root: Path, data: bytes) -> tuple[Result[effects.Analysis, errors.Er
         async with bounded.Pool(workers=1, limits=LIMITS) as pool:
             return await analyze(root, data, runner=pool)
 
-    return run(body())
+    outcome: tuple[Result[effects.Analysis, errors.Error], list[Call]] = run(body())
+    return outcome
 
 
 def test_in_a_pool_the_analysis_and_its_progress_are_the_same(tmp_path: Path) -> None:
