@@ -86,7 +86,7 @@ class Limits:
     cpu_seconds: float = 60.0
     memory_bytes: int = 512 * 1024 * 1024
     wall_seconds: float | None = None
-    tasks_per_child: int = 50
+    tasks_per_child: int = 200
 
     def __attrs_post_init__(self) -> None:
         if not self.cpu_seconds >= 1:
