@@ -51,7 +51,8 @@ def _measure(pooled: bool) -> dict[str, float]:
                 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
                 for job_id in ids:
                     job = await runtime.get(job_id)
-                    assert job is not None and jobs.status(job) == COMPLETED
+                    assert job is not None
+                    assert jobs.status(job) == COMPLETED
                 return {
                     "seconds": elapsed,
                     "documents per second": DOCUMENTS / elapsed,
