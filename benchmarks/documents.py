@@ -45,8 +45,8 @@ def _measure(pooled: bool) -> dict[str, float]:
                 started, cpu = time.perf_counter(), time.process_time()
                 ids = []
                 for _ in range(DOCUMENTS):
-                    job = await runtime.submit({"type": "pdf-analysis"}, document=data)
-                    ids.append(jobs.id(job.unwrap()))
+                    submitted = await runtime.submit({"type": "pdf-analysis"}, document=data)
+                    ids.append(jobs.id(submitted.unwrap()))
                 await runtime.drain(WorkerConfig(concurrency=SLOTS))
                 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
                 for job_id in ids:
