@@ -227,22 +227,31 @@ class FileBlobStore:
                 yield entry
 
     async def discard_partial(self, older_than: datetime) -> int:
-        """Remove the temp files of writes that never finished (a crashed process's), last
-        written before `older_than`; how many were removed."""
+        """Remove what writes that never finished (a crashed process's) left, last written
+        before `older_than`: temp files, and content-type sidecars without their blob; how
+        many files were removed."""
         return await asyncio.to_thread(self._discard_partial, older_than.timestamp())
 
     def _discard_partial(self, before: float) -> int:
         removed = 0
-        # `.partial/`, and beside the blobs, where versions before it wrote their temp files.
+        # Temp files in `.partial/`, and beside the blobs, where versions before it wrote
+        # them; and a sidecar whose data never arrived (a crash between the two renames of
+        # a commit, or the two unlinks of a delete).
         for directory, _subdirectories, names in os.walk(self._root):
             for name in names:
-                if name.startswith(".") and name.endswith(".tmp"):
-                    path = Path(directory) / name
-                    with contextlib.suppress(FileNotFoundError):
-                        if path.stat().st_mtime < before:
-                            path.unlink()
-                            removed += 1
-                            self._prune(path.parent)
+                path = Path(directory) / name
+                if not name.startswith("."):
+                    continue
+                if name.endswith(".meta.json"):
+                    if (path.parent / name[1 : -len(".meta.json")]).exists():
+                        continue
+                elif not name.endswith(".tmp"):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < before:
+                        path.unlink()
+                        removed += 1
+                        self._prune(path.parent)
         return removed
 
     def _delete(self, key: str) -> None:

@@ -564,10 +564,17 @@ def test_a_write_cut_short_by_a_crash_leaves_only_a_partial_file_until_discarded
     os.utime(legacy, (old, old))
     fresh = store._open_temp("inputs/j3/doc")
     fresh[0].close()
+    # A commit cut between its two renames: the content type arrived, the data did not.
+    run(store.put_bytes("inputs/j4/doc", b"whole", "t"))
+    (tmp_path / "inputs/j4/doc").unlink()
+    lone = tmp_path / "inputs/j4/.doc.meta.json"
+    os.utime(lone, (old, old))
 
     removed = run(store.discard_partial(datetime.now(UTC) - timedelta(minutes=10)))
 
-    assert removed == 2
+    assert removed == 3
+    assert not (tmp_path / "inputs/j4").exists()
+    assert (tmp_path / "inputs/j2/.doc.meta.json").exists()  # its blob is there
     assert not temp.exists()
     assert not legacy.exists()
     assert fresh[1].exists()  # a write still under way is left alone
