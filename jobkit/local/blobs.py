@@ -235,9 +235,21 @@ class FileBlobStore:
     def _discard_partial(self, before: float) -> int:
         removed = 0
         # Temp files in `.partial/`, and beside the blobs, where versions before it wrote
-        # them; and a sidecar whose data never arrived (a crash between the two renames of
-        # a commit, or the two unlinks of a delete).
-        for directory, _subdirectories, names in os.walk(self._root):
+        # them; a sidecar whose data never arrived (a crash between the two renames of a
+        # commit, or the two unlinks of a delete); and a folder a crashed commit made but
+        # never filled. Bottom up, so a folder emptied here goes too.
+        root = self._root.resolve()
+        # A folder's time before this sweep removed anything from it (a removal sets it).
+        touched: dict[Path, float] = {}
+        for directory, _subdirectories, names in os.walk(root, topdown=False):
+            folder = Path(directory)
+            if folder != root and not names:
+                with contextlib.suppress(OSError):
+                    stamp = touched.get(folder) or folder.stat().st_mtime
+                    if stamp < before:
+                        touched.setdefault(folder.parent, folder.parent.stat().st_mtime)
+                        folder.rmdir()  # fails unless empty
+                continue
             for name in names:
                 path = Path(directory) / name
                 if not name.startswith("."):

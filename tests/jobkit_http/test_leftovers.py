@@ -126,13 +126,20 @@ def test_after_a_crash_mid_upload_acknowledged_jobs_complete_and_orphans_are_swe
         with server.client("crash-user") as user:
             for job_id in acknowledged:
                 assert wait_for(user, job_id, timeout=120)["status"] == "completed"
-        deadline = time.monotonic() + 30
+        # Every job recorded (acknowledged or not) runs; then the store is still.
+        deadline = time.monotonic() + 120
+        while {"pending", "processing"} & {status for _, status in rows(data)}:
+            assert time.monotonic() < deadline, rows(data)
+            time.sleep(0.1)
         while '"orphan sweep"' not in server.log.read_text():
             assert time.monotonic() < deadline, server.log.read_text()
             time.sleep(0.1)
         stored = dict(rows(data))
         inputs = data / "blobs" / "inputs"
         for folder in inputs.iterdir() if inputs.exists() else []:
-            assert folder.name in stored, f"{folder} has no job"
-        assert not (data / "blobs" / ".partial").exists()
+            found = {q.name: q.stat().st_mtime for q in folder.rglob("*")}
+            sweeps = [line for line in server.log.read_text().splitlines() if "sweep" in line]
+            assert folder.name in stored, (folder, found, time.time(), sweeps)
+            assert set(found) == {"document.pdf", ".document.pdf.meta.json"}
+        assert not partial.exists()
         assert set(acknowledged) <= set(stored)

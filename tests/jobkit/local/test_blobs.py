@@ -570,8 +570,16 @@ def test_a_write_cut_short_by_a_crash_leaves_only_a_partial_file_until_discarded
     lone = tmp_path / "inputs/j4/.doc.meta.json"
     os.utime(lone, (old, old))
 
+    # A commit cut after it made the blob's folders, before it moved anything into them.
+    (tmp_path / "inputs/j5/nested").mkdir(parents=True)
+    for folder in (tmp_path / "inputs/j5/nested", tmp_path / "inputs/j5"):
+        os.utime(folder, (old, old))
+    (tmp_path / "inputs/j6").mkdir()  # made just now: a commit may be under way
+
     removed = run(store.discard_partial(datetime.now(UTC) - timedelta(minutes=10)))
 
+    assert not (tmp_path / "inputs/j5").exists()
+    assert (tmp_path / "inputs/j6").exists()
     assert removed == 3
     assert not (tmp_path / "inputs/j4").exists()
     assert (tmp_path / "inputs/j2/.doc.meta.json").exists()  # its blob is there
