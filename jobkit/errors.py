@@ -106,7 +106,9 @@ class Classifier:
 
 
 DEFAULT_CLASSIFIER = Classifier(
-    transient=frozenset({"lease_expired", "timeout", "rate_limited", "unavailable"}),
+    transient=frozenset(
+        {"lease_expired", "timeout", "rate_limited", "unavailable", "worker_crashed"}
+    ),
     permanent=frozenset(
         {
             "invalid_input",
@@ -115,6 +117,7 @@ DEFAULT_CLASSIFIER = Classifier(
             "corrupt_document",
             "encrypted_document",
             "too_many_pages",
+            "document_too_complex",
         }
     ),
     deferred=frozenset({"circuit_open"}),

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+import attrs
 from returns.result import Result
 
 from jobkit import effects, errors, jobs, listing
@@ -34,6 +35,11 @@ class JobStore(Protocol):
 
     async def list(self, user_id: str, query: listing.Query) -> listing.Page:
         """One page of `user_id`'s jobs, as `listing.page` defines it."""
+
+    async def count_active(self, user_id: str, limit: int) -> int:
+        """How many of `user_id`'s jobs are pending or processing, counted up to `limit`: the
+        answer is `min(the count, limit)`, so a user with a huge backlog costs no more to
+        count than `limit` jobs. For per-user quotas, across every process on the store."""
 
     async def claimable(
         self, now: datetime, queues: Collection[str] | None, limit: int
@@ -90,6 +96,17 @@ class BlobStore(Protocol):
         """Where other services can read the blob (`gs://…`), recorded as a job's input
         `uri`; None when the blobs are private to this service (a local folder)."""
 
+    def scan(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """Every blob whose key starts with `prefix` (`"inputs/"`), in no set order, with its
+        size and when it was last written; a write not yet committed is not a blob. For
+        housekeeping (the orphan sweep), so it may be slow, but must not hold everything
+        in memory at once."""
+
+    async def discard_partial(self, older_than: datetime) -> int:
+        """Remove what writes that never finished left behind (a crashed process's), last
+        touched before `older_than`; how many were removed. A store whose unfinished writes
+        leave nothing to see (GCS: an upload is an object only once it completes) returns 0."""
+
 
 class Analyzer(Protocol):
     """Document analysis: the offline PDF reader locally, Gemini in production."""
@@ -107,6 +124,15 @@ class Probed(Protocol):
 
     async def ready(self) -> None:
         """Return if the service answers; raise (any error) if it does not."""
+
+
+@attrs.frozen(kw_only=True)
+class BlobEntry:
+    """One blob as `BlobStore.scan` lists it; `updated` is aware (UTC)."""
+
+    key: str
+    size: int
+    updated: datetime
 
 
 class BlobTooLarge(ValueError):

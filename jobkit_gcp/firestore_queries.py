@@ -98,6 +98,18 @@ def next_expiry() -> Shape:
     )
 
 
+def active(user_id: str, limit: int) -> Shape:
+    """A user's pending or processing jobs (counted, at most `limit`, for quotas)."""
+    return Shape(
+        filters=(
+            Filter("userId", "==", user_id),
+            Filter("status", "in", sorted((PENDING.value, PROCESSING.value))),
+        ),
+        orders=(),
+        limit=limit,
+    )
+
+
 def page(user_id: str, query: listing.Query, *, with_types: bool, extra: int) -> Shape:
     """`listing.page` as one query: `limit + extra` rows from the cursor on. Type filters
     go to the server only `with_types` (the caller filters the rest itself)."""

@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -43,6 +44,7 @@ T = TypeVar("T")
 
 UPLOAD_CHUNK: Final = 8 << 20  # a multiple of 256 KiB, as resumable uploads require
 READ_CHUNK: Final = 2 << 20
+SCAN_PAGE = 1000  # names per listing request of the orphan sweep
 _GATHER: Final = 1 << 20  # bytes gathered before a hop to a thread
 
 
@@ -230,6 +232,32 @@ class GcsBlobStore:
         blob = self._blob(key)
         with contextlib.suppress(exceptions.NotFound):
             await self._call(blob.delete, retry=DEFAULT_RETRY)
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    async def scan(self, prefix: str) -> AsyncIterator[ports.BlobEntry]:
+        """Every object under `prefix` (below the store's own prefix), a page of up to
+        `SCAN_PAGE` names at a time, each page fetched off the event loop."""
+        pages = iter(
+            self.client.list_blobs(
+                self._bucket, prefix=self.prefix + prefix, page_size=SCAN_PAGE, retry=DEFAULT_RETRY
+            ).pages
+        )
+        while True:
+            page = await self._call(next, pages, None)
+            if page is None:
+                return
+            for blob in list(page):
+                key = blob.name[len(self.prefix) :]
+                updated = blob.updated or blob.time_created
+                if updated is None:  # never, for a listed object; a listing is no place to die
+                    continue
+                yield ports.BlobEntry(key=key, size=blob.size or 0, updated=updated)
+
+    async def discard_partial(self, older_than: datetime) -> int:
+        """0: an upload becomes an object only once it completes (a resumable session never
+        finished leaves nothing to see, and expires by itself within a week)."""
+        return 0
 
 
 def normalize_prefix(prefix: str) -> str:

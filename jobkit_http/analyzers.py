@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobkit import breaker, ports, ratelimit, registry
 from jobkit.jobtypes import pdf
+from jobkit.local import bounded
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, Observer, RateLimiter
 from jobkit_http.settings import Settings
 
@@ -41,10 +42,13 @@ def build(
     clock: Clock,
     *,
     client: Any = None,
+    pool: bounded.Runner | None = None,
 ) -> GuardedAnalyzer:
     """The analyzer of `settings.analyzer`, reading documents from `blobs`; Gemini's through
-    `client` (from `connect`), or one connected here. `errors.ConfigurationError` when
-    Gemini cannot be set up."""
+    `client` (from `connect`), or one connected here. Both parse documents (the offline
+    analyzer entirely, Gemini's to check them first) through `pool`, child processes under
+    CPU and memory limits (`app.document_pool`); without one, in a thread of this process.
+    `errors.ConfigurationError` when Gemini cannot be set up."""
     if settings.analyzer == "gemini":
         from jobkit_gcp.gemini import GeminiAnalyzer
 
@@ -58,7 +62,13 @@ def build(
             failure_threshold=settings.gemini_breaker_failures,
             cooldown_seconds=settings.gemini_breaker_cooldown_seconds,
         )
-        gemini = GeminiAnalyzer(blobs, gemini_config(settings), tokens=RateLimiter(tokens, clock))
+        gemini = GeminiAnalyzer(
+            blobs,
+            gemini_config(settings),
+            client=client,
+            tokens=RateLimiter(tokens, clock),
+            runner=pool,
+        )
         return GuardedAnalyzer(
             gemini,
             limiter=RateLimiter(requests, clock),
@@ -67,7 +77,8 @@ def build(
         )
     from jobkit.local.offline import OfflinePdfAnalyzer
 
-    return GuardedAnalyzer(OfflinePdfAnalyzer(blobs), observer=observer)
+    # Local CPU work, bounded by the pool's size (not a calls-per-minute limit): only timed.
+    return GuardedAnalyzer(OfflinePdfAnalyzer(blobs, runner=pool), observer=observer)
 
 
 def gemini_config(settings: Settings) -> GeminiConfig:

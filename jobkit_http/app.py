@@ -14,12 +14,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from jobkit import plugins, registry
+from jobkit.local import bounded
+from jobkit.worker import orphans
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit_http import analyzers, auth, backends, problems
+from jobkit_http import analyzers, auth, backends, cors, problems
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
-from jobkit_http.settings import Settings
+from jobkit_http.settings import Settings, orphan_age
 
 log = logging.getLogger("jobkit.service")
 
@@ -32,6 +34,16 @@ def worker_config(settings: Settings) -> WorkerConfig:
         grace_seconds=settings.grace_seconds,
         queues=settings.queues,
     )
+
+
+def document_pool(settings: Settings) -> bounded.Pool:
+    """The child processes that parse uploaded documents, bounded as the settings say: the
+    offline analyzer's work and the Gemini analyzer's checks before a call."""
+    limits = bounded.Limits(
+        cpu_seconds=settings.document_cpu_seconds,
+        memory_bytes=settings.document_memory_mb * 1024 * 1024,
+    )
+    return bounded.Pool(workers=settings.document_workers, limits=limits)
 
 
 def create_app(
@@ -51,11 +63,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             httpx.AsyncClient(timeout=10) as http,
+            document_pool(settings) as pool,
             backends.runtime_for(settings, types=types, clock=clock) as runtime,
         ):
             await backends.verify(runtime, settings)
             runtime.analyzer = analyzers.build(
-                settings, runtime.blobs, metrics.on_effect, clock, client=client
+                settings, runtime.blobs, metrics.on_effect, clock, client=client, pool=pool
             )
             authenticator = (
                 auth.entra_authenticator(settings, http)
@@ -70,6 +83,17 @@ def create_app(
                 metrics=metrics,
             )
             app.state.service = service
+
+            sweeper = asyncio.create_task(
+                orphans.sweep_every(
+                    runtime.store,
+                    runtime.blobs,
+                    clock=clock,
+                    older_than_seconds=orphan_age(settings),
+                    every_seconds=settings.orphan_sweep_seconds,
+                ),
+                name="jobkit-orphan-sweep",
+            )
 
             task = None
             if settings.worker:
@@ -87,16 +111,19 @@ def create_app(
             try:
                 yield
             finally:
+                sweeper.cancel()
                 for worker in service.workers:
                     worker.stop()
                 if task is not None:
                     await task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
                 await analyzers.close(runtime.analyzer)
 
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(RequestMetrics)],
+        middleware=[*cors.middleware(settings), Middleware(RequestMetrics)],
         exception_handlers={
             problems.Problem: problems.on_problem,
             HTTPException: problems.on_http_exception,

@@ -93,7 +93,12 @@ class Authenticator:
 
     A token passes when its key is known by `kid`, its signature is valid, its issuer is one of
     `issuers`, its audience is `audience`, it is within `exp`/`nbf` (give or take `leeway`), it
-    carries `iat`, `tid` and `oid`, and it grants `scope` (in `scp`) or `role` (in `roles`).
+    carries `iat`, `tid` and `oid`, its `tid` is `tenant`, and it grants `scope` (in `scp`) or
+    `role` (in `roles`).
+
+    The user id is built from `tid` and `oid`, so `tid` is checked on its own and not trusted
+    because the issuer names the same tenant: a token whose `tid` differs from the tenant its
+    issuer speaks for is refused, whoever signed it.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class Authenticator:
         key_source: keys.KeySource,
         scope: str | None,
         role: str | None = None,
+        tenant: str,
         leeway_seconds: float = LEEWAY_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -116,6 +122,7 @@ class Authenticator:
         self.key_source = key_source
         self.scope = scope
         self.role = role
+        self.tenant = tenant
         self.leeway = leeway_seconds
         self._clock = clock
         # Verifying an RS256 token costs more than the rest of a status poll; a client polls
@@ -217,6 +224,8 @@ class Authenticator:
         tenant, oid = claims.get("tid"), claims.get("oid")
         if not (isinstance(tenant, str) and tenant):
             return Failure(_invalid("the token has no 'tid' (tenant id) claim"))
+        if tenant != self.tenant:
+            return Failure(_invalid("the token's 'tid' (tenant id) is not this service's tenant"))
         if not (isinstance(oid, str) and oid):
             return Failure(_invalid("the token has no 'oid' (object id) claim"))
         scp = claims.get("scp")
@@ -317,6 +326,7 @@ def entra_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenti
         key_source=keys.JwksKeySource(metadata_url, http, expected_issuer=issuers[0]),
         scope=settings.entra_scope,
         role=settings.entra_role,
+        tenant=tenant,
     )
 
 
@@ -328,4 +338,5 @@ def local_authenticator(data: Path) -> Authenticator:
         audience=keys.AUDIENCE,
         key_source=keys.StaticKeySource({pair.kid: pair.public_key}),
         scope=keys.SCOPE,
+        tenant=keys.TENANT,
     )

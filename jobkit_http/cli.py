@@ -134,15 +134,18 @@ async def _run_worker(config: Any) -> None:
     from jobkit import plugins
     from jobkit.worker.process import run_until_signalled
     from jobkit_http import analyzers, backends
-    from jobkit_http.app import worker_config
+    from jobkit_http.app import document_pool, worker_config
     from jobkit_http.metrics import Metrics
 
     try:
         types = analyzers.job_types(config, plugins.discover())
-        async with backends.runtime_for(config, types=types) as runtime:
+        async with (
+            document_pool(config) as pool,
+            backends.runtime_for(config, types=types) as runtime,
+        ):
             await backends.verify(runtime, config)
             runtime.analyzer = analyzers.build(
-                config, runtime.blobs, Metrics().on_effect, runtime.clock
+                config, runtime.blobs, Metrics().on_effect, runtime.clock, pool=pool
             )
             print(f"jobkit worker: taking jobs ({backends.describe(config)})", file=sys.stderr)
             try:

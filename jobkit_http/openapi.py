@@ -255,6 +255,16 @@ def operation(
     return op
 
 
+QUOTA = {
+    **problem("Past your quota of submissions per minute or of jobs pending at once"),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before submitting again.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
 PATHS: dict[str, dict[str, Any]] = {
     f"{P}/jobs": {
         "post": operation(
@@ -266,6 +276,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "413": problem("Body too large"),
                 "415": problem("Not application/json"),
                 "422": problem("Invalid fields, unknown job type, or a reused Idempotency-Key"),
+                "429": QUOTA,
             },
             operationId="createJob",
             parameters=[IDEMPOTENCY],
@@ -314,6 +325,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "413": problem("The PDF is larger than the limit"),
                 "415": problem("Not multipart/form-data, or the file is not a PDF"),
                 "422": problem("Invalid fields"),
+                "429": QUOTA,
             },
             operationId="createPdfJob",
             parameters=[IDEMPOTENCY],

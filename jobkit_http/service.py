@@ -11,9 +11,9 @@ from typing import Protocol
 
 from returns.result import Result
 
-from jobkit import documents, effects, errors, jobs, ports, registry
+from jobkit import documents, effects, errors, jobs, ports, quotas, registry
 from jobkit.worker.worker import Worker
-from jobkit_http import auth
+from jobkit_http import admission, auth
 from jobkit_http.metrics import Metrics
 from jobkit_http.problems import Problem
 from jobkit_http.settings import Settings
@@ -63,6 +63,10 @@ class Service:
         self.authenticator = authenticator
         self.clock = clock
         self.workers: list[Worker] = []
+        quota = quotas.Quotas(
+            per_minute=settings.user_submits_per_minute, max_active=settings.user_max_pending
+        )
+        self.admission = admission.Admission(quota, runtime.store, clock)
         self._in_flight: set[tuple[str, str]] = set()
         self._waiting: dict[str, set[asyncio.Event]] = {}
 

@@ -14,6 +14,7 @@ from jobkit import errors
 from jobkit.local import blobs
 
 T = TypeVar("T")
+MIN_DOCUMENT_MEMORY_MB = 64
 AuthMode = Literal["local", "entra"]
 LogFormat = Literal["json", "text"]
 AnalyzerKind = Literal["offline", "gemini"]
@@ -83,6 +84,14 @@ class Settings:
     gemini_tokens_per_minute: float = 1_000_000.0
     gemini_breaker_failures: int = 5
     gemini_breaker_cooldown_seconds: float = 30.0
+    document_workers: int = 2
+    document_cpu_seconds: float = 60.0
+    document_memory_mb: int = 512
+    user_submits_per_minute: float | None = None
+    user_max_pending: int | None = None
+    cors_origins: tuple[str, ...] = ()
+    orphan_age_seconds: float | None = None
+    orphan_sweep_seconds: float = 3600.0
 
 
 def _text(value: str) -> str:
@@ -161,6 +170,33 @@ def _prefix(value: str) -> str:
 
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]")
+
+
+def _off_or(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    """Empty, `off` or `0` turn a limit off; anything else is parsed."""
+
+    def parsed(value: str) -> T | None:
+        if value.strip().lower() in {"", "off", "0"}:
+            return None
+        return parse(value)
+
+    return parsed
+
+
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """Comma-separated origins, each `scheme://host[:port]` exactly as a browser sends it."""
+    origins = tuple(part.strip() for part in value.split(",") if part.strip())
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("list the origins one by one; '*' is not accepted")
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com[:port]")
+    return origins
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -494,12 +530,86 @@ SETTINGS: tuple[Setting, ...] = (
     # -- push dispatch (Cloud Run, Cloud Tasks): add below
     #
     # -- hardening (quotas, CORS, document limits): add below
-    #
+    Setting(
+        name="JOBKIT_DOCUMENT_WORKERS",
+        field="document_workers",
+        parse=_integer,
+        default="2",
+        meaning="child processes that parse uploaded documents, each one document at a time: "
+        "how many the offline analyzer works on at once",
+    ),
+    Setting(
+        name="JOBKIT_DOCUMENT_CPU_SECONDS",
+        field="document_cpu_seconds",
+        parse=_number,
+        default="60",
+        meaning="CPU time parsing one document may take; past it the job fails as "
+        "`document_too_complex`",
+    ),
+    Setting(
+        name="JOBKIT_DOCUMENT_MEMORY_MB",
+        field="document_memory_mb",
+        parse=_integer,
+        default="512",
+        meaning="address space of a process parsing a document; past it the job fails as "
+        "`document_too_complex`",
+    ),
+    Setting(
+        name="JOBKIT_USER_SUBMITS_PER_MINUTE",
+        field="user_submits_per_minute",
+        parse=_off_or(_number),
+        default="(off)",
+        meaning="submissions one user may make per minute (a burst of as many), per API "
+        "process; `429` with `Retry-After` past it",
+    ),
+    Setting(
+        name="JOBKIT_USER_MAX_PENDING",
+        field="user_max_pending",
+        parse=_off_or(_integer),
+        default="(off)",
+        meaning="jobs one user may have pending or running at once, counted in the store; "
+        "`429` with `Retry-After` past it",
+    ),
+    Setting(
+        name="JOBKIT_CORS_ORIGINS",
+        field="cors_origins",
+        parse=_origins,
+        default="(none)",
+        meaning="comma-separated origins of web pages that may call the API from a browser "
+        "(`https://app.example.com`); none: no cross-origin access",
+    ),
+    Setting(
+        name="JOBKIT_ORPHAN_AGE_SECONDS",
+        field="orphan_age_seconds",
+        parse=_off_or(_number),
+        default="(the longest upload: max size at 16 KiB/s, at least 10 min)",
+        meaning="how old an uploaded file with no job must be before the sweep deletes it",
+    ),
+    Setting(
+        name="JOBKIT_ORPHAN_SWEEP_SECONDS",
+        field="orphan_sweep_seconds",
+        parse=_number,
+        default="3600",
+        meaning="how often `serve` sweeps orphaned uploads (also once at start-up)",
+    ),
     # -- wake-ups: add below
     #
     # -- the web page: add below
     #
 )
+
+
+SLOW_UPLOAD_BYTES_PER_SECOND = 16 * 1024
+MIN_ORPHAN_AGE_SECONDS = 600.0
+
+
+def orphan_age(settings: Settings) -> float:
+    """How old an upload with no job must be to be swept: the setting, or the longest an
+    upload of the largest size allowed takes from a slow client, and at least 10 minutes."""
+    if settings.orphan_age_seconds is not None:
+        return settings.orphan_age_seconds
+    longest = settings.max_upload_bytes / SLOW_UPLOAD_BYTES_PER_SECOND
+    return max(MIN_ORPHAN_AGE_SECONDS, longest)
 
 
 def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -545,6 +655,8 @@ def _check(settings: Settings) -> list[str]:
         "gemini_max_bytes",
         "gemini_inline_max_bytes",
         "gemini_tokens_per_page",
+        "document_workers",
+        "document_cpu_seconds",
     ):
         if getattr(settings, name) < 1:
             problems.append(f"JOBKIT_{name.upper()} must be >= 1")
@@ -556,6 +668,7 @@ def _check(settings: Settings) -> list[str]:
         "gemini_timeout_seconds",
         "gemini_breaker_cooldown_seconds",
         "long_poll_max_seconds",
+        "orphan_sweep_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")
@@ -564,4 +677,10 @@ def _check(settings: Settings) -> list[str]:
             problems.append(f"JOBKIT_{name.upper()} must be >= 0")
     if not settings.gemini_model.strip():
         problems.append("JOBKIT_GEMINI_MODEL must name a model")
+    if settings.document_memory_mb < MIN_DOCUMENT_MEMORY_MB:
+        problems.append(f"JOBKIT_DOCUMENT_MEMORY_MB must be >= {MIN_DOCUMENT_MEMORY_MB}")
+    for name in ("user_submits_per_minute", "user_max_pending", "orphan_age_seconds"):
+        value = getattr(settings, name)
+        if value is not None and value <= 0:
+            problems.append(f"JOBKIT_{name.upper()} must be > 0, or off")
     return problems

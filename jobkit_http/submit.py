@@ -86,9 +86,19 @@ def new_job_id(user: str, key: str | None) -> str:
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user}\n{key}"))
 
 
+async def admit(svc: Service, user: str, key: str | None, job_id: str) -> None:
+    """The user's quota, checked before any body is read; a request whose Idempotency-Key
+    names a job of theirs creates none (it is replayed or refused), so it is not counted."""
+    if svc.admission.enabled and (
+        key is None or await commands.owned(svc.runtime.store, job_id, user) is None
+    ):
+        await svc.admission.check(user)
+
+
 async def create_job(request: Request) -> Response:
     user = await principal_of(request)
     key = idempotency_key(request)
+    await admit(service(request), user, key, new_job_id(user, key))
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise Problem(415, "unsupported-media-type", "send the job as application/json")
@@ -144,6 +154,7 @@ async def create_pdf_job(request: Request) -> Response:
     key = idempotency_key(request)
     svc = service(request)
     job_id = new_job_id(user, key)
+    await admit(svc, user, key, job_id)
     # A keyed request may name a job that exists (a replay, or the key reused with another
     # file): its upload gets a blob of its own, so it can never overwrite the document that
     # job was accepted with; the blob is kept only if the job stored under `job_id` uses it.

@@ -9,7 +9,8 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -22,6 +23,8 @@ T = TypeVar("T")
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_KEY_LENGTH = 1024
+PARTIAL = ".partial"  # where writes in progress live (hidden: no key can name it)
+_SCAN_BATCH = 1000
 # No segment may start with a dot, so no key can name a temp file or a sidecar (both hidden);
 # 200 characters leaves room for their affixes under the usual 255-byte file name limit.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
@@ -57,8 +60,11 @@ def _key_problem(key: str) -> str | None:
 class FileBlobStore:
     """Blobs as files under `root`, each content type in a hidden `.<name>.meta.json` beside it.
 
-    Writes go to a temp file in the blob's directory and are renamed into place, so a reader
-    sees a whole old or a whole new blob. Blocking calls run in threads, a chunk at a time.
+    Writes go to a temp file in `root/.partial/` and are renamed into place, so a reader sees
+    a whole old or a whole new blob, and the blob's directories are made only then: a write
+    that fails or is refused leaves no trace, and one cut short by a crash leaves only a file
+    in `.partial/`, which `discard_partial` removes. Blocking calls run in threads, a chunk at
+    a time.
     """
 
     def __init__(self, root: Path, *, chunk_size: int = 1 << 20) -> None:
@@ -77,9 +83,7 @@ class FileBlobStore:
     ) -> int:
         """Write atomically from a stream; the size in bytes, or `BlobTooLarge` past `max_bytes`."""
         check_key(key)
-        file, temp, target = await _opened(
-            lambda: self._open_temp(key), lambda o: _discard(o[0], o[1])
-        )
+        file, temp = await _opened(lambda: self._open_temp(key), lambda o: _discard(*o))
         try:
             size = 0
             pending: list[bytes] = []
@@ -98,7 +102,9 @@ class FileBlobStore:
             _discard(file, temp)
             raise
         # Shielded: once begun, a commit finishes or cleans up after itself, even if cancelled.
-        await asyncio.shield(asyncio.to_thread(_commit, file, temp, target, pending, content_type))
+        await asyncio.shield(
+            asyncio.to_thread(self._commit, key, file, temp, pending, content_type)
+        )
         return size
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
@@ -160,32 +166,121 @@ class FileBlobStore:
             return size, DEFAULT_CONTENT_TYPE
         return size, str(meta["content_type"])
 
-    def _open_temp(self, key: str) -> tuple[BinaryIO, Path, Path]:
+    def _open_temp(self, key: str) -> tuple[BinaryIO, Path]:
         root, target = self._resolve(key)
-        conflict = ValueError(f"blob key {key!r} conflicts with a blob or a key prefix")
         if target.is_dir():
-            raise conflict
-        for attempt in range(3):
-            try:
-                _make_dirs(root, target.parent)
-                return (*_temp_beside(target), target)
-            except NotADirectoryError:
-                raise conflict from None
-            except FileNotFoundError:  # a concurrent delete pruned the new directory
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+            raise _conflict(key)
+        return _temp_in(root / PARTIAL, target.name)
+
+    def _commit(
+        self, key: str, file: BinaryIO, temp: Path, tail: list[bytes], content_type: str
+    ) -> None:
+        """Finish `temp`, make the blob's directories and rename it (after its sidecar) into
+        place; on any failure, remove what was not renamed."""
+        try:
+            root, target = self._resolve(key)
+            if target.is_dir():
+                raise _conflict(key)
+            meta = _meta_path(target)
+            sidecar = _temp_in(root / PARTIAL, meta.name)
+            _finish(*sidecar, [json.dumps({"content_type": content_type}).encode()])
+        except BaseException:
+            _discard(file, temp)
+            raise
+        try:
+            _finish(file, temp, tail)
+            # The sidecar goes first, so a blob's data never appears without its content type;
+            # once it is in place its directory is not empty, so no delete prunes it.
+            for attempt in range(3):
+                try:
+                    _make_dirs(root, target.parent)
+                    os.replace(sidecar[1], meta)
+                    break
+                except NotADirectoryError:
+                    raise _conflict(key) from None
+                except FileNotFoundError:  # a concurrent delete pruned the new directory
+                    if attempt == 2:
+                        raise
+            os.replace(temp, target)
+            with contextlib.suppress(OSError):  # the workspace exists only while in use
+                temp.parent.rmdir()
+        except BaseException:
+            for leftover in (sidecar[1], temp):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            with contextlib.suppress(OSError):
+                temp.parent.rmdir()
+            raise
+        _fsync_dir(target.parent)
+
+    async def scan(self, prefix: str) -> AsyncIterator[ports.BlobEntry]:
+        """Every blob whose key starts with `prefix`, with its size and last write time, in
+        no set order; writes not yet committed are not blobs."""
+        start = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if start:
+            check_key(start)
+        walker = os.walk(self._root / start) if start else os.walk(self._root)
+        while True:
+            batch = await asyncio.to_thread(_entries, self._root, walker, prefix, _SCAN_BATCH)
+            if batch is None:
+                return
+            for entry in batch:
+                yield entry
+
+    async def discard_partial(self, older_than: datetime) -> int:
+        """Remove what writes that never finished (a crashed process's) left, last written
+        before `older_than`: temp files, and content-type sidecars without their blob; how
+        many files were removed."""
+        return await asyncio.to_thread(self._discard_partial, older_than.timestamp())
+
+    def _discard_partial(self, before: float) -> int:
+        removed = 0
+        # Temp files in `.partial/`, and beside the blobs, where versions before it wrote
+        # them; a sidecar whose data never arrived (a crash between the two renames of a
+        # commit, or the two unlinks of a delete); and a folder a crashed commit made but
+        # never filled. Bottom up, so a folder emptied here goes too.
+        root = self._root.resolve()
+        # A folder's time before this sweep removed anything from it (a removal sets it).
+        touched: dict[Path, float] = {}
+        for directory, _subdirectories, names in os.walk(root, topdown=False):
+            folder = Path(directory)
+            if folder != root and not names:
+                with contextlib.suppress(OSError):
+                    stamp = touched.get(folder) or folder.stat().st_mtime
+                    if stamp < before:
+                        touched.setdefault(folder.parent, folder.parent.stat().st_mtime)
+                        folder.rmdir()  # fails unless empty
+                continue
+            for name in names:
+                path = Path(directory) / name
+                if not name.startswith("."):
+                    continue
+                if name.endswith(".meta.json"):
+                    if (path.parent / name[1 : -len(".meta.json")]).exists():
+                        continue
+                elif not name.endswith(".tmp"):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < before:
+                        path.unlink()
+                        removed += 1
+                        self._prune(path.parent)
+        return removed
 
     def _delete(self, key: str) -> None:
-        root, path = self._resolve(key)
+        _root, path = self._resolve(key)
         if path.is_dir():  # a prefix of other keys, not a blob
             return
         # Data first: put writes the sidecar first, so data never lacks its sidecar.
         for victim in (path, _meta_path(path)):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 victim.unlink()
-        directory = path.parent
-        while directory != root:
+        self._prune(path.parent)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove `directory` and its parents while they are empty, up to the root."""
+        root = self._root.resolve()
+        while directory != root and directory.is_relative_to(root):
             try:
                 directory.rmdir()
             except OSError:  # not empty (or not ours to prune)
@@ -216,40 +311,69 @@ async def _opened(open_: Callable[[], T], close: Callable[[T], object]) -> T:
         raise
 
 
-def _temp_beside(path: Path) -> tuple[BinaryIO, Path]:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    return os.fdopen(fd, "wb"), Path(name)
+def _temp_in(partial: Path, name: str) -> tuple[BinaryIO, Path]:
+    """A new temp file in the workspace `partial`, made (again) if need be."""
+    for attempt in range(3):
+        partial.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, temp = tempfile.mkstemp(dir=partial, prefix=f".{name[:100]}.", suffix=".tmp")
+        except FileNotFoundError:  # another write, finishing, removed the empty workspace
+            if attempt == 2:
+                raise
+        else:
+            return os.fdopen(fd, "wb"), Path(temp)
+    raise AssertionError("unreachable")
 
 
-def _install(file: BinaryIO, temp: Path, target: Path, tail: list[bytes]) -> None:
-    """Finish `temp` with `tail`, sync it and rename it onto `target`; on failure, remove it."""
+def _finish(file: BinaryIO, temp: Path, tail: list[bytes]) -> None:
+    """Write `tail` to `temp` and sync it; on failure, remove it."""
     try:
         with file:
             file.writelines(tail)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, target)
     except BaseException:
         _discard(file, temp)
         raise
 
 
-def _commit(file: BinaryIO, temp: Path, target: Path, tail: list[bytes], content_type: str) -> None:
-    # The sidecar goes first, so a blob's data never appears without its content type.
-    meta = _meta_path(target)
-    try:
-        _install(*_temp_beside(meta), meta, [json.dumps({"content_type": content_type}).encode()])
-    except BaseException:
-        _discard(file, temp)
-        raise
-    _install(file, temp, target, tail)
-    _fsync_dir(target.parent)
+def _conflict(key: str) -> ValueError:
+    return ValueError(f"blob key {key!r} conflicts with a blob or a key prefix")
+
+
+def _entries(
+    root: Path, walker: Iterator[tuple[str, list[str], list[str]]], prefix: str, count: int
+) -> list[ports.BlobEntry] | None:
+    """Up to `count` more blobs from `walker` whose keys start with `prefix`; None when done."""
+    found: list[ports.BlobEntry] = []
+    for directory, subdirectories, names in walker:
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        base = Path(directory)
+        for name in names:
+            if name.startswith("."):  # sidecars and temp files
+                continue
+            path = base / name
+            key = path.relative_to(root).as_posix()
+            if not key.startswith(prefix):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                if stat.S_ISREG(info.st_mode):
+                    updated = datetime.fromtimestamp(info.st_mtime, UTC)
+                    found.append(ports.BlobEntry(key=key, size=info.st_size, updated=updated))
+        if len(found) >= count:
+            return found
+    return found or None
 
 
 def _discard(file: BinaryIO, temp: Path) -> None:
+    """Close and remove a temp file; and its workspace if that is now empty, so a write that
+    failed leaves the store exactly as it found it."""
     file.close()
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()
+    with contextlib.suppress(OSError):
+        temp.parent.rmdir()
 
 
 def _make_dirs(root: Path, directory: Path) -> None:

@@ -228,6 +228,12 @@ class SqliteJobStore:
             cursor = listing.encode_cursor(listing.sort_key(chosen[-1], query.sort), query)
         return listing.Page(jobs=chosen, next_cursor=cursor)
 
+    async def count_active(self, user_id: str, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        counted: int = self._rows(schema.COUNT_ACTIVE, (user_id, limit))[0][0]
+        return counted
+
     async def claimable(
         self, now: datetime, queues: Collection[str] | None, limit: int
     ) -> Sequence[jobs.Job]:

@@ -56,6 +56,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " WHERE json_type(doc, '$.resultUrl') IS NOT NULL"
         " OR json_type(doc, '$.result.resultKey') IS NOT NULL",
     ),
+    (  # 4: a user's unfinished jobs, counted for quotas
+        "CREATE INDEX jobs_user_active ON jobs (user_id) WHERE status IN ('pending', 'processing')",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 
@@ -137,6 +140,10 @@ def replace_all_parameters(expected_version: int, row: Row) -> Row:
 # -- reads ---------------------------------------------------------------------------
 
 GET: Final = "SELECT doc FROM jobs WHERE id = ?"
+COUNT_ACTIVE: Final = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_user_active"
+    " WHERE user_id = ? AND status IN ('pending', 'processing') LIMIT ?)"
+)
 
 _CLAIM_ORDER = "ORDER BY priority DESC, run_at, created_at, id"
 CLAIMABLE: Final = (

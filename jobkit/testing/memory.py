@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from jobkit import jobs, listing, schedule
+from jobkit.status import PENDING, PROCESSING
+
+ACTIVE = frozenset({PENDING, PROCESSING})
 
 
 class MemoryJobStore:
@@ -73,6 +77,17 @@ class MemoryJobStore:
     async def list(self, user_id: str, query: listing.Query) -> listing.Page:
         mine = (job for job in self._jobs.values() if jobs.user_id(job) == user_id)
         return listing.page(mine, query)
+
+    async def count_active(self, user_id: str, limit: int) -> int:
+        return self.count_active_now(user_id, limit)
+
+    def count_active_now(self, user_id: str, limit: int) -> int:
+        active = (
+            job
+            for job in self._jobs.values()
+            if jobs.user_id(job) == user_id and jobs.status(job) in ACTIVE
+        )
+        return sum(1 for _ in itertools.islice(active, limit))
 
     async def claimable(
         self, now: datetime, queues: Collection[str] | None, limit: int

@@ -227,6 +227,9 @@ class Wire:
             )
         )
 
+    async def count_active(self, user_id: str, limit: int) -> int:
+        return await self._read(lambda: self._store.count_active_now(user_id, limit))
+
     async def claimable(
         self, now: datetime, queues: Collection[str] | None, limit: int
     ) -> Sequence[jobs.Job]:

@@ -28,6 +28,7 @@ from google.genai import types
 from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, ports
+from jobkit.local import bounded
 from jobkit.worker.wrappers import RateLimiter
 from jobkit_gcp.gemini import answer, classify, document, request, usage
 from jobkit_gcp.gemini.config import GeminiConfig
@@ -88,11 +89,14 @@ class GeminiAnalyzer:
         *,
         client: genai.Client | None = None,
         tokens: RateLimiter | None = None,
+        runner: bounded.Runner | None = None,
     ) -> None:
         self.config = config
         self.client = client or connect(config)
         self.tokens = tokens
         self._blobs = blobs
+        # Parses the PDF (its page count) before any call: a bounded pool in the service.
+        self._runner: bounded.Runner = runner if runner is not None else bounded.InThread()
 
     async def aclose(self) -> None:
         """Close the client's connections (on shutdown, from the loop that used them)."""
@@ -159,7 +163,7 @@ class GeminiAnalyzer:
             return Failure(
                 errors.permanent("not_found", f"no blob at {effect.key!r}", key=effect.key)
             )
-        inspected = await asyncio.to_thread(document.inspect, data, max_pages=self.config.max_pages)
+        inspected = await document.inspect(self._runner, data, max_pages=self.config.max_pages)
         return inspected.map(lambda facts: (data, facts))
 
     async def _call(

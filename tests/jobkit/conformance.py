@@ -522,6 +522,26 @@ class JobStoreConformance:
     # -- listing ------------------------------------------------------------------------
 
     @scenario
+    async def test_count_active_counts_a_users_unfinished_jobs_up_to_a_limit(
+        self, store: ports.JobStore
+    ) -> None:
+        pending = [new(n) for n in range(5)]
+        running = claimed(new(5), at(1))
+        done = succeeded(claimed(new(6), at(1)), at(2))
+        cancelled = moved(new(7), events.CancelRequested(), at(1))
+        later = new(8, delay=3600)  # pending, not yet due: it still waits in the queue
+        theirs = [new(9, user="user-2"), new(10, user="user-2")]
+        await insert_all(store, [*pending, running, done, cancelled, later, *theirs])
+        assert await store.count_active("user-1", 100) == 7
+        assert await store.count_active("user-1", 7) == 7
+        assert await store.count_active("user-1", 3) == 3
+        assert await store.count_active("user-2", 100) == 2
+        assert await store.count_active("nobody", 100) == 0
+        # Finishing a job frees its place.
+        assert await store.compare_and_set(jobs.version(running), succeeded(running, at(3)))
+        assert await store.count_active("user-1", 100) == 6
+
+    @scenario
     async def test_list_filters_and_keeps_users_apart(self, store: ports.JobStore) -> None:
         mine = [new(1, created=at(1)), new(2, type_name="report", created=at(2))]
         theirs = [new(3, user="user-2", created=at(3))]

@@ -163,6 +163,7 @@ def jwks_authenticator(
         audience=AUDIENCE,
         key_source=keys.JwksKeySource(server.metadata_url, http, clock=ticks, **source),
         scope=SCOPE,
+        tenant=TENANT,
     )
 
 
@@ -282,6 +283,7 @@ def test_times_are_checked_with_sixty_seconds_of_leeway(
         audience=AUDIENCE,
         key_source=keys.StaticKeySource({key_a.kid: key_a.private.public_key()}),
         scope=SCOPE,
+        tenant=TENANT,
         clock=lambda: NOW,
     )
     token = sign(key_a, claims(NOW, **changes))
@@ -341,6 +343,39 @@ def test_missing_tid_or_oid_is_401(server: JwksServer, key_a: Key, claim: str) -
 @pytest.mark.parametrize("claim", ["exp", "iat", "aud", "iss"])
 def test_missing_registered_claims_are_401(server: JwksServer, key_a: Key, claim: str) -> None:
     invalid(entra(server, "Bearer " + sign(key_a, claims(**{claim: None}))), claim)
+
+
+def test_a_token_of_another_tenant_is_refused_even_under_our_issuer(
+    server: JwksServer, key_a: Key
+) -> None:
+    # Validly signed, our tenant's issuer, our audience and scope: only `tid` differs. The user
+    # id is built from `tid`, so accepting it would file the jobs under another tenant's name.
+    token = sign(key_a, claims(tid=OTHER_TENANT))
+    failure = invalid(entra(server, f"Bearer {token}"), "tid", "tenant")
+    assert OTHER_TENANT not in failure.detail
+    # The same token with our `tid` passes: nothing else about it was wrong.
+    accepted(entra(server, "Bearer " + sign(key_a, claims())))
+
+
+def test_a_v1_token_of_another_tenant_is_refused(server: JwksServer, key_a: Key) -> None:
+    token = sign(key_a, claims(iss=V1_ISSUER, ver="1.0", tid=OTHER_TENANT))
+    invalid(entra(server, f"Bearer {token}", entra_allow_v1=True), "tid")
+
+
+def test_a_local_token_names_the_local_tenant(tmp_path: Path) -> None:
+    pair = keys.ensure_keypair(tmp_path)
+    now = datetime.now(UTC)
+    forged = {
+        "iss": keys.ISSUER,
+        "aud": keys.AUDIENCE,
+        "tid": "someone-else",
+        "oid": "alice",
+        "scp": keys.SCOPE,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + 600,
+    }
+    token = jwt.encode(forged, pair.private_key, algorithm="RS256", headers={"kid": pair.kid})
+    invalid(asyncio.run(auth.local_authenticator(tmp_path).authenticate(f"Bearer {token}")), "tid")
 
 
 def test_a_missing_kid_is_refused(server: JwksServer, key_a: Key) -> None:
@@ -407,6 +442,7 @@ def test_any_header_is_refused_cleanly(key_a: Key, header: str) -> None:
         audience=AUDIENCE,
         key_source=keys.StaticKeySource({key_a.kid: key_a.private.public_key()}),
         scope=SCOPE,
+        tenant=TENANT,
     )
     failure = refused(asyncio.run(authenticator.authenticate(header)), 401)
     assert HEADER_VALUE.fullmatch(failure.www_authenticate)

@@ -40,6 +40,7 @@ def setup(tmp_path: Path) -> tuple[CountingKeys, auth.Authenticator, list[dateti
         audience=keys.AUDIENCE,
         key_source=source,
         scope=keys.SCOPE,
+        tenant=keys.TENANT,
         clock=lambda: now[0],
     )
     return source, verifier, now

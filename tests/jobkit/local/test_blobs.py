@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,131 @@ def test_a_put_after_delete_recreates_directories(tmp_path: Path) -> None:
 def test_chunk_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         blobs.FileBlobStore(tmp_path, chunk_size=0)
+
+
+# -- nothing left behind, and housekeeping ------------------------------------------------
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every file (with its content) and directory under `root`, hidden ones included."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes() if path.is_file() else None
+        for path in root.rglob("*")
+    }
+
+
+def test_a_refused_or_failed_put_leaves_the_store_exactly_as_it_was(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path, chunk_size=4)
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"part one"
+        raise RuntimeError("upload broke")
+
+    async def main() -> None:
+        await store.put_bytes("inputs/old/doc", b"kept", "t")
+        before = tree(tmp_path)
+        with pytest.raises(blobs.BlobTooLarge):
+            await store.put("inputs/new/doc", stream(b"12345", b"678"), "t", max_bytes=5)
+        assert tree(tmp_path) == before
+        with pytest.raises(RuntimeError):
+            await store.put("inputs/new/doc", failing(), "t")
+        assert tree(tmp_path) == before
+
+    run(main())
+
+
+def test_a_refused_first_put_leaves_an_empty_root_empty(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+    with pytest.raises(blobs.BlobTooLarge):
+        run(store.put("inputs/j/doc", stream(b"123456"), "t", max_bytes=5))
+    assert tree(tmp_path) == {}
+
+
+def scanned(store: blobs.FileBlobStore, prefix: str) -> list[ports.BlobEntry]:
+    async def main() -> list[ports.BlobEntry]:
+        return sorted([entry async for entry in store.scan(prefix)], key=lambda e: e.key)
+
+    entries: list[ports.BlobEntry] = run(main())
+    return entries
+
+
+def test_scan_lists_the_blobs_under_a_prefix_with_size_and_time(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+
+    async def main() -> None:
+        for key in ("inputs/a/doc", "inputs/a/x/doc", "inputs/b/doc", "results/a/r", "top"):
+            await store.put_bytes(key, key.encode(), "t")
+
+    before = datetime.now(UTC)
+    run(main())
+    entries = scanned(store, "inputs/")
+    assert [(e.key, e.size) for e in entries] == [
+        ("inputs/a/doc", 12),
+        ("inputs/a/x/doc", 14),
+        ("inputs/b/doc", 12),
+    ]
+    for entry in entries:
+        assert before - timedelta(seconds=5) <= entry.updated <= datetime.now(UTC)
+    assert [e.key for e in scanned(store, "inputs/a")] == ["inputs/a/doc", "inputs/a/x/doc"]
+    assert [e.key for e in scanned(store, "")] == [
+        "inputs/a/doc",
+        "inputs/a/x/doc",
+        "inputs/b/doc",
+        "results/a/r",
+        "top",
+    ]
+    assert scanned(store, "nothing/") == []
+
+
+def test_scan_goes_in_batches_without_listing_everything_first(tmp_path: Path) -> None:
+    store = blobs.FileBlobStore(tmp_path)
+    count = 2 * blobs._SCAN_BATCH + 7
+
+    async def main() -> int:
+        await asyncio.gather(*(store.put_bytes(f"many/{n}", b"", "t") for n in range(count)))
+        return len({entry.key async for entry in store.scan("many/")})
+
+    assert run(main()) == count
+
+
+def test_a_write_cut_short_by_a_crash_leaves_only_a_partial_file_until_discarded(
+    tmp_path: Path,
+) -> None:
+    # What a process killed in the middle of `put` leaves: its temp file, and no blob folder.
+    store = blobs.FileBlobStore(tmp_path)
+    file, temp = store._open_temp("inputs/j1/doc")
+    file.write(b"half an upload")
+    file.close()
+    old = datetime.now(UTC).timestamp() - 3600
+    os.utime(temp, (old, old))
+    assert not (tmp_path / "inputs").exists()
+    # An old-style temp file beside a blob (versions before `.partial`) is discarded too.
+    run(store.put_bytes("inputs/j2/doc", b"whole", "t"))
+    legacy = tmp_path / "inputs/j2/.doc.abc123.tmp"
+    legacy.write_bytes(b"half")
+    os.utime(legacy, (old, old))
+    fresh = store._open_temp("inputs/j3/doc")
+    fresh[0].close()
+    # A commit cut between its two renames: the content type arrived, the data did not.
+    run(store.put_bytes("inputs/j4/doc", b"whole", "t"))
+    (tmp_path / "inputs/j4/doc").unlink()
+    lone = tmp_path / "inputs/j4/.doc.meta.json"
+    os.utime(lone, (old, old))
+
+    # A commit cut after it made the blob's folders, before it moved anything into them.
+    (tmp_path / "inputs/j5/nested").mkdir(parents=True)
+    for folder in (tmp_path / "inputs/j5/nested", tmp_path / "inputs/j5"):
+        os.utime(folder, (old, old))
+    (tmp_path / "inputs/j6").mkdir()  # made just now: a commit may be under way
+
+    removed = run(store.discard_partial(datetime.now(UTC) - timedelta(minutes=10)))
+
+    assert not (tmp_path / "inputs/j5").exists()
+    assert (tmp_path / "inputs/j6").exists()
+    assert removed == 3
+    assert not (tmp_path / "inputs/j4").exists()
+    assert (tmp_path / "inputs/j2/.doc.meta.json").exists()  # its blob is there
+    assert not temp.exists()
+    assert not legacy.exists()
+    assert fresh[1].exists()  # a write still under way is left alone
+    assert run(store.read("inputs/j2/doc")) == b"whole"

@@ -4,6 +4,7 @@ import asyncio
 import io
 import json
 import random
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ import pytest
 from returns.result import Result
 
 from jobkit import effects, errors, jobs, ports
-from jobkit.local import FileBlobStore, Runtime, offline
+from jobkit.local import FileBlobStore, Runtime, bounded, offline
 from jobkit.status import COMPLETED, FAILED
 from jobkit.worker.worker import WorkerConfig
 from jobkit_http import samples
 from jobkit_http.samples import make_sample
+from tests.jobkit.local import crafted
 
 SAMPLE = Path(samples.__file__).with_name("sample.pdf")
 PAGE_WORDS = (
@@ -43,6 +45,7 @@ async def analyze(
     data: bytes | None,
     *,
     request: effects.Analyze | None = None,
+    runner: bounded.Runner | None = None,
     **limits: int,
 ) -> tuple[Result[effects.Analysis, errors.Error], list[Call]]:
     """Store `data` (unless None) as `doc.pdf` in a real blob store and analyse it."""
@@ -54,7 +57,7 @@ async def analyze(
     async def progress(current: int, total: int, message: str) -> None:
         calls.append((current, total, message))
 
-    analyzer = offline.OfflinePdfAnalyzer(store, **limits)
+    analyzer = offline.OfflinePdfAnalyzer(store, runner=runner, **limits)
     return await analyzer.analyze(request or analyze_request(), progress), calls
 
 
@@ -214,7 +217,77 @@ def test_too_many_pages_are_refused_before_any_extraction(tmp_path: Path) -> Non
 @pytest.mark.parametrize("limits", [{"max_pages": 0}, {"max_chars_per_page": 0}])
 def test_limits_must_be_positive(tmp_path: Path, limits: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        offline.OfflinePdfAnalyzer(FileBlobStore(tmp_path), **limits)
+        offline.OfflinePdfAnalyzer(FileBlobStore(tmp_path), **limits)  # type: ignore[arg-type]
+
+
+# -- in a bounded pool ------------------------------------------------------------------
+
+LIMITS = bounded.Limits(cpu_seconds=2, memory_bytes=512 * 1024 * 1024, wall_seconds=60)
+
+
+def in_pool(root: Path, data: bytes) -> tuple[Result[effects.Analysis, errors.Error], list[Call]]:
+    async def body() -> tuple[Result[effects.Analysis, errors.Error], list[Call]]:
+        async with bounded.Pool(workers=1, limits=LIMITS) as pool:
+            return await analyze(root, data, runner=pool)
+
+    outcome: tuple[Result[effects.Analysis, errors.Error], list[Call]] = run(body())
+    return outcome
+
+
+def test_in_a_pool_the_analysis_and_its_progress_are_the_same(tmp_path: Path) -> None:
+    here = run(analyze(tmp_path / "here", SAMPLE.read_bytes()))
+    there = in_pool(tmp_path / "there", SAMPLE.read_bytes())
+    assert there == here
+    assert there[0].unwrap().pages == 3
+
+
+def test_in_a_pool_refusals_are_the_same(tmp_path: Path) -> None:
+    for data, code in [(truncated(), "corrupt_document"), (repeated(3, password=""), "encrypted")]:
+        result, calls = in_pool(tmp_path, data)
+        assert failure(result).code.startswith(code)
+        assert calls == []
+
+
+def test_a_document_past_the_cpu_limit_is_too_complex_and_costs_this_process_nothing(
+    tmp_path: Path,
+) -> None:
+    data = crafted.many_pages_one_stream()
+    assert len(data) < 16 * 1024
+    spent = time.process_time()
+    result, calls = in_pool(tmp_path, data)
+    spent = time.process_time() - spent
+
+    err = failure(result)
+    assert (err.code, err.retryable, err.context["limit"]) == ("document_too_complex", False, "cpu")
+    assert calls == []  # the first page never finished
+    assert spent < 1.0  # the parsing was the child's: this process only waited
+
+
+def test_a_huge_stream_is_too_complex_under_pypdf_s_tightened_limits(tmp_path: Path) -> None:
+    data = crafted.one_huge_stream()
+    assert len(data) < 80 * 1024
+    for result, _ in (in_pool(tmp_path, data), run(analyze(tmp_path, data))):
+        err = failure(result)
+        assert (err.code, err.retryable, err.context["limit"]) == (
+            "document_too_complex",
+            False,
+            "pypdf",
+        )
+
+
+def test_page_count_parses_in_the_runner(tmp_path: Path) -> None:
+    async def body() -> list[Result[int, errors.Error]]:
+        async with bounded.Pool(workers=1, limits=LIMITS) as pool:
+            return [
+                await offline.page_count(pool, SAMPLE.read_bytes()),
+                await offline.page_count(pool, b"%PDF-1.7 nothing else"),
+                await offline.page_count(bounded.InThread(), repeated(5)),
+            ]
+
+    counted, broken, here = run(body())
+    assert counted.unwrap() == 3
+    assert failure(broken).code == "corrupt_document"
+    assert here.unwrap() == 5
 
 
 # -- the event loop --------------------------------------------------------------
