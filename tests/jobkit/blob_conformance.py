@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import pytest
@@ -272,3 +273,59 @@ class BlobStoreConformance:
             return [await blob_store.read(key) for key in keys]
 
         assert run(main()) == [f"many/{n}!".encode() for n in range(20)]
+
+    # -- what refused writes leave, and listing ---------------------------------------
+
+    async def _keys(self, store: ports.BlobStore, prefix: str = "") -> list[tuple[str, int]]:
+        return sorted([(entry.key, entry.size) async for entry in store.scan(prefix)])
+
+    def test_a_refused_or_failed_put_leaves_the_store_as_it_was(
+        self, blob_store: ports.BlobStore
+    ) -> None:
+        async def failing() -> AsyncIterator[bytes]:
+            yield b"part one"
+            raise RuntimeError("upload broke")
+
+        async def main() -> None:
+            await blob_store.put_bytes("inputs/old/doc", b"kept", "t")
+            before = await self._keys(blob_store)
+            with pytest.raises(ports.BlobTooLarge):
+                await blob_store.put("inputs/new/doc", stream(b"12345", b"678"), "t", max_bytes=5)
+            assert await self._keys(blob_store) == before
+            with pytest.raises(RuntimeError):
+                await blob_store.put("inputs/new/doc", failing(), "t")
+            assert await self._keys(blob_store) == before
+            with pytest.raises(ports.BlobNotFound):
+                await blob_store.stat("inputs/new/doc")
+
+        run(main())
+
+    def test_scan_lists_the_blobs_under_a_prefix_with_size_and_time(
+        self, blob_store: ports.BlobStore
+    ) -> None:
+        async def main() -> list[ports.BlobEntry]:
+            for key in ("inputs/a/doc", "inputs/a/x/doc", "inputs/b/doc", "results/a/r", "top"):
+                await blob_store.put_bytes(key, key.encode(), "t")
+            assert await self._keys(blob_store, "inputs/a") == [
+                ("inputs/a/doc", 12),
+                ("inputs/a/x/doc", 14),
+            ]
+            assert [key for key, _ in await self._keys(blob_store)] == [
+                "inputs/a/doc",
+                "inputs/a/x/doc",
+                "inputs/b/doc",
+                "results/a/r",
+                "top",
+            ]
+            assert await self._keys(blob_store, "nothing/") == []
+            return [entry async for entry in blob_store.scan("inputs/")]
+
+        before = datetime.now(UTC)
+        entries = run(main())
+        assert sorted(e.key for e in entries) == ["inputs/a/doc", "inputs/a/x/doc", "inputs/b/doc"]
+        for entry in entries:  # the stores' clocks and ours: a generous window
+            assert (
+                before - timedelta(minutes=5)
+                <= entry.updated
+                <= datetime.now(UTC) + timedelta(minutes=5)
+            )

@@ -364,34 +364,6 @@ def scanned(store: blobs.FileBlobStore, prefix: str) -> list[ports.BlobEntry]:
     return entries
 
 
-def test_scan_lists_the_blobs_under_a_prefix_with_size_and_time(tmp_path: Path) -> None:
-    store = blobs.FileBlobStore(tmp_path)
-
-    async def main() -> None:
-        for key in ("inputs/a/doc", "inputs/a/x/doc", "inputs/b/doc", "results/a/r", "top"):
-            await store.put_bytes(key, key.encode(), "t")
-
-    before = datetime.now(UTC)
-    run(main())
-    entries = scanned(store, "inputs/")
-    assert [(e.key, e.size) for e in entries] == [
-        ("inputs/a/doc", 12),
-        ("inputs/a/x/doc", 14),
-        ("inputs/b/doc", 12),
-    ]
-    for entry in entries:
-        assert before - timedelta(seconds=5) <= entry.updated <= datetime.now(UTC)
-    assert [e.key for e in scanned(store, "inputs/a")] == ["inputs/a/doc", "inputs/a/x/doc"]
-    assert [e.key for e in scanned(store, "")] == [
-        "inputs/a/doc",
-        "inputs/a/x/doc",
-        "inputs/b/doc",
-        "results/a/r",
-        "top",
-    ]
-    assert scanned(store, "nothing/") == []
-
-
 def test_scan_goes_in_batches_without_listing_everything_first(tmp_path: Path) -> None:
     store = blobs.FileBlobStore(tmp_path)
     count = 2 * blobs._SCAN_BATCH + 7
