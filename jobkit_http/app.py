@@ -20,8 +20,9 @@ from jobkit.local import Runtime
 from jobkit.local.offline import OfflinePdfAnalyzer
 from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
-from jobkit_http import auth, problems
-from jobkit_http.metrics import Metrics, RequestMetrics
+from jobkit_http import access, auth, problems
+from jobkit_http.gauges import Gauges
+from jobkit_http.metrics import Metrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
 from jobkit_http.settings import Settings
@@ -42,7 +43,8 @@ def worker_config(settings: Settings) -> WorkerConfig:
 def guard(
     analyzer: Any, settings: Settings, metrics: Metrics, clock: Callable[[], datetime]
 ) -> GuardedAnalyzer:
-    """The analyzer behind the rate limit and breaker the settings ask for, timed for metrics."""
+    """The analyzer behind the rate limit and breaker the settings ask for, timed for metrics
+    and logs, its usage (tokens, cost) counted."""
     bucket = ratelimit.TokenBucket.per_window(
         max_requests=settings.analyze_per_minute, window_seconds=60
     )
@@ -50,11 +52,14 @@ def guard(
         failure_threshold=settings.breaker_failures,
         cooldown_seconds=settings.breaker_cooldown_seconds,
     )
+    metrics.breaker_state("analyzer", breaker.state)
     return GuardedAnalyzer(
         analyzer,
-        limiter=RateLimiter(bucket, clock),
-        breaker=Breaker(breaker, clock),
-        observer=metrics.on_effect,
+        limiter=RateLimiter(bucket, clock, name="analyzer", observer=metrics.on_wait),
+        breaker=Breaker(breaker, clock, name="analyzer", observer=metrics.on_breaker),
+        observer=metrics.on_analyzer_call,
+        slow_seconds=settings.slow_analyze_seconds,
+        usage=metrics.on_model_usage,
     )
 
 
@@ -65,18 +70,23 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
     """The service on the embedded default: SQLite and a folder under `settings.data`."""
-    metrics = Metrics()
+    metrics = Metrics(role="serve")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             httpx.AsyncClient(timeout=10) as http,
             Runtime(
-                settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
+                settings.data,
+                types=types,
+                synchronous=settings.sqlite_synchronous,
+                clock=clock,
+                observer=metrics.on_call,
+                slow_seconds=settings.slow_call_seconds,
             ) as runtime,
         ):
             runtime.analyzer = guard(OfflinePdfAnalyzer(runtime.blobs), settings, metrics, clock)
-            authenticator = (
+            authenticator = access.Identified(
                 auth.entra_authenticator(settings, http)
                 if settings.auth == "entra"
                 else auth.local_authenticator(settings.data)
@@ -95,8 +105,20 @@ def create_app(
                 worker = runtime.worker(worker_config(settings), on_effect=service.on_effect)
                 service.workers.append(worker)
                 task = asyncio.create_task(worker.run(), name="jobkit-worker")
+            metrics.watch(service.workers)
+            gauges = Gauges(
+                store=runtime.store,
+                metrics=metrics,
+                clock=clock,
+                seconds=settings.gauge_seconds,
+                types=runtime.types,
+                queues=settings.queues,
+            )
+            refresh = asyncio.create_task(gauges.run(), name="jobkit-gauges")
             log.info(
-                "service ready",
+                "service ready on http://%s:%d",
+                settings.host,
+                settings.port,
                 extra={
                     "data": str(settings.data),
                     "auth": settings.auth,
@@ -106,15 +128,19 @@ def create_app(
             try:
                 yield
             finally:
+                log.info("service stopping")
+                refresh.cancel()
                 for worker in service.workers:
                     worker.stop()
                 if task is not None:
                     await task
+                await asyncio.gather(refresh, return_exceptions=True)
+                log.info("service stopped")
 
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(RequestMetrics)],
+        middleware=[Middleware(access.Observed, metrics=metrics, access_log=settings.access_log)],
         exception_handlers={
             problems.Problem: problems.on_problem,
             HTTPException: problems.on_http_exception,

@@ -13,7 +13,7 @@ from jobkit import errors
 
 T = TypeVar("T")
 AuthMode = Literal["local", "entra"]
-LogFormat = Literal["json", "text"]
+LogFormat = Literal["auto", "json", "text"]
 
 
 @attrs.frozen(kw_only=True)
@@ -54,7 +54,14 @@ class Settings:
     breaker_cooldown_seconds: float = 30.0
     long_poll_max_seconds: float = 30.0
     log_level: str = "INFO"
-    log_format: LogFormat = "json"
+    log_format: LogFormat = "auto"
+    access_log: bool = True
+    slow_call_seconds: float = 1.0
+    slow_analyze_seconds: float = 120.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    gauge_seconds: float = 15.0
+    trace_project: str | None = None
 
 
 def _text(value: str) -> str:
@@ -277,9 +284,61 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="JOBKIT_LOG_FORMAT",
         field="log_format",
-        parse=_choice("json", "text"),
-        default="json",
-        meaning="`json` (one object per line) or `text`",
+        parse=_choice("auto", "json", "text"),
+        default="auto",
+        meaning="`json` (one object per line, as Cloud Logging reads it), `text` (for people), "
+        "or `auto`: text on a terminal, JSON otherwise",
+    ),
+    Setting(
+        name="JOBKIT_ACCESS_LOG",
+        field="access_log",
+        parse=_boolean,
+        default="true",
+        meaning="one INFO line per API request (method, route, status, duration, user)",
+    ),
+    Setting(
+        name="JOBKIT_SLOW_CALL_SECONDS",
+        field="slow_call_seconds",
+        parse=_number,
+        default="1",
+        meaning="a store or blob call slower than this is logged at WARNING",
+    ),
+    Setting(
+        name="JOBKIT_SLOW_ANALYZE_SECONDS",
+        field="slow_analyze_seconds",
+        parse=_number,
+        default="120",
+        meaning="an analyzer call slower than this is logged at WARNING",
+    ),
+    Setting(
+        name="JOBKIT_METRICS_HOST",
+        field="metrics_host",
+        parse=_text,
+        default="127.0.0.1",
+        meaning="address `jobkit worker` serves `/metrics` on (`serve` has it on its own port)",
+    ),
+    Setting(
+        name="JOBKIT_METRICS_PORT",
+        field="metrics_port",
+        parse=_integer,
+        default="9464",
+        meaning="port `jobkit worker` serves `/metrics` on; `0` serves none",
+    ),
+    Setting(
+        name="JOBKIT_GAUGE_SECONDS",
+        field="gauge_seconds",
+        parse=_number,
+        default="15",
+        meaning="how often the queue gauges (jobs by queue and status, oldest due job) are "
+        "read from the store",
+    ),
+    Setting(
+        name="JOBKIT_TRACE_PROJECT",
+        field="trace_project",
+        parse=_optional,
+        default="(none)",
+        meaning="Google Cloud project named in the logs' trace field "
+        "(`projects/P/traces/T`); without it, the bare trace id",
     ),
     # -- the GCP backend (Firestore, Cloud Storage): add below
     #
@@ -325,6 +384,8 @@ def _check(settings: Settings) -> list[str]:
         problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_SCOPE or JOBKIT_ENTRA_ROLE")
     if not 0 < settings.port < 65536:
         problems.append(f"JOBKIT_PORT must be within 1..65535, got {settings.port}")
+    if not 0 <= settings.metrics_port < 65536:
+        problems.append(f"JOBKIT_METRICS_PORT must be within 0..65535, got {settings.metrics_port}")
     for name in ("max_upload_bytes", "concurrency", "breaker_failures"):
         if getattr(settings, name) < 1:
             problems.append(f"JOBKIT_{name.upper()} must be >= 1")
@@ -334,6 +395,9 @@ def _check(settings: Settings) -> list[str]:
         "analyze_per_minute",
         "breaker_cooldown_seconds",
         "long_poll_max_seconds",
+        "slow_call_seconds",
+        "slow_analyze_seconds",
+        "gauge_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")

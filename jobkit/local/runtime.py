@@ -16,6 +16,7 @@ from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
 from jobkit.worker.interpreter import Performers
+from jobkit.worker.observed import CallObserver, ObservedBlobs, ObservedStore
 from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
 
 CHUNK = 1 << 20
@@ -50,6 +51,9 @@ class Runtime:
 
     `folder` holds `jobs.db` and `blobs/`. Several processes may open the same
     folder: each runs its own workers over the one database file.
+
+    Every store and blob call is timed (`jobkit.worker.observed`): told to `observer`
+    when one is given (metrics), and logged at WARNING when slower than `slow_seconds`.
     """
 
     def __init__(
@@ -60,19 +64,24 @@ class Runtime:
         analyzer: ports.Analyzer | None = None,
         synchronous: Synchronous = "NORMAL",
         clock: Clock = utc_now,
+        observer: CallObserver | None = None,
+        slow_seconds: float | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.types = types if types is not None else plugins.discover()
-        self.store = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
-        self.blobs = FileBlobStore(self.folder / "blobs")
+        self.sqlite = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
+        self.store = ObservedStore(self.sqlite, observer=observer, slow_seconds=slow_seconds)
+        self.blobs = ObservedBlobs(
+            FileBlobStore(self.folder / "blobs"), observer=observer, slow_seconds=slow_seconds
+        )
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
         self._blob_performers = blob_performers(self.blobs)
         self.clock = clock
         self._workers: list[Worker] = []
 
     async def __aenter__(self) -> Self:
-        await self.store.start()
+        await self.sqlite.start()
         return self
 
     async def __aexit__(
@@ -81,7 +90,7 @@ class Runtime:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.store.close()
+        await self.sqlite.close()
 
     async def submit(
         self,

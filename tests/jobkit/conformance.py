@@ -492,6 +492,29 @@ class JobStoreConformance:
         for queues in (None, [], ["default"], ["slow", "fast"], ["missing"]):
             assert await store.next_wakeup(queues) == schedule.next_wakeup(population, queues)
 
+    @scenario
+    async def test_counts_are_the_live_jobs_by_queue(self, store: ports.JobStore) -> None:
+        assert await store.counts(T0, ["default"]) == {"default": schedule.QueueCounts()}
+        population = [
+            new(1, queue="default", created=at(0)),
+            new(2, queue="default", created=at(2)),
+            new(3, queue="default", delay=100),
+            new(4, queue="slow", delay=5),
+            claimed(new(5, queue="fast"), T0),
+            succeeded(claimed(new(6, queue="slow"), T0), T0),
+            moved(new(7, queue="gone"), events.CancelRequested(), T0),
+        ]
+        await insert_all(store, population)
+        found = await store.counts(at(10), ["default", "empty"])
+        assert found == {
+            "default": schedule.QueueCounts(pending=3, due=2, oldest_due=at(0)),
+            "empty": schedule.QueueCounts(),
+            "fast": schedule.QueueCounts(processing=1),
+            "slow": schedule.QueueCounts(pending=1, due=1, oldest_due=at(5)),
+        }
+        assert found == schedule.counts(population, at(10), ["default", "empty"])
+        assert (await store.counts(T0, []))["slow"] == schedule.QueueCounts(pending=1)
+
     @given(population=populations(), data=st.data())
     @property_settings
     def test_scheduling_reads_match_the_reference(
@@ -516,6 +539,9 @@ class JobStoreConformance:
                     )
                     expected_wakeup = schedule.next_wakeup(population, queues)
                     assert await store.next_wakeup(queues) == expected_wakeup
+                    known = queues or ()
+                    expected_counts = schedule.counts(population, now, known)
+                    assert await store.counts(now, known) == expected_counts
 
         asyncio.run(main())
 
