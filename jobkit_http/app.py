@@ -22,7 +22,7 @@ from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
 from jobkit_http import access, auth, problems
 from jobkit_http.gauges import Gauges
-from jobkit_http.metrics import Metrics
+from jobkit_http.metrics import Metrics, kinds
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
 from jobkit_http.settings import Settings
@@ -52,7 +52,7 @@ def guard(
         failure_threshold=settings.breaker_failures,
         cooldown_seconds=settings.breaker_cooldown_seconds,
     )
-    metrics.breaker_state("analyzer", breaker.state)
+    metrics.guarded("analyzer", breaker.state)
     return GuardedAnalyzer(
         analyzer,
         limiter=RateLimiter(bucket, clock, name="analyzer", observer=metrics.on_wait),
@@ -106,6 +106,7 @@ def create_app(
                 service.workers.append(worker)
                 task = asyncio.create_task(worker.run(), name="jobkit-worker")
             metrics.watch(service.workers)
+            metrics.prime(kinds(runtime.types, settings.queues))
             gauges = Gauges(
                 store=runtime.store,
                 metrics=metrics,

@@ -149,6 +149,7 @@ async def _run_worker(config: Any) -> None:
             )
             running = runtime.worker(worker_config(config), on_effect=metrics.on_effect)
             metrics.watch([running])
+            metrics.prime(served.kinds(runtime.types, config.queues))
             gauges = Gauges(
                 store=runtime.store,
                 metrics=metrics,

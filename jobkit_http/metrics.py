@@ -10,7 +10,7 @@ breaker's changes (`on_breaker`), a model's usage (`on_model_usage`), each HTTP 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
 
 from prometheus_client import (
@@ -27,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import jobkit
-from jobkit import breaker, effects, errors, instants, jobs, schedule
+from jobkit import breaker, effects, errors, instants, jobs, registry, schedule
+from jobkit.worker import journal
 
 # Seconds, from a no-op job's few milliseconds to an hour-long wait or a model's minutes.
 BUCKETS: Final = (
@@ -200,6 +201,25 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def prime(self, kinds: Iterable[tuple[str, str]]) -> None:
+        """Create the lifecycle series of each (job type, queue) at zero. Prometheus takes a
+        series that first appears at 1 for one that never grew: without this, a type's
+        first jobs after a start would be missing from every rate."""
+        for kind, queue in kinds:
+            self.queues.add(queue)
+            for name in journal.LEVELS:
+                self._child(self.events, name, kind, queue)
+            self._child(self.wait, kind, queue)
+            for outcome in (jobs.SUCCEEDED, jobs.FAILED, jobs.STALLED, jobs.RELEASED):
+                self._child(self.attempt, kind, queue, outcome)
+            for status in _TERMINAL.values():
+                self._child(self.duration, kind, queue, status)
+
+    def guarded(self, name: str, state: breaker.BreakerState) -> None:
+        """A rate limiter and breaker named `name` exist, the breaker in `state`."""
+        self._child(self.waits, name)
+        self.breaker_state(name, state)
+
     # -- worker slots ---------------------------------------------------------------------
 
     def watch(self, workers: Sequence[Worker]) -> None:
@@ -296,6 +316,15 @@ class Metrics:
             self._child(self.oldest, queue).set(age)
         self.refreshed.set(now_timestamp)
         self.refresh_seconds.set(took)
+
+
+def kinds(types: registry.Registry, queues: Iterable[str] | None) -> list[tuple[str, str]]:
+    """Each job type with its own queue and each configured one: the series to prime."""
+    return [
+        (job_type.name, queue)
+        for job_type in types.types.values()
+        for queue in sorted({job_type.queue, *(queues or ())})
+    ]
 
 
 async def endpoint(request: Request) -> Response:
