@@ -3,6 +3,7 @@ user), its access log line, its metrics; and the authenticator that names the us
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -29,6 +30,8 @@ QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 def trace_of(headers: dict[str, str]) -> dict[str, Any]:
     """The request's trace: from W3C `traceparent`, else Google's `X-Cloud-Trace-Context`;
     `{}` when neither is there or well formed."""
+    if "traceparent" not in headers and "x-cloud-trace-context" not in headers:
+        return {}
     parent = _TRACEPARENT.fullmatch(headers.get("traceparent", "").strip())
     if parent and parent[1] != "ff" and parent[2] != "0" * 32 and parent[3] != "0" * 16:
         return {
@@ -47,8 +50,26 @@ def trace_of(headers: dict[str, str]) -> dict[str, Any]:
     return {}
 
 
+# The request headers this middleware reads; the others are not decoded.
+_WANTED: Final = frozenset(
+    {b"x-request-id", b"traceparent", b"x-cloud-trace-context", b"user-agent"}
+)
+# Request ids made here: this process's random prefix and a count (unique without a
+# system call per request).
+_PREFIX: Final = os.urandom(5).hex()
+_NUMBERS = itertools.count(1)
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _WANTED
+    }
+
+
+def _new_id() -> str:
+    return f"{_PREFIX}{next(_NUMBERS):06x}"
 
 
 class Observed:
@@ -68,7 +89,7 @@ class Observed:
             return
         headers = _headers(scope)
         given = headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else os.urandom(8).hex()
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else _new_id()
         # Set for the rest of this request's task, not reset on the way out: the server's
         # handler of unhandled errors, outside this middleware, logs with it too.
         bound = journal.begin(requestId=request_id, **trace_of(headers))
@@ -88,11 +109,9 @@ class Observed:
                 size += len(message.get("body", b""))
             await send(message)
 
-        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             route = self._route(scope)
             method: str = scope["method"]

@@ -186,9 +186,6 @@ class Metrics:
             buckets=BUCKETS,
             registry=registry,
         )
-        self.in_flight = Gauge(
-            "jobkit_http_requests_in_flight", "HTTP requests being served.", registry=registry
-        )
         # `labels()` takes a lock and builds its key on every call; the hot hooks keep the
         # children they made (their label sets are few).
         self._children: dict[tuple[Any, ...], Any] = {}
