@@ -12,10 +12,24 @@ from typing import Any
 import pytest
 from returns.result import Failure, Success
 
-from jobkit import breaker, effects, errors, events, instants, jobs, machine, ratelimit, retry
+from jobkit import (
+    breaker,
+    effects,
+    errors,
+    events,
+    instants,
+    jobs,
+    machine,
+    pipeline,
+    ratelimit,
+    registry,
+    retry,
+)
 from jobkit.testing import MemoryJobStore
+from jobkit.testing import loop as virtual
 from jobkit.worker import journal, observed, wrappers
 from tests.jobkit.conformance import T0, at, claimed, new
+from tests.jobkit.worker.support import Watched, make_worker, submit
 from tests.jobkit.worker.test_wrappers import FakeTime, call_many, scripted
 
 POLICY = retry.RetryPolicy(max_attempts=2)
@@ -310,3 +324,44 @@ def test_the_analyzer_s_usage_and_slow_calls_are_reported(logged: Captured) -> N
     assert usage == [("gemini-x", 120, 30, 0.002)]
     slow = logged.by("slow analyzer call: Analyze took")
     assert slow["levelno"] == logging.WARNING
+
+
+# -- the worker, on the virtual-time loop ------------------------------------------------------
+
+
+def _reads(job: jobs.Job, claim: int) -> pipeline.Pipeline:
+    yield effects.ReadBlob(key="doc")
+    return Success(pipeline.Completion())
+
+
+class SlowRenewals(Watched):
+    """A store whose one-at-a-time writes (heartbeats) take 0.2 s of the lease's 0.4 s."""
+
+    async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
+        await asyncio.sleep(0.2)
+        return self.compare_and_set_now(expected_version, job)
+
+
+def test_a_late_renewal_is_a_warning_and_the_attempt_s_lines_say_which_job(
+    logged: Captured,
+) -> None:
+    store = SlowRenewals()
+    types = registry.of([registry.JobType(name="reads", pipeline=_reads)])
+    submit(store, types, "reads", "job-1")
+
+    async def read(effect: effects.ReadBlob) -> Any:
+        await asyncio.sleep(0.35)  # long enough for one heartbeat, not two
+        return Success(b"text")
+
+    worker = make_worker(store, types, {effects.ReadBlob: read}, worker_id="w1")
+    assert virtual.run(worker.drain()) == 1
+
+    late = logged.by("lease renewed late")
+    assert late["levelno"] == logging.WARNING
+    assert (late["jobId"], late["attempt"], late["workerId"]) == ("job-1", 1, "w1")
+    assert 0 < late["secondsLeft"] < 0.4 / 3
+    step = logged.by("effect ReadBlob done")
+    assert step["levelno"] == logging.DEBUG
+    assert (step["jobId"], step["userId"], step["attempt"]) == ("job-1", "user-1", 1)
+    assert step["seconds"] == pytest.approx(0.35)
+    assert logged.by("job completed")["workerId"] == "w1"
