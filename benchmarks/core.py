@@ -69,7 +69,7 @@ def simulation_rate() -> dict[str, float]:
 
     from jobkit.testing import simulator
 
-    logging.getLogger("jobkit.worker").setLevel(logging.CRITICAL)  # injected faults log
+    logging.getLogger("jobkit").setLevel(logging.CRITICAL)  # injected faults log
     config = simulator.SimConfig(seed=1, jobs=JOBS, workers=8, concurrency=4, fault_rate=0.05)
     started = time.perf_counter()
     report = simulator.simulate(config)
@@ -86,7 +86,7 @@ def schedule_rate() -> dict[str, float]:
 
     from jobkit.testing import simulator
 
-    logging.getLogger("jobkit.worker").setLevel(logging.CRITICAL)
+    logging.getLogger("jobkit").setLevel(logging.CRITICAL)
     count = 500
     started = time.perf_counter()
     for seed in range(count):

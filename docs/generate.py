@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from jobkit import status
 from jobkit_http.settings import SETTINGS
@@ -96,7 +98,23 @@ def readme() -> str:
     return f"{head}{START}\n{settings_table()}{END}{tail}"
 
 
-GENERATED = {DOCS / "explanation" / "lifecycle.md": lifecycle, README: readme}
+def _dashboard() -> ModuleType:
+    """`deploy/grafana/dashboard.py`, which builds the Grafana dashboard (not a package)."""
+    path = DOCS.parent / "deploy" / "grafana" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("jobkit_dashboard", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DASHBOARD = _dashboard()
+GENERATED = {
+    DOCS / "explanation" / "lifecycle.md": lifecycle,
+    README: readme,
+    DASHBOARD.TARGET: DASHBOARD.text,
+}
 
 
 def main() -> int:

@@ -19,9 +19,11 @@ from jobkit._values import (
     ATTEMPTS,
     CREATED_AT,
     E_ATTEMPT,
+    E_ENDED_AT,
     E_ERROR,
     E_OUTCOME,
     E_RESULT_KEY,
+    E_STARTED_AT,
     E_WORKER,
     ERROR,
     HISTORY,
@@ -250,6 +252,17 @@ def entry_attempt(entry: Entry) -> int:
 
 def entry_worker(entry: Entry) -> str:
     value: str = entry._values[E_WORKER]
+    return value
+
+
+def entry_started_at(entry: Entry) -> datetime:
+    value: datetime = entry._values[E_STARTED_AT]
+    return value
+
+
+def entry_ended_at(entry: Entry) -> datetime | None:
+    """When the attempt ended; None while it runs."""
+    value: datetime | None = entry._values[E_ENDED_AT]
     return value
 
 

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 from returns.result import Result
 
-from jobkit import effects, errors, jobs, listing
+from jobkit import effects, errors, jobs, listing, schedule
 
 Progress = Callable[[int, int, str], Awaitable[None]]
 """`progress(current, total, message)`: best-effort progress of the running attempt."""
@@ -52,6 +52,12 @@ class JobStore(Protocol):
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
         """The earliest pending `runAt` (in `queues`) or lease expiry (in any queue: every
         worker reaps stalls), for an idle worker's sleep."""
+
+    async def counts(self, now: datetime, queues: Collection[str]) -> schedule.Counts:
+        """The live jobs by queue, for gauges (`schedule.counts` is the reference): each of
+        `queues`, and every other queue holding a pending or processing job where the same
+        reads find it (a store whose counts cannot group by queue answers for `queues`
+        only). Called on an interval, never per request: it may cost one read per queue."""
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         """Replace the job with id `jobs.id(job)` if its stored version is `expected_version`."""

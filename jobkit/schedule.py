@@ -6,9 +6,11 @@ Due jobs only (`runAt <= now`); higher `priority` first, then the earliest
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
+
+import attrs
 
 from jobkit import jobs
 from jobkit.status import PENDING, PROCESSING
@@ -60,3 +62,44 @@ def next_wakeup(candidates: Iterable[jobs.Job], queues: Collection[str] | None) 
         if jobs.status_or_none(job) == PROCESSING and (at := jobs.lease_expires_at(job)) is not None
     ]
     return min(times, default=None)
+
+
+@attrs.frozen(kw_only=True)
+class QueueCounts:
+    """The live jobs of one queue, as a dashboard's gauges show them: `pending` (due or
+    scheduled later), of which `due` (`runAt <= now`), `processing`, and the `runAt` of the
+    oldest due job (None when none is due)."""
+
+    pending: int = 0
+    due: int = 0
+    processing: int = 0
+    oldest_due: datetime | None = None
+
+
+Counts = Mapping[str, QueueCounts]
+
+
+def counts(candidates: Iterable[jobs.Job], now: datetime, queues: Collection[str]) -> Counts:
+    """Each queue of `queues` (all zero when empty) and every other queue holding a pending
+    or processing job, with its `QueueCounts` at `now`. Finished jobs are not counted: the
+    lifecycle counters say how many finished, and a store would have to scan them all."""
+    found: dict[str, dict[str, Any]] = {
+        name: {"pending": 0, "due": 0, "processing": 0, "oldest_due": None} for name in queues
+    }
+    for job in candidates:
+        current = jobs.status_or_none(job)
+        if current not in (PENDING, PROCESSING):
+            continue
+        tally = found.setdefault(
+            jobs.queue(job), {"pending": 0, "due": 0, "processing": 0, "oldest_due": None}
+        )
+        if current == PROCESSING:
+            tally["processing"] += 1
+            continue
+        tally["pending"] += 1
+        due = jobs.run_at(job)
+        if due <= now:
+            tally["due"] += 1
+            oldest = tally["oldest_due"]
+            tally["oldest_due"] = due if oldest is None or due < oldest else oldest
+    return {name: QueueCounts(**tally) for name, tally in sorted(found.items())}

@@ -23,6 +23,7 @@ from google.cloud import firestore, storage
 
 from jobkit import errors, ports, registry
 from jobkit.local.runtime import Runtime
+from jobkit.worker.observed import CallObserver
 from jobkit.worker.worker import Clock, utc_now
 from jobkit_gcp.firestore import FirestoreJobStore
 from jobkit_gcp.gcs import GcsBlobStore, normalize_prefix
@@ -82,10 +83,21 @@ def runtime(
     types: registry.Registry | None = None,
     analyzer: ports.Analyzer | None = None,
     clock: Clock = utc_now,
+    observer: CallObserver | None = None,
+    slow_seconds: float | None = None,
 ) -> Runtime:
-    """A `Runtime` on Firestore and Cloud Storage; enter it (`async with`) to use it."""
+    """A `Runtime` on Firestore and Cloud Storage; enter it (`async with`) to use it. Every
+    store and blob call is timed, as `Runtime` says."""
     store, blobs = stores(config)
-    return Runtime(store=store, blobs=blobs, types=types, analyzer=analyzer, clock=clock)
+    return Runtime(
+        store=store,
+        blobs=blobs,
+        types=types,
+        analyzer=analyzer,
+        clock=clock,
+        observer=observer,
+        slow_seconds=slow_seconds,
+    )
 
 
 async def check(store: FirestoreJobStore, blobs: GcsBlobStore, config: Config) -> list[str]:

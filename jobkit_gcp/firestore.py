@@ -48,12 +48,14 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.types import write
 
 from jobkit import instants, jobs, listing, schedule
+from jobkit.status import PENDING, PROCESSING
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
 from jobkit_gcp import firestore_wire as wire
 
 _REMEMBERED: Final = 16_384  # jobs whose latest (version, update time) the store keeps
 _DECODED: Final = 1024  # decoded jobs kept by (id, update time), for repeated reads
+_COUNT_ALL: Final = 2**31 - 1  # a count aggregation's limit that never binds (int32)
 _RETRIES: Final = 6  # for writes Firestore did not apply for a passing reason
 _FIRST_BACKOFF: Final = 0.05
 _TYPE_FILTER_BATCH: Final = 100  # rows per query when types are filtered here, not there
@@ -174,17 +176,45 @@ class FirestoreJobStore:
         merged = [self._decode(s) for snapshots in found for s in snapshots]
         return sorted(merged, key=schedule.claim_key)[:limit] if len(groups) > 1 else merged
 
+    async def counts(self, now: datetime, queues: Collection[str]) -> schedule.Counts:
+        """Each of `queues` only (count aggregations cannot group by queue): per queue, three
+        count aggregations (pending, due, processing: a read each per thousand jobs counted,
+        at least one) and the oldest due job (one read), all at once. The gauges call it on
+        an interval, so its cost is bounded by the number of queues, not of scrapes."""
+        names = sorted(set(queues))
+        found = await asyncio.gather(*(self._queue_counts(now, name) for name in names))
+        return dict(zip(names, found, strict=True))
+
+    async def _queue_counts(self, now: datetime, queue: str) -> schedule.QueueCounts:
+        pending, due, processing, oldest = await asyncio.gather(
+            self._tally(queries.in_queue(PENDING.value, queue, limit=_COUNT_ALL)),
+            self._tally(queries.in_queue(PENDING.value, queue, due_by=now, limit=_COUNT_ALL)),
+            self._tally(queries.in_queue(PROCESSING.value, queue, limit=_COUNT_ALL)),
+            self._run(queries.in_queue(PENDING.value, queue, due_by=now, limit=1)),
+        )
+        first = oldest[0].get("runAt") if oldest else None
+        return schedule.QueueCounts(
+            pending=pending,
+            due=due,
+            processing=processing,
+            oldest_due=instants.parse(first) if isinstance(first, str) else None,
+        )
+
+    async def _tally(self, shape: queries.Shape) -> int:
+        """A count aggregation of `shape` (up to its limit): one read per thousand counted."""
+        # The client annotates `count()` as returning a class; it returns an instance.
+        counting: Any = queries.build(self._jobs, shape).count(alias="n")
+        found = await counting.get()
+        counted = int(found[0][0].value)
+        self._count(reads=max(1, math.ceil(counted / 1000)), requests=1)
+        return counted
+
     async def count_active(self, user_id: str, limit: int) -> int:
         """A count aggregation over the user's unfinished jobs, stopped at `limit`: billed
         one read per thousand index entries it counts (at least one), no document read."""
         if limit <= 0:
             return 0
-        # The client annotates `count()` as returning a class; it returns an instance.
-        counting: Any = queries.build(self._jobs, queries.active(user_id, limit)).count(alias="n")
-        found = await counting.get()
-        counted = int(found[0][0].value)
-        self._count(reads=max(1, math.ceil(counted / 1000)), requests=1)
-        return counted
+        return await self._tally(queries.active(user_id, limit))
 
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         if limit <= 0:

@@ -98,6 +98,16 @@ def next_expiry() -> Shape:
     )
 
 
+def in_queue(status: str, queue: str, due_by: datetime | None = None, limit: int = 1) -> Shape:
+    """The jobs of one status in `queue` (due by `due_by`, when given), earliest `runAt`
+    first: counted for the gauges, or the first read for the oldest due job. Ordered by
+    `runAt` whatever the filter, so that every such query shares one index."""
+    filters = [Filter("status", "==", status), Filter("queue", "==", queue)]
+    if due_by is not None:
+        filters.append(Filter("runAt", "<=", instants.format(due_by)))
+    return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=limit)
+
+
 def active(user_id: str, limit: int) -> Shape:
     """A user's pending or processing jobs (counted, at most `limit`, for quotas)."""
     return Shape(

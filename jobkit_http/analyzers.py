@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from jobkit import breaker, ports, ratelimit, registry
 from jobkit.jobtypes import pdf
 from jobkit.local import bounded
-from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, Observer, RateLimiter
+from jobkit.worker.wrappers import Breaker, GuardedAnalyzer, RateLimiter
+from jobkit_http.metrics import Metrics
 from jobkit_http.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def connect(settings: Settings) -> Any:
 def build(
     settings: Settings,
     blobs: ports.BlobStore,
-    observer: Observer,
+    metrics: Metrics,
     clock: Clock,
     *,
     client: Any = None,
@@ -48,7 +49,9 @@ def build(
     `client` (from `connect`), or one connected here. Both parse documents (the offline
     analyzer entirely, Gemini's to check them first) through `pool`, child processes under
     CPU and memory limits (`app.document_pool`); without one, in a thread of this process.
-    `errors.ConfigurationError` when Gemini cannot be set up."""
+    Calls, waits, breaker moves and Gemini's tokens and cost are told to `metrics`; calls
+    slower than `JOBKIT_SLOW_ANALYZE_SECONDS` are logged. `errors.ConfigurationError` when
+    Gemini cannot be set up."""
     if settings.analyzer == "gemini":
         from jobkit_gcp.gemini import GeminiAnalyzer
 
@@ -66,19 +69,26 @@ def build(
             blobs,
             gemini_config(settings),
             client=client,
-            tokens=RateLimiter(tokens, clock),
+            tokens=RateLimiter(tokens, clock, name="gemini_tokens", observer=metrics.on_wait),
             runner=pool,
         )
+        metrics.guarded("gemini", cell.state)
         return GuardedAnalyzer(
             gemini,
-            limiter=RateLimiter(requests, clock),
-            breaker=Breaker(cell, clock),
-            observer=observer,
+            limiter=RateLimiter(requests, clock, name="gemini", observer=metrics.on_wait),
+            breaker=Breaker(cell, clock, name="gemini", observer=metrics.on_breaker),
+            observer=metrics.on_analyzer_call,
+            slow_seconds=settings.slow_analyze_seconds,
+            usage=metrics.on_model_usage,
         )
     from jobkit.local.offline import OfflinePdfAnalyzer
 
     # Local CPU work, bounded by the pool's size (not a calls-per-minute limit): only timed.
-    return GuardedAnalyzer(OfflinePdfAnalyzer(blobs, runner=pool), observer=observer)
+    return GuardedAnalyzer(
+        OfflinePdfAnalyzer(blobs, runner=pool),
+        observer=metrics.on_analyzer_call,
+        slow_seconds=settings.slow_analyze_seconds,
+    )
 
 
 def gemini_config(settings: Settings) -> GeminiConfig:

@@ -17,8 +17,9 @@ from jobkit import plugins, registry
 from jobkit.local import bounded
 from jobkit.worker import orphans
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit_http import analyzers, auth, backends, cors, problems
-from jobkit_http.metrics import Metrics, RequestMetrics
+from jobkit_http import access, analyzers, auth, backends, cors, problems
+from jobkit_http.gauges import Gauges
+from jobkit_http.metrics import Metrics, kinds
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
 from jobkit_http.settings import Settings, orphan_age
@@ -55,7 +56,7 @@ def create_app(
     """The service on the backend `settings.backend` names (the embedded default: SQLite and
     a folder under `settings.data`; or Firestore and Cloud Storage), with the analyzer the
     settings choose. `errors.ConfigurationError` if it cannot be set up."""
-    metrics = Metrics()
+    metrics = Metrics(role="serve")
     types = analyzers.job_types(settings, types if types is not None else plugins.discover())
     client = analyzers.connect(settings)  # at start-up: no credentials, no service
 
@@ -64,13 +65,15 @@ def create_app(
         async with (
             httpx.AsyncClient(timeout=10) as http,
             document_pool(settings) as pool,
-            backends.runtime_for(settings, types=types, clock=clock) as runtime,
+            backends.runtime_for(
+                settings, types=types, clock=clock, observer=metrics.on_call
+            ) as runtime,
         ):
             await backends.verify(runtime, settings)
             runtime.analyzer = analyzers.build(
-                settings, runtime.blobs, metrics.on_effect, clock, client=client, pool=pool
+                settings, runtime.blobs, metrics, clock, client=client, pool=pool
             )
-            authenticator = (
+            authenticator = access.Identified(
                 auth.entra_authenticator(settings, http)
                 if settings.auth == "entra"
                 else auth.local_authenticator(settings.data)
@@ -100,8 +103,21 @@ def create_app(
                 worker = runtime.worker(worker_config(settings), on_effect=service.on_effect)
                 service.workers.append(worker)
                 task = asyncio.create_task(worker.run(), name="jobkit-worker")
+            metrics.watch(service.workers)
+            metrics.prime(kinds(runtime.types, settings.queues))
+            gauges = Gauges(
+                store=runtime.store,
+                metrics=metrics,
+                clock=clock,
+                seconds=settings.gauge_seconds,
+                types=runtime.types,
+                queues=settings.queues,
+            )
+            refresh = asyncio.create_task(gauges.run(), name="jobkit-gauges")
             log.info(
-                "service ready",
+                "service ready on http://%s:%d",
+                settings.host,
+                settings.port,
                 extra={
                     "backend": backends.describe(settings),
                     "auth": settings.auth,
@@ -111,19 +127,24 @@ def create_app(
             try:
                 yield
             finally:
+                log.info("service stopping")
                 sweeper.cancel()
+                refresh.cancel()
                 for worker in service.workers:
                     worker.stop()
                 if task is not None:
                     await task
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                await asyncio.gather(sweeper, refresh, return_exceptions=True)
                 await analyzers.close(runtime.analyzer)
+                log.info("service stopped")
 
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[*cors.middleware(settings), Middleware(RequestMetrics)],
+        middleware=[
+            *cors.middleware(settings),
+            Middleware(access.Observed, metrics=metrics, access_log=settings.access_log),
+        ],
         exception_handlers={
             problems.Problem: problems.on_problem,
             HTTPException: problems.on_http_exception,

@@ -130,6 +130,7 @@ class Authenticator:
         # never past its `exp`, and no longer than `CACHE_SECONDS`, so a withdrawn key stops
         # working soon after).
         self._verified: dict[str, tuple[Principal, float, str, rsa.RSAPublicKey]] = {}
+        self._full_warned = float("-inf")  # when a full cache was last logged
 
     async def authenticate(self, authorization: str | None) -> Result[Principal, AuthFailure]:
         match _bearer(authorization):
@@ -141,6 +142,7 @@ class Authenticator:
                 if known is not None:
                     principal, until, kid, key = known
                     if now < until and self.key_source.current(kid) is key:
+                        log.debug("token verified before: served from the cache")
                         return Success(principal)
                     del self._verified[token]
                 match await self._verify(token):
@@ -150,8 +152,7 @@ class Authenticator:
                             self._remember(token, outcome.unwrap(), claims, now, kid, key)
                         return outcome
                     case Failure(detail):
-                        log.debug("bearer token refused: %s", detail)
-                        return Failure(_invalid(detail))
+                        return Failure(_invalid(detail))  # logged with the request's context
         raise AssertionError("unreachable")
 
     def _remember(
@@ -167,6 +168,14 @@ class Authenticator:
         the key that verified it is still the one held for its `kid`."""
         if len(self._verified) >= CACHE_SIZE:
             del self._verified[next(iter(self._verified))]  # the oldest entry
+            if now >= self._full_warned + CACHE_SECONDS:  # at most once per cache lifetime
+                self._full_warned = now
+                log.warning(
+                    "the verified-token cache is at capacity (%d tokens): older ones are"
+                    " verified again",
+                    CACHE_SIZE,
+                    extra={"cache": "verified-tokens", "capacity": CACHE_SIZE},
+                )
         until = min(float(claims["exp"]) + self.leeway, now + CACHE_SECONDS)
         self._verified[token] = (principal, until, kid, key)
 

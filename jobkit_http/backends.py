@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from jobkit import errors, registry
 from jobkit.local import Runtime
+from jobkit.worker.observed import CallObserver
 from jobkit.worker.worker import Clock, utc_now
 from jobkit_http.settings import Settings
 
@@ -34,17 +35,36 @@ VARIABLES: Final = {
 
 
 def runtime_for(
-    settings: Settings, *, types: registry.Registry | None = None, clock: Clock = utc_now
+    settings: Settings,
+    *,
+    types: registry.Registry | None = None,
+    clock: Clock = utc_now,
+    observer: CallObserver | None = None,
 ) -> Runtime:
-    """The runtime `settings` choose, not yet opened (`async with` it)."""
+    """The runtime `settings` choose, not yet opened (`async with` it); its store and blob
+    calls told to `observer` (metrics) and logged when slower than the settings allow."""
+    slow = settings.slow_call_seconds
     if settings.backend == "gcp":
         from jobkit_gcp import backend
 
         try:
-            return backend.runtime(gcp_config(settings), types=types, clock=clock)
+            return backend.runtime(
+                gcp_config(settings),
+                types=types,
+                clock=clock,
+                observer=observer,
+                slow_seconds=slow,
+            )
         except backend.SetupError as exc:
             raise one_line(exc) from None
-    return Runtime(settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock)
+    return Runtime(
+        settings.data,
+        types=types,
+        synchronous=settings.sqlite_synchronous,
+        clock=clock,
+        observer=observer,
+        slow_seconds=slow,
+    )
 
 
 async def verify(runtime: Runtime, settings: Settings) -> None:
@@ -56,10 +76,11 @@ async def verify(runtime: Runtime, settings: Settings) -> None:
     from jobkit_gcp.firestore import FirestoreJobStore
     from jobkit_gcp.gcs import GcsBlobStore
 
-    assert isinstance(runtime.store, FirestoreJobStore)
-    assert isinstance(runtime.blobs, GcsBlobStore)
+    store, blobs = runtime.raw_store, runtime.raw_blobs
+    assert isinstance(store, FirestoreJobStore)
+    assert isinstance(blobs, GcsBlobStore)
     try:
-        silent = await backend.check(runtime.store, runtime.blobs, gcp_config(settings))
+        silent = await backend.check(store, blobs, gcp_config(settings))
     except backend.SetupError as exc:
         raise one_line(exc) from None
     for problem in silent:

@@ -36,6 +36,9 @@ def settings_from(args: argparse.Namespace) -> Any:
         "data": Path(args.data) if getattr(args, "data", None) else None,
         "url": getattr(args, "url", None),
         "token": getattr(args, "token", None),
+        "log_format": getattr(args, "log_format", None),
+        "log_level": getattr(args, "log_level", None),
+        "metrics_port": getattr(args, "metrics_port", None),
     }
     if getattr(args, "no_worker", False):
         overrides["worker"] = False
@@ -58,7 +61,7 @@ def serve(args: argparse.Namespace) -> int:
     from jobkit_http.app import create_app
 
     config = settings_from(args)
-    logs.configure(config.log_level, config.log_format)
+    logs.configure(config.log_level, config.log_format, project=config.gcp_project)
     asyncio.run(_check_backend(config))
     try:
         app = create_app(config)
@@ -125,35 +128,72 @@ def worker(args: argparse.Namespace) -> int:
     from jobkit_http import logs
 
     config = settings_from(args)
-    logs.configure(config.log_level, config.log_format)
+    logs.configure(config.log_level, config.log_format, project=config.gcp_project)
     asyncio.run(_run_worker(config))
     return 0
 
 
 async def _run_worker(config: Any) -> None:
+    """The worker process: its runtime, metrics served on their own port, the gauges."""
     from jobkit import plugins
     from jobkit.worker.process import run_until_signalled
     from jobkit_http import analyzers, backends
+    from jobkit_http import metrics as served
     from jobkit_http.app import document_pool, worker_config
-    from jobkit_http.metrics import Metrics
+    from jobkit_http.gauges import Gauges
 
+    metrics = served.Metrics(role="worker")
+    stop_serving = None
+    if config.metrics_port:
+        try:
+            stop_serving = served.serve(metrics, config.metrics_host, config.metrics_port)
+        except OSError as exc:
+            fail(
+                f"cannot serve metrics on {config.metrics_host}:{config.metrics_port}"
+                f" (JOBKIT_METRICS_HOST, JOBKIT_METRICS_PORT): {exc.strerror or exc}"
+            )
     try:
         types = analyzers.job_types(config, plugins.discover())
         async with (
             document_pool(config) as pool,
-            backends.runtime_for(config, types=types) as runtime,
+            backends.runtime_for(config, types=types, observer=metrics.on_call) as runtime,
         ):
             await backends.verify(runtime, config)
             runtime.analyzer = analyzers.build(
-                config, runtime.blobs, Metrics().on_effect, runtime.clock, pool=pool
+                config, runtime.blobs, metrics, runtime.clock, pool=pool
             )
-            print(f"jobkit worker: taking jobs ({backends.describe(config)})", file=sys.stderr)
+            running = runtime.worker(worker_config(config), on_effect=metrics.on_effect)
+            metrics.watch([running])
+            metrics.prime(served.kinds(runtime.types, config.queues))
+            gauges = Gauges(
+                store=runtime.store,
+                metrics=metrics,
+                clock=runtime.clock,
+                seconds=config.gauge_seconds,
+                types=runtime.types,
+                queues=config.queues,
+            )
+            refresh = asyncio.create_task(gauges.run(), name="jobkit-gauges")
+            where = (
+                f"; metrics on http://{config.metrics_host}:{config.metrics_port}/metrics"
+                if stop_serving
+                else ""
+            )
+            print(
+                f"jobkit worker: taking jobs ({backends.describe(config)}){where}",
+                file=sys.stderr,
+            )
             try:
-                await run_until_signalled(runtime.worker(worker_config(config)))
+                await run_until_signalled(running)
             finally:
+                refresh.cancel()
+                await asyncio.gather(refresh, return_exceptions=True)
                 await analyzers.close(runtime.analyzer)
     except errors.ConfigurationError as exc:
         fail(str(exc))
+    finally:
+        if stop_serving is not None:
+            stop_serving()
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -331,6 +371,18 @@ def parser() -> argparse.ArgumentParser:
     def data(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", help="data folder (JOBKIT_DATA, default ./jobkit-data)")
 
+    def logged(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--log-format",
+            choices=["auto", "json", "text"],
+            help="log lines as JSON or text; auto: text on a terminal (JOBKIT_LOG_FORMAT)",
+        )
+        p.add_argument(
+            "--log-level",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="the least severe lines logged (JOBKIT_LOG_LEVEL, default INFO)",
+        )
+
     def client(p: argparse.ArgumentParser) -> None:
         data(p)
         p.add_argument("--url", help="the service (JOBKIT_URL, default http://127.0.0.1:8000)")
@@ -341,6 +393,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("serve", help="run the API and a worker on the embedded default")
     data(p)
+    logged(p)
     p.add_argument("--host", help="listen address (JOBKIT_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (JOBKIT_PORT, default 8000)")
     p.add_argument("--no-worker", action="store_true", help="API only; run `jobkit worker` apart")
@@ -351,7 +404,13 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("worker", help="run a worker alone")
     data(p)
+    logged(p)
     p.add_argument("--concurrency", type=int, help="jobs at once (JOBKIT_CONCURRENCY)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of its /metrics; 0 for none (JOBKIT_METRICS_PORT, default 9464)",
+    )
     p.set_defaults(run=worker)
 
     p = commands.add_parser("token", help="print a local bearer token for a user")

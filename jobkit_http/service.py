@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Protocol
 
 from returns.result import Result
 
-from jobkit import documents, effects, errors, jobs, ports, quotas, registry
+from jobkit import effects, jobs, ports, quotas, registry
 from jobkit.worker.worker import Worker
 from jobkit_http import admission, auth
 from jobkit_http.metrics import Metrics
@@ -19,8 +18,6 @@ from jobkit_http.problems import Problem
 from jobkit_http.settings import Settings
 
 POLL_SECONDS = 0.2
-
-log = logging.getLogger("jobkit.service")
 
 
 class Backend(Protocol):
@@ -85,32 +82,13 @@ class Service:
             self._in_flight.discard((user, key))
 
     def on_effect(self, effect: effects.MachineEffect, job: jobs.Job) -> None:
-        """Every lifecycle event, from this process's workers and users alike, once stored:
-        counted, logged, and passed to the long-pollers waiting on the job."""
-        if not isinstance(effect, effects.Lifecycle):
+        """Every lifecycle event, from this process's workers and users alike, once stored
+        (the shell has logged it: `jobkit.worker.journal`): counted, and passed to the
+        long-pollers waiting on the job."""
+        if type(effect) is not effects.Lifecycle:
             return
-        self.metrics.on_lifecycle(effect)
+        self.metrics.on_lifecycle(effect, job)
         self.changed(effect.job_id)
-        fields = {
-            "jobId": effect.job_id,
-            "jobType": effect.job_type,
-            "event": effect.name,
-            "attempt": effect.attempt,
-        }
-        level = logging.WARNING if effect.name == "stalled" else logging.INFO
-        log.log(level, "job %s", effect.name, extra=fields)
-        if effect.name == "failed":
-            error, source = jobs.error(job), jobs.input(job)
-            log.error(
-                "job failed",
-                extra={
-                    **fields,
-                    "params": dict(jobs.params(job)),
-                    "input": None if source is None else documents.input_to_document(source),
-                    "error": None if error is None else errors.to_document(error),
-                    "attempts": jobs.attempts(job),
-                },
-            )
 
     def submitted(self, job: jobs.Job) -> None:
         """A job became due in this process: wake the workers instead of waiting for a poll."""

@@ -16,7 +16,7 @@ from jobkit.local import blobs
 T = TypeVar("T")
 MIN_DOCUMENT_MEMORY_MB = 64
 AuthMode = Literal["local", "entra"]
-LogFormat = Literal["json", "text"]
+LogFormat = Literal["auto", "json", "text"]
 AnalyzerKind = Literal["offline", "gemini"]
 Backend = Literal["sqlite", "gcp"]
 
@@ -63,7 +63,7 @@ class Settings:
     gcs_prefix: str = ""
     long_poll_max_seconds: float = 30.0
     log_level: str = "INFO"
-    log_format: LogFormat = "json"
+    log_format: LogFormat = "auto"
     # the GCP backend
     gcp_project: str | None = None
     # Gemini
@@ -92,6 +92,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     orphan_age_seconds: float | None = None
     orphan_sweep_seconds: float = 3600.0
+    access_log: bool = True
+    slow_call_seconds: float = 1.0
+    slow_analyze_seconds: float = 120.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    gauge_seconds: float = 15.0
 
 
 def _text(value: str) -> str:
@@ -355,9 +361,53 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="JOBKIT_LOG_FORMAT",
         field="log_format",
-        parse=_choice("json", "text"),
-        default="json",
-        meaning="`json` (one object per line) or `text`",
+        parse=_choice("auto", "json", "text"),
+        default="auto",
+        meaning="`json` (one object per line, as Cloud Logging reads it), `text` (for people), "
+        "or `auto`: text on a terminal, JSON otherwise",
+    ),
+    Setting(
+        name="JOBKIT_ACCESS_LOG",
+        field="access_log",
+        parse=_boolean,
+        default="true",
+        meaning="one INFO line per API request (method, route, status, duration, user)",
+    ),
+    Setting(
+        name="JOBKIT_SLOW_CALL_SECONDS",
+        field="slow_call_seconds",
+        parse=_number,
+        default="1",
+        meaning="a store or blob call slower than this is logged at WARNING",
+    ),
+    Setting(
+        name="JOBKIT_SLOW_ANALYZE_SECONDS",
+        field="slow_analyze_seconds",
+        parse=_number,
+        default="120",
+        meaning="an analyzer call slower than this is logged at WARNING",
+    ),
+    Setting(
+        name="JOBKIT_METRICS_HOST",
+        field="metrics_host",
+        parse=_text,
+        default="127.0.0.1",
+        meaning="address `jobkit worker` serves `/metrics` on (`serve` has it on its own port)",
+    ),
+    Setting(
+        name="JOBKIT_METRICS_PORT",
+        field="metrics_port",
+        parse=_integer,
+        default="9464",
+        meaning="port `jobkit worker` serves `/metrics` on; `0` serves none",
+    ),
+    Setting(
+        name="JOBKIT_GAUGE_SECONDS",
+        field="gauge_seconds",
+        parse=_number,
+        default="15",
+        meaning="how often the queue gauges (jobs by queue and status, oldest due job) are "
+        "read from the store",
     ),
     # -- the GCP backend (Firestore, Cloud Storage): add below
     Setting(
@@ -646,6 +696,8 @@ def _check(settings: Settings) -> list[str]:
         problems.append("JOBKIT_BACKEND=gcp needs JOBKIT_GCS_BUCKET")
     if not 0 < settings.port < 65536:
         problems.append(f"JOBKIT_PORT must be within 1..65535, got {settings.port}")
+    if not 0 <= settings.metrics_port < 65536:
+        problems.append(f"JOBKIT_METRICS_PORT must be within 0..65535, got {settings.metrics_port}")
     for name in (
         "max_upload_bytes",
         "concurrency",
@@ -669,6 +721,9 @@ def _check(settings: Settings) -> list[str]:
         "gemini_breaker_cooldown_seconds",
         "long_poll_max_seconds",
         "orphan_sweep_seconds",
+        "slow_call_seconds",
+        "slow_analyze_seconds",
+        "gauge_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")

@@ -17,6 +17,7 @@ from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
 from jobkit.worker.interpreter import Performers
+from jobkit.worker.observed import CallObserver, ObservedBlobs, ObservedStore
 from jobkit.worker.worker import Attempt, Clock, Worker, WorkerConfig, utc_now
 
 CHUNK = 1 << 20
@@ -62,6 +63,9 @@ class Runtime:
     ports instead (`jobkit_gcp.runtime` builds one on Firestore and Cloud Storage).
     The runtime opens and closes what it is given: a store or blob store that is
     an async context manager is entered with the runtime and left with it.
+
+    Every store and blob call is timed (`jobkit.worker.observed`): told to `observer`
+    when one is given (metrics), and logged at WARNING when slower than `slow_seconds`.
     """
 
     def __init__(
@@ -74,6 +78,8 @@ class Runtime:
         analyzer: ports.Analyzer | None = None,
         synchronous: Synchronous = "NORMAL",
         clock: Clock = utc_now,
+        observer: CallObserver | None = None,
+        slow_seconds: float | None = None,
     ) -> None:
         self.folder = None if folder is None else Path(folder)
         if store is None or blobs is None:
@@ -81,14 +87,20 @@ class Runtime:
                 raise errors.ConfigurationError("Runtime needs a folder, or both store= and blobs=")
             self.folder.mkdir(parents=True, exist_ok=True)
         self.types = types if types is not None else plugins.discover()
-        self.store: ports.JobStore = (
+        raw_store: ports.JobStore = (
             store
             if store is not None
             else SqliteJobStore(_inside(self.folder) / "jobs.db", synchronous=synchronous)
         )
-        self.blobs: ports.BlobStore = (
+        raw_blobs: ports.BlobStore = (
             blobs if blobs is not None else FileBlobStore(_inside(self.folder) / "blobs")
         )
+        # The stores as given (opened, closed and probed here), and as everything else uses
+        # them: every call timed.
+        self.raw_store, self.raw_blobs = raw_store, raw_blobs
+        self._parts: tuple[object, ...] = (raw_store, raw_blobs)
+        self.store = ObservedStore(raw_store, observer=observer, slow_seconds=slow_seconds)
+        self.blobs = ObservedBlobs(raw_blobs, observer=observer, slow_seconds=slow_seconds)
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
         self._blob_performers = blob_performers(self.blobs)
         self.clock = clock
@@ -97,7 +109,7 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as opening:
-            for part in (self.store, self.blobs):
+            for part in self._parts:
                 if isinstance(part, contextlib.AbstractAsyncContextManager):
                     await opening.enter_async_context(part)
             self._opened = opening.pop_all()
@@ -113,10 +125,10 @@ class Runtime:
 
     async def ready(self) -> None:
         """Raise unless the job store and the blob store answer (for `/readyz`)."""
-        for part in (self.store, self.blobs):
+        for part in self._parts:
             if isinstance(part, ports.Probed):
                 await part.ready()
-        if not isinstance(self.store, ports.Probed):
+        if not isinstance(self._parts[0], ports.Probed):
             await self.store.get(_NO_JOB)
 
     async def submit(

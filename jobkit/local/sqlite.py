@@ -48,7 +48,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar
 
-from jobkit import errors, instants, jobs, listing
+from jobkit import errors, instants, jobs, listing, schedule
 from jobkit.local import sqlite_schema as schema
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -269,6 +269,19 @@ class SqliteJobStore:
                 due, lease = None, self._rows(schema.NEXT_WAKEUP, ())[0][1]
         times = [text for text in (due, lease) if text is not None]
         return instants.parse(min(times)) if times else None
+
+    async def counts(self, now: datetime, queues: Collection[str]) -> schedule.Counts:
+        at = instants.format(now)
+        tallies: dict[str, dict[str, Any]] = {name: {} for name in queues}
+        for queue_name, pending, due, oldest in self._rows(schema.COUNT_PENDING, (at,)):
+            tallies[queue_name] = {
+                "pending": pending,
+                "due": due,
+                "oldest_due": instants.parse(oldest) if due else None,
+            }
+        for queue_name, processing in self._rows(schema.COUNT_PROCESSING, ()):
+            tallies.setdefault(queue_name, {})["processing"] = processing
+        return {name: schedule.QueueCounts(**tally) for name, tally in sorted(tallies.items())}
 
     # -- the port: writes, queued for the writer thread ---------------------------------
 

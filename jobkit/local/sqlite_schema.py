@@ -167,6 +167,19 @@ NEXT_WAKEUP: Final = (
     f" ({_NEXT_LEASE})"
 )
 
+# Gauges: the live jobs by queue, read from the partial indexes alone (finished jobs, the
+# many, are in neither). Pending: one pass over the pending entries of `jobs_due_queue`, in
+# its (queue, run_at) order, so each group's first run_at is its oldest. Processing: as
+# many rows as leases held (worker slots), each looked up for its queue.
+COUNT_PENDING: Final = (
+    "SELECT queue, COUNT(*), COUNT(CASE WHEN run_at <= ? THEN 1 END), MIN(run_at)"
+    " FROM jobs INDEXED BY jobs_due_queue WHERE status = 'pending' GROUP BY queue"
+)
+COUNT_PROCESSING: Final = (
+    "SELECT queue, COUNT(*) FROM jobs INDEXED BY jobs_lease WHERE status = 'processing'"
+    " GROUP BY queue"
+)
+
 
 def claimable_in(queues: Sequence[str], now: str, limit: int) -> tuple[str, list[Any]]:
     """Claim order within some queues: each queue's own head, merged (one index seek each)."""

@@ -100,6 +100,9 @@ class MemoryJobStore:
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
         return schedule.next_wakeup(self._jobs.values(), queues)
 
+    async def counts(self, now: datetime, queues: Collection[str]) -> schedule.Counts:
+        return schedule.counts(self._jobs.values(), now, queues)
+
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         return self.compare_and_set_now(expected_version, job)
 

@@ -238,6 +238,9 @@ class Wire:
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         return await self._read(lambda: self._store.stalled_now(now, limit))
 
+    async def counts(self, now: datetime, queues: Collection[str]) -> schedule.Counts:
+        return await self._read(lambda: schedule.counts(self._store.all(), now, queues))
+
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
         store = self._store
         if isinstance(store, faults.IndexedStore) and queues is None:

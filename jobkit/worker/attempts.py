@@ -5,6 +5,7 @@ and, at a shutdown, the grace period and the release of what outlasts it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 from returns.result import Failure, Success
 
 from jobkit import effects, errors, events, jobs, pipeline, registry
+from jobkit.worker import journal
 from jobkit.worker.config import Attempt, PerformersFor, WorkerConfig, log
-from jobkit.worker.interpreter import interpret
+from jobkit.worker.interpreter import Performer, interpret
 from jobkit.worker.writes import Writes
 
 
@@ -55,6 +57,7 @@ class Attempts:
 
     def _track(self, job: jobs.Job) -> Attempt:
         attempt = Attempt(job=job, claim=jobs.claim(job))
+        attempt.renewed = asyncio.get_running_loop().time()
         self.running[jobs.id(job)] = attempt
         return attempt
 
@@ -94,6 +97,15 @@ class Attempts:
         deadline: float,
     ) -> None:
         queued = False
+        job = attempt.job
+        journal.enter(  # every line this attempt's task logs says which job it is about
+            jobId=jobs.id(job),
+            userId=jobs.user_id(job),
+            jobType=jobs.type_name(job),
+            queue=jobs.queue(job),
+            attempt=attempt.claim,
+            workerId=self._worker_id,
+        )
         try:
             event = await self._execute(attempt, job_type, run, first, deadline)
             if attempt.lock.locked():  # a heartbeat or progress report is being written
@@ -127,7 +139,10 @@ class Attempts:
             await self._progress(attempt, effect)
 
         attempt.report = report
-        performers: dict[type, Any] = dict(self._performers_for(attempt))
+        performers: dict[type, Any] = {
+            kind: _watched(attempt, kind.__name__, perform)
+            for kind, perform in self._performers_for(attempt).items()
+        }
         performers[effects.ReportProgress] = lambda effect: self._progress(attempt, effect)
         try:
             # The timeout counts from the attempt's start; it is armed at the first effect,
@@ -151,6 +166,7 @@ class Attempts:
                     result_key=completion.document_key,
                 )
             case Failure(err):
+                attempt.failure = journal.FailurePoint(effect=attempt.effect, step=attempt.step)
                 return self._failed(attempt, job_type, err)
             case _:
                 problem = errors.JobkitError(f"pipeline returned {outcome!r}, not a Result")
@@ -159,10 +175,10 @@ class Attempts:
     def _crashed(
         self, attempt: Attempt, job_type: registry.JobType, exc: Exception
     ) -> events.Event:
-        log.error(
-            "attempt crashed",
-            exc_info=(type(exc), exc, exc.__traceback__),
-            extra={"jobId": jobs.id(attempt.job)},
+        """A bug in a pipeline or performer: a retryable `internal` error; its stack goes
+        with the failed attempt's log line."""
+        attempt.failure = journal.FailurePoint(
+            effect=attempt.effect, step=attempt.step, exception=exc
         )
         err = errors.error(
             "internal",
@@ -185,6 +201,7 @@ class Attempts:
 
     async def _progress(self, attempt: Attempt, effect: effects.ReportProgress) -> Success[None]:
         now = asyncio.get_running_loop().time()
+        attempt.step = effect.message or f"{effect.current}/{effect.total}"
         final = effect.current >= effect.total
         if final or now - attempt.last_progress >= self._config.progress_seconds:
             attempt.last_progress = now
@@ -214,13 +231,26 @@ class Attempts:
         event = events.Heartbeat(
             worker=self._worker_id, claim=attempt.claim, lease_seconds=self._config.lease_seconds
         )
+        fields = {"jobId": jobs.id(attempt.job), "attempt": attempt.claim}
         try:
             renewed = await self._writes.advance(attempt, event)
         except Exception:  # unknown whether it landed: the next beat tells (or the reaper)
-            log.exception("a heartbeat failed", extra={"jobId": jobs.id(attempt.job)})
+            log.exception("a heartbeat failed", extra=fields)
             return
-        if not renewed and attempt.task is not None:
-            attempt.task.cancel()  # the work is someone else's now; stop spending on it
+        if not renewed:
+            if attempt.task is not None:
+                attempt.task.cancel()  # the work is someone else's now; stop spending on it
+            return
+        now = asyncio.get_running_loop().time()
+        left = self._config.lease_seconds - (now - attempt.renewed)
+        attempt.renewed = now
+        if left < self._config.lease_seconds / 3:  # a beat should come with two thirds left
+            log.warning(
+                "lease renewed late: %.3g s of %g s were left",
+                left,
+                self._config.lease_seconds,
+                extra={**fields, "secondsLeft": round(left, 3), "workerId": self._worker_id},
+            )
 
     async def stop(self) -> None:
         """Let running attempts finish within the grace period, then release the rest."""
@@ -234,3 +264,29 @@ class Attempts:
         await asyncio.gather(*(a.task for a in unfinished if a.task), return_exceptions=True)
         for attempt in unfinished:
             await self._writes.release(attempt)
+
+
+def _watched(attempt: Attempt, name: str, perform: Performer) -> Performer:
+    """`perform`, noting on the attempt the effect in flight (a failure's point) and
+    logging each call's duration at DEBUG."""
+
+    async def watched(effect: Any) -> Any:
+        attempt.effect = name
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = await perform(effect)
+        ok = isinstance(answer, Success)
+        if ok:
+            attempt.effect = None
+        if log.isEnabledFor(logging.DEBUG):
+            seconds = loop.time() - started
+            log.debug(
+                "effect %s %s in %.3g ms",
+                name,
+                "done" if ok else "failed",
+                seconds * 1000,
+                extra={"effect": name, "seconds": round(seconds, 6), "ok": ok},
+            )
+        return answer
+
+    return watched

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -113,8 +114,21 @@ class Claims:
         taken: list[jobs.Job] = []
         for (_, job, done), ok in zip(moves, won, strict=True):
             if ok:
-                self._emit(done, job)
+                self._emit(done, job, None)
                 taken.append(job)
+        if taken and log.isEnabledFor(logging.DEBUG):
+            for job in taken:
+                log.debug(
+                    "claimed",
+                    extra={
+                        "jobId": jobs.id(job),
+                        "jobType": jobs.type_name(job),
+                        "queue": jobs.queue(job),
+                        "attempt": jobs.claim(job),
+                        "workerId": self._event.worker,
+                        "batch": len(moves),
+                    },
+                )
         self._contended = len(taken) < len(moves)
         if taken:
             await self._won(taken)
@@ -155,6 +169,6 @@ async def reap(
         won = await store.compare_and_set_many([(v, job) for v, job, _ in moves])
         for (_, job, done), ok in zip(moves, won, strict=True):
             if ok:
-                emit(done, job)
+                emit(done, job, None)
                 taken += 1
     return taken

@@ -17,6 +17,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, events, jobs, machine, ports
+from jobkit.worker import journal
 
 Clock = Callable[[], datetime]
 Hook = Callable[[effects.MachineEffect, jobs.Job], None]
@@ -59,6 +60,8 @@ Refused = errors.JobError | NotFound
 
 
 def _told(on_effect: Hook | None, done: machine.Effects, job: jobs.Job) -> None:
+    """A user's change is stored: log it (`journal.record`), then tell `on_effect`."""
+    journal.record(done, job)
     if on_effect is not None:
         for effect in done:
             on_effect(effect, job)

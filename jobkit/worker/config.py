@@ -14,13 +14,15 @@ from datetime import UTC, datetime
 import attrs
 
 from jobkit import effects, errors, events, jobs, machine, ports
+from jobkit.worker import journal
 from jobkit.worker.interpreter import Performers
 
 log = logging.getLogger("jobkit.worker")
 
 Clock = Callable[[], datetime]
 Hook = Callable[[effects.MachineEffect, jobs.Job], None]
-Emit = Callable[[machine.Effects, jobs.Job], None]
+# The effects of a write that landed, the job as written, and the attempt it ended, if any.
+Emit = Callable[[machine.Effects, jobs.Job, "Attempt | None"], None]
 
 # The events that end an attempt: once one is written, nothing more is.
 FINAL = (events.AttemptSucceeded, events.AttemptFailed, events.LeaseReleased)
@@ -70,29 +72,28 @@ class Attempt:
     lost: bool = False
     closed: bool = False  # its final event (succeeded, failed, released) is written
     last_progress: float = float("-inf")  # loop time of its last progress write
+    renewed: float = 0.0  # loop time its lease was last taken or renewed
+    effect: str | None = None  # the effect being performed, by its type's name
+    step: str | None = None  # its last progress message, for a failure's point
+    failure: journal.FailurePoint | None = None  # where it failed, once it has
 
 
 PerformersFor = Callable[[Attempt], Performers]
 
 
-def emitter(on_effect: Hook | None) -> Emit:
-    """How the worker reports the lifecycle effects of each write that landed: to
-    `on_effect` when given, else to the log. The one place outcomes leave the worker."""
-    if on_effect is not None:
-        hook = on_effect
+def emitter(on_effect: Hook | None, worker_id: str) -> Emit:
+    """How the worker reports the lifecycle effects of each write that landed: logged
+    (`journal.record`), then passed to `on_effect` (metrics, long-pollers) when given.
+    The one place outcomes leave the worker."""
+    hook = on_effect
 
-        def emit(done: machine.Effects, job: jobs.Job) -> None:
+    def emit(done: machine.Effects, job: jobs.Job, attempt: Attempt | None = None) -> None:
+        if not done:
+            return
+        failure = None if attempt is None else attempt.failure
+        journal.record(done, job, worker_id=worker_id, failure=failure)
+        if hook is not None:
             for effect in done:
                 hook(effect, job)
 
-        return emit
-
-    def log_them(done: machine.Effects, job: jobs.Job) -> None:
-        if done and log.isEnabledFor(logging.INFO):  # asked once, not per effect
-            for effect in done:
-                if isinstance(effect, effects.Lifecycle):
-                    log.info(
-                        "job %s", effect.name, extra={"jobId": effect.job_id, "event": effect.name}
-                    )
-
-    return log_them
+    return emit

@@ -27,6 +27,7 @@ from jobkit.worker.config import (
     WorkerConfig,
     default_worker_id,
     emitter,
+    log,
     utc_now,
 )
 from jobkit.worker.writes import Writes
@@ -71,7 +72,7 @@ class Worker:
         self.config = config = config or WorkerConfig()
         self.id = worker_id = worker_id or default_worker_id()
         rng = rng or random.Random()
-        emit = emitter(on_effect)
+        emit = emitter(on_effect, worker_id)
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -123,8 +124,18 @@ class Worker:
         """Attempts this worker finished (succeeded or failed), since it was made."""
         return self._writes.finished
 
+    @property
+    def concurrency(self) -> int:
+        return self.config.concurrency
+
     async def run(self) -> None:
-        await self._serve(until_idle=False)
+        queues = "all" if self.config.queues is None else ",".join(sorted(self.config.queues))
+        fields = {"workerId": self.id, "concurrency": self.config.concurrency, "queues": queues}
+        log.info("worker started", extra=fields)
+        try:
+            await self._serve(until_idle=False)
+        finally:
+            log.info("worker stopped", extra={**fields, "finished": self.finished})
 
     async def drain(self) -> int:
         """Burst mode: run every due job (and the retries that fall due meanwhile), then return

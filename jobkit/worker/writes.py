@@ -88,7 +88,7 @@ class Writes:
             if ok:
                 attempt.job = job
                 self.finished += 1
-                self._emit(done, job)
+                self._emit(done, job, attempt)
             elif ok is False:
                 self.lose(attempt, event, "version_conflict")
             self._settled(attempt)
@@ -147,14 +147,27 @@ class Writes:
             attempt.closed = final
             if final and not isinstance(event, events.LeaseReleased):
                 self.finished += 1
-            self._emit(done, job)
+            self._emit(done, job, attempt)
         else:
             self.lose(attempt, event, "version_conflict")
         return ok
 
     def lose(self, attempt: Attempt, event: events.Event, code: str) -> None:
+        """The lease is gone: the job is someone else's now, and what this attempt meant
+        to write is dropped (a crash's stack goes with the warning, so it is not lost)."""
         attempt.lost = True
+        crash = None if attempt.failure is None else attempt.failure.exception
         log.warning(
-            "lease lost: another worker owns the job now",
-            extra={"jobId": jobs.id(attempt.job), "event": event.kind, "code": code},
+            "lease lost: another worker owns the job now; %s not written",
+            event.kind,
+            extra={
+                "jobId": jobs.id(attempt.job),
+                "jobType": jobs.type_name(attempt.job),
+                "queue": jobs.queue(attempt.job),
+                "attempt": attempt.claim,
+                "workerId": self._worker_id,
+                "event": event.kind,
+                "code": code,
+            },
+            exc_info=crash,
         )

@@ -224,7 +224,20 @@ FILTERS: tuple[dict[str, Any], ...] = (
 
 
 class JobStoreConformance:
-    """What every `ports.JobStore` does. Subclasses provide the `opener` fixture."""
+    """What every `ports.JobStore` does. Subclasses provide the `opener` fixture.
+
+    `COUNTS_FIND_QUEUES`: whether `counts` also reports queues it was not asked about (a
+    store whose count aggregations cannot group by queue, like Firestore's, sets False)."""
+
+    COUNTS_FIND_QUEUES = True
+
+    def expected_counts(
+        self, population: list[jobs.Job], now: datetime, queues: Sequence[str]
+    ) -> schedule.Counts:
+        expected = schedule.counts(population, now, queues)
+        if self.COUNTS_FIND_QUEUES:
+            return expected
+        return {name: expected[name] for name in queues}
 
     # -- insert, get, delete -------------------------------------------------------
 
@@ -492,6 +505,30 @@ class JobStoreConformance:
         for queues in (None, [], ["default"], ["slow", "fast"], ["missing"]):
             assert await store.next_wakeup(queues) == schedule.next_wakeup(population, queues)
 
+    @scenario
+    async def test_counts_are_the_live_jobs_by_queue(self, store: ports.JobStore) -> None:
+        assert await store.counts(T0, ["default"]) == {"default": schedule.QueueCounts()}
+        population = [
+            new(1, queue="default", created=at(0)),
+            new(2, queue="default", created=at(2)),
+            new(3, queue="default", delay=100),
+            new(4, queue="slow", delay=5),
+            claimed(new(5, queue="fast"), T0),
+            succeeded(claimed(new(6, queue="slow"), T0), T0),
+            moved(new(7, queue="gone"), events.CancelRequested(), T0),
+        ]
+        await insert_all(store, population)
+        found = await store.counts(at(10), ["default", "empty", "fast", "slow"])
+        assert found == {
+            "default": schedule.QueueCounts(pending=3, due=2, oldest_due=at(0)),
+            "empty": schedule.QueueCounts(),
+            "fast": schedule.QueueCounts(processing=1),
+            "slow": schedule.QueueCounts(pending=1, due=1, oldest_due=at(5)),
+        }
+        asked = ["default", "empty"]
+        assert await store.counts(at(10), asked) == self.expected_counts(population, at(10), asked)
+        assert (await store.counts(T0, ["slow"]))["slow"] == schedule.QueueCounts(pending=1)
+
     @given(population=populations(), data=st.data())
     @property_settings
     def test_scheduling_reads_match_the_reference(
@@ -516,6 +553,9 @@ class JobStoreConformance:
                     )
                     expected_wakeup = schedule.next_wakeup(population, queues)
                     assert await store.next_wakeup(queues) == expected_wakeup
+                    known = sorted(queues or ())
+                    expected_counts = self.expected_counts(population, now, known)
+                    assert await store.counts(now, known) == expected_counts
 
         asyncio.run(main())
 

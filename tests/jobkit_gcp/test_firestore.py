@@ -57,7 +57,7 @@ def opener(emulators: Emulators) -> conformance.Opener:
 
 
 class TestFirestoreJobStore(conformance.JobStoreConformance):
-    pass
+    COUNTS_FIND_QUEUES = False  # count aggregations cannot group by queue
 
 
 def store_on(project: str) -> FirestoreJobStore:

@@ -98,6 +98,7 @@ async def workload(store: FirestoreJobStore) -> None:
         await store.next_wakeup(queues)
     await store.stalled(at(5), 2)
     await store.count_active("user-1", 10)
+    await store.counts(at(5), ["default", "slow"])
     for query in list_queries():
         await store.list("user-1", query)
     lots = listing.Query(types=frozenset(f"type-{n}" for n in range(40)))  # typed here

@@ -23,6 +23,7 @@ from jobkit.worker.worker import WorkerConfig
 from jobkit.worker.wrappers import GuardedAnalyzer, RateLimiter
 from jobkit_gcp.gemini import GeminiAnalyzer
 from jobkit_http import analyzers, settings
+from jobkit_http.metrics import Metrics
 from tests.jobkit_gcp import support
 from tests.jobkit_gcp.gemini_server import GeminiServer, answer, error
 
@@ -96,7 +97,7 @@ def test_with_gemini_failing_the_breaker_opens_jobs_are_deferred_and_then_comple
     done = run_jobs(
         tmp_path,
         3,
-        lambda rt: analyzers.build(config, rt.blobs, lambda *_: None, rt.clock),
+        lambda rt: analyzers.build(config, rt.blobs, Metrics(), rt.clock),
         concurrency=1,  # one attempt at a time: the order of events is fixed
     )
 
@@ -174,7 +175,7 @@ def test_the_composition_root_configures_gemini_s_limits_and_breaker(
         gemini_breaker_cooldown_seconds=45,
     )
     blobs = support.store(tmp_path)
-    built = analyzers.build(config, blobs, lambda *_: None, support.clock)
+    built = analyzers.build(config, blobs, Metrics(), support.clock)
     assert built.limiter is not None
     assert built.breaker is not None
     assert built.limiter.bucket == ratelimit.TokenBucket.per_window(
@@ -194,7 +195,5 @@ def test_the_composition_root_configures_gemini_s_limits_and_breaker(
 
 
 def test_the_offline_analyzer_is_neither_rate_limited_nor_broken(tmp_path: Path) -> None:
-    built = analyzers.build(
-        settings.Settings(), support.store(tmp_path), lambda *_: None, support.clock
-    )
+    built = analyzers.build(settings.Settings(), support.store(tmp_path), Metrics(), support.clock)
     assert (built.limiter, built.breaker) == (None, None)

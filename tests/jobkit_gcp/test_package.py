@@ -43,7 +43,7 @@ def test_check_names_a_missing_bucket_and_passes_a_present_one(emulators: Emulat
     async def main(config: backend.Config) -> list[str]:
         async with jobkit_gcp.runtime(config) as runtime:
             assert isinstance(runtime, Runtime)
-            store, blobs = runtime.store, runtime.blobs
+            store, blobs = runtime.raw_store, runtime.raw_blobs
             assert isinstance(store, jobkit_gcp.FirestoreJobStore)
             assert isinstance(blobs, jobkit_gcp.GcsBlobStore)
             return await backend.check(store, blobs, config)

@@ -16,7 +16,7 @@ import attrs
 import httpx
 import uvicorn
 
-from jobkit import jobs, records
+from jobkit import jobs, records, registry
 from jobkit_http import keys, problems, samples, settings
 from jobkit_http.app import create_app
 
@@ -54,7 +54,11 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(
-    data: Path, environ: Mapping[str, str] | None = None, **overrides: Any
+    data: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    types: registry.Registry | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningServer]:
     """Run `create_app` under uvicorn on a free port until the block ends.
 
@@ -63,7 +67,7 @@ def serve(
     """
     chosen = settings.from_env(environ or {}, **{**TEST_OVERRIDES, "data": data, **overrides})
     config = uvicorn.Config(
-        create_app(chosen),
+        create_app(chosen, types=types),
         host="127.0.0.1",
         port=0,
         lifespan="on",

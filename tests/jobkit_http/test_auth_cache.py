@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from returns.result import Failure, Result, Success
 
@@ -93,3 +95,23 @@ def test_the_memory_is_refreshed_after_its_longest_span(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert source.lookups == 2
+
+
+def test_a_full_cache_is_a_warning_once_per_cache_lifetime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(auth, "CACHE_SIZE", 3)
+    _, verifier, now = setup(tmp_path)
+    tokens = ["Bearer " + keys.issue_token(tmp_path, f"user-{n}", now=START) for n in range(6)]
+
+    async def run() -> None:
+        for token in tokens:
+            assert isinstance(await verifier.authenticate(token), Success)
+
+    with caplog.at_level(logging.DEBUG, logger="jobkit_http.auth"):
+        asyncio.run(run())
+        now[0] = START + timedelta(seconds=auth.CACHE_SECONDS + 1)
+        tokens[:] = ["Bearer " + keys.issue_token(tmp_path, "late", now=now[0])]
+        asyncio.run(run())
+    full = [r for r in caplog.records if "at capacity" in r.getMessage()]
+    assert [r.levelno for r in full] == [logging.WARNING, logging.WARNING]

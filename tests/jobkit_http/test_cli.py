@@ -67,7 +67,7 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
         server.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells it
         assert server.wait(timeout=20) in {0, -signal.SIGTERM}
-        assert "Application shutdown complete" in log.read_text()
+        assert '"message": "service stopped"' in log.read_text()
 
 
 def test_serve_demo_processes_the_sample_then_the_client_commands_work(
@@ -76,8 +76,15 @@ def test_serve_demo_processes_the_sample_then_the_client_commands_work(
     env, log = served
     assert "demo: completed: 3 pages analysed" in log
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert {"level", "logger", "message", "time"} <= set(entries[0])
-    assert any(e.get("event") == "completed" and e["level"] == "INFO" for e in entries)
+    assert all({"severity", "logger", "message", "time"} <= set(entry) for entry in entries)
+    assert any(e.get("event") == "completed" and e["severity"] == "INFO" for e in entries)
+    # What a person sees is what happened to their document: not the demo's own HTTP
+    # client's requests, nor uvicorn's lines with their colour codes.
+    assert not [e for e in entries if e["logger"].startswith(("httpx", "httpcore", "uvicorn"))]
+    assert "color_message" not in log
+    created = next(e for e in entries if e.get("event") == "created")
+    assert created["userId"] == "local:demo"
+    assert created["requestId"]
 
     submitted = jobkit(
         "submit", str(SAMPLE), "--wait", "--instructions", "List the chapters", env=env

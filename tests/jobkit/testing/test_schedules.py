@@ -24,7 +24,7 @@ SCHEDULES = int(os.environ.get("JOBKIT_SIM_SCHEDULES", "10000"))
 @pytest.fixture
 def quiet_worker_logs() -> Iterator[None]:
     """Thousands of injected faults log thousands of warnings: keep only the report."""
-    logger = logging.getLogger("jobkit.worker")
+    logger = logging.getLogger("jobkit")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:

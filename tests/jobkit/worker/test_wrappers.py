@@ -99,7 +99,7 @@ def test_time_that_passed_between_calls_refills_the_bucket() -> None:
 
 def breaker_cell(time: FakeTime, threshold: int = 2, cooldown: float = 30.0) -> wrappers.Breaker:
     state = breaker.CircuitBreaker.closed(failure_threshold=threshold, cooldown_seconds=cooldown)
-    return wrappers.Breaker(state, time.clock.now, time.sleep)
+    return wrappers.Breaker(state, time.clock.now)
 
 
 def circuit_open(seconds: float) -> Failure[errors.Error]:
