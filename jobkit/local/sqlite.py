@@ -50,10 +50,11 @@ from typing import Any, Final, Literal, Self, TypeVar
 
 from jobkit import errors, instants, jobs, listing
 from jobkit.local import sqlite_schema as schema
+from jobkit.local import sqlite_writes
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
-_Write = tuple[schema.Write, Any, asyncio.Future[Any]]
+_Write = tuple[sqlite_writes.Write, Any, asyncio.Future[Any]]
 T = TypeVar("T")
 
 log = logging.getLogger("jobkit.local.sqlite")
@@ -266,7 +267,7 @@ class SqliteJobStore:
 
     # -- the port: writes, queued for the writer thread ---------------------------------
 
-    def _write(self, kind: schema.Write, payload: Any) -> asyncio.Future[Any]:
+    def _write(self, kind: sqlite_writes.Write, payload: Any) -> asyncio.Future[Any]:
         if not self._open or self._loop is None:
             raise errors.JobkitError("the SqliteJobStore is not open")
         future = self._loop.create_future()
@@ -274,20 +275,20 @@ class SqliteJobStore:
         return future
 
     async def insert(self, job: jobs.Job) -> bool:
-        answer: bool = await self._write(schema.Write.INSERT, schema.encode(job))
+        answer: bool = await self._write(sqlite_writes.Write.INSERT, schema.encode(job))
         return answer
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
         if not batch:
             return []
         answers: builtins.list[bool] = await self._write(
-            schema.Write.INSERT_MANY, [schema.encode(job) for job in batch]
+            sqlite_writes.Write.INSERT_MANY, [schema.encode(job) for job in batch]
         )
         return answers
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         answer: bool = await self._write(
-            schema.Write.REPLACE, (expected_version, schema.encode(job))
+            sqlite_writes.Write.REPLACE, (expected_version, schema.encode(job))
         )
         return answer
 
@@ -297,16 +298,16 @@ class SqliteJobStore:
         if not writes:
             return []
         payload = [(version, schema.encode(job)) for version, job in writes]
-        answers: builtins.list[bool] = await self._write(schema.Write.REPLACE_MANY, payload)
+        answers: builtins.list[bool] = await self._write(sqlite_writes.Write.REPLACE_MANY, payload)
         return answers
 
     async def delete(self, job_id: str, expected_version: int) -> bool:
-        answer: bool = await self._write(schema.Write.DELETE, (job_id, expected_version))
+        answer: bool = await self._write(sqlite_writes.Write.DELETE, (job_id, expected_version))
         return answer
 
     async def pragmas(self) -> dict[str, Any]:
         """The settings in force on the write connection (the one durability depends on)."""
-        answer: dict[str, Any] = await self._write(schema.Write.PRAGMAS, None)
+        answer: dict[str, Any] = await self._write(sqlite_writes.Write.PRAGMAS, None)
         return answer
 
     # -- the writer thread --------------------------------------------------------------
@@ -369,15 +370,15 @@ class SqliteJobStore:
 
     def _commit_group(
         self, connection: sqlite3.Connection, group: builtins.list[_Write]
-    ) -> builtins.list[schema.Answer]:
+    ) -> builtins.list[sqlite_writes.Answer]:
         optimistic = self._optimistic
         try:
             answers = self._retry(
-                lambda: schema.apply_group(connection, group, optimistic=optimistic)
+                lambda: sqlite_writes.apply_group(connection, group, optimistic=optimistic)
             )
         except Exception as exc:  # the group is rolled back: every write in it failed
             return [exc] * len(group)
-        self._optimistic = schema.all_won(answers)
+        self._optimistic = sqlite_writes.all_won(answers)
         return answers
 
     def _call(self, callback: Any, *args: Any) -> None:
@@ -441,7 +442,7 @@ def _settle(future: asyncio.Future[Any] | None, outcome: BaseException | None) -
 
 
 def _answer(
-    futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[schema.Answer]
+    futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[sqlite_writes.Answer]
 ) -> None:
     for future, answer in zip(futures, answers, strict=True):
         if future.done():  # the caller was cancelled; its write still happened
