@@ -53,6 +53,7 @@ class Settings:
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
     long_poll_max_seconds: float = 30.0
+    poll_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: LogFormat = "json"
 
@@ -290,7 +291,13 @@ SETTINGS: tuple[Setting, ...] = (
     # -- hardening (quotas, CORS, document limits): add below
     #
     # -- wake-ups: add below
-    #
+    Setting(
+        name="JOBKIT_POLL_SECONDS",
+        field="poll_seconds",
+        parse=_number,
+        default="5",
+        meaning="longest an idle worker sleeps between rings of the doorbell (a safety net)",
+    ),
     # -- the web page: add below
     #
 )
@@ -334,6 +341,7 @@ def _check(settings: Settings) -> list[str]:
         "analyze_per_minute",
         "breaker_cooldown_seconds",
         "long_poll_max_seconds",
+        "poll_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")

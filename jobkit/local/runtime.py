@@ -12,6 +12,7 @@ from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, registry, submission
 from jobkit.local.blobs import FileBlobStore
+from jobkit.local.doorbell import SocketDoorbell
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
@@ -48,8 +49,9 @@ async def _bytes_chunks(data: bytes) -> AsyncIterator[bytes]:
 class Runtime:
     """jobkit embedded in a Python program: `async with Runtime(folder) as rt:`.
 
-    `folder` holds `jobs.db` and `blobs/`. Several processes may open the same
-    folder: each runs its own workers over the one database file.
+    `folder` holds `jobs.db`, `blobs/` and `doorbell/`. Several processes may open the
+    same folder: each runs its own workers over the one database file. A submission rings
+    the doorbell once stored, so that idle workers in every process look for it at once.
     """
 
     def __init__(
@@ -69,7 +71,7 @@ class Runtime:
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
         self._blob_performers = blob_performers(self.blobs)
         self.clock = clock
-        self._workers: list[Worker] = []
+        self.doorbell = SocketDoorbell(self.folder / "doorbell")
 
     async def __aenter__(self) -> Self:
         await self.store.start()
@@ -81,7 +83,10 @@ class Runtime:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.store.close()
+        try:
+            await self.store.close()
+        finally:
+            self.doorbell.close()
 
     async def submit(
         self,
@@ -116,8 +121,7 @@ class Runtime:
                 return checked
             case Success(draft):
                 job = await commands.submit(self.store, draft, now)
-                for worker in self._workers:
-                    worker.wake()
+                self.doorbell.ring(jobs.run_at(job))
                 return Success(job)
         raise AssertionError("unreachable")
 
@@ -139,9 +143,9 @@ class Runtime:
                 drafts.append(checked.unwrap())
         if not drafts:
             return outcomes
-        stored = iter(await commands.submit_many(self.store, drafts, now))
-        for worker in self._workers:
-            worker.wake()
+        submitted = await commands.submit_many(self.store, drafts, now)
+        self.doorbell.ring(min(jobs.run_at(job) for job in submitted))
+        stored = iter(submitted)
         return [Success(next(stored)) if isinstance(o, Success) else o for o in outcomes]
 
     async def get(self, job_id: str) -> jobs.Job | None:
@@ -151,7 +155,10 @@ class Runtime:
         return await self._command(job_id, events.CancelRequested())
 
     async def retry(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
-        return await self._command(job_id, events.RetryRequested())
+        retried = await self._command(job_id, events.RetryRequested())
+        if isinstance(retried, Success):
+            self.doorbell.ring(jobs.run_at(retried.unwrap()))
+        return retried
 
     async def purge(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
         return await self._command(job_id, events.Purged())
@@ -175,7 +182,8 @@ class Runtime:
 
     def worker(self, config: WorkerConfig | None = None, **options: Any) -> Worker:
         """A worker over this runtime; `run()` it in a task, or `drain()` it (burst mode)."""
-        worker = Worker(
+        options.setdefault("doorbell", self.doorbell)
+        return Worker(
             store=self.store,
             types=self.types,
             performers_for=self.performers,
@@ -183,13 +191,7 @@ class Runtime:
             clock=self.clock,
             **options,
         )
-        self._workers.append(worker)
-        return worker
 
     async def drain(self, config: WorkerConfig | None = None) -> int:
         """Run every due job to the end of its attempt, then return how many attempts ran."""
-        worker = self.worker(config)
-        try:
-            return await worker.drain()
-        finally:
-            self._workers.remove(worker)
+        return await self.worker(config).drain()

@@ -52,7 +52,8 @@ class WorkerConfig:
     concurrency: int = 8
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
-    idle_seconds: float = 0.25  # longest idle sleep: other processes may submit work
+    idle_seconds: float = 0.25  # longest idle sleep without a doorbell: others may submit work
+    poll_seconds: float = 5.0  # longest idle sleep with one: a safety net for lost rings
     reap_seconds: float = 5.0
     grace_seconds: float = 8.0
     progress_seconds: float = 0.5  # at most one progress write per job this often
@@ -63,6 +64,8 @@ class WorkerConfig:
             raise errors.ConfigurationError("concurrency must be >= 1")
         if not 0 < self.heartbeat_seconds < self.lease_seconds:
             raise errors.ConfigurationError("heartbeat_seconds must be within (0, lease_seconds)")
+        if not (self.idle_seconds > 0 and self.poll_seconds > 0):
+            raise errors.ConfigurationError("idle_seconds and poll_seconds must be > 0")
 
 
 @attrs.define
@@ -83,12 +86,20 @@ PerformersFor = Callable[[Attempt], Performers]
 
 
 _FINAL = (events.AttemptSucceeded, events.AttemptFailed, events.LeaseReleased)
+# An idle worker wakes this long after the next due time: a timer may fire a little early,
+# and a look at the store just before the due time finds nothing and sleeps again.
+_PAST_DUE = 0.0005
+_RETRY_DUE = 0.01  # and this long after a due time already past (a stall awaiting the reaper)
 
 
 class Worker:
     """Runs jobs from `store` with the performers `performers_for(attempt)` builds per attempt.
 
     `run()` works until `stop()`; `drain()` runs until nothing is due (burst mode).
+
+    With a `doorbell` (`ports.Doorbell`), an idle worker listens for rings: it looks for
+    work when one comes, at the next due time, and otherwise every `poll_seconds`. Without
+    one, it looks every `idle_seconds` at least.
     """
 
     def __init__(
@@ -102,6 +113,7 @@ class Worker:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         on_effect: Hook | None = None,
+        doorbell: ports.Doorbell | None = None,
     ) -> None:
         self.store = store
         self.types = types
@@ -113,6 +125,8 @@ class Worker:
         self._on_effect = on_effect
         self._running: dict[str, Attempt] = {}
         self._wake = asyncio.Event()
+        self._doorbell = doorbell
+        self._listener: ports.Listener | None = None
         self._stopping = False
         self._contended = False
         # Finished attempts whose final write is queued or being written (`_finish`).
@@ -132,7 +146,8 @@ class Worker:
     # -- control ------------------------------------------------------------
 
     def wake(self) -> None:
-        """Work was submitted in this process: look for it now instead of after the idle sleep."""
+        """Work may be due: look for it now instead of after the idle sleep (a doorbell's
+        listener calls this on each ring)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -151,6 +166,7 @@ class Worker:
         return self.config.concurrency - len(self._running) - len(self._claiming) + self._closing
 
     async def run(self) -> None:
+        await self._listen()
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
         next_reap = 0.0
         try:
@@ -169,6 +185,7 @@ class Worker:
             await self._shutdown()
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
+            await self._unlisten()
             # Cleared on the way out, not on entry, so that a stop() made before run() got
             # going is not lost; the worker may run (or drain) again afterwards.
             self._stopping = False
@@ -178,6 +195,7 @@ class Worker:
         how many attempts finished. Jobs scheduled later stay pending. `stop()` ends it early,
         with the same grace period as `run()`."""
         finished = self.finished
+        await self._listen()
         heartbeats = asyncio.create_task(self._heartbeat_loop(), name=f"{self.id}:heartbeat")
         next_reap = 0.0
         try:
@@ -205,17 +223,39 @@ class Worker:
                 await self._shutdown()
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
+            await self._unlisten()
             self._stopping = False
 
     # -- the loop's parts --------------------------------------------------------
 
+    async def _listen(self) -> None:
+        """Listen to the doorbell, if any, before the first look at the store: a ring
+        made after that look is then heard."""
+        if self._doorbell is None or self._listener is not None:
+            return
+        try:
+            self._listener = await self._doorbell.listen(self.wake)
+        except OSError as exc:
+            log.warning(
+                "cannot listen for wake-ups; looking for work every idle_seconds instead",
+                extra={"error": str(exc)},
+            )
+
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+
     async def _idle(self, nothing_due: bool) -> None:
-        timeout = self.config.idle_seconds
+        """Sleep until woken (work in this process, a ring, a slot freed), until the next
+        due time when nothing is due, or for the longest idle sleep."""
+        listening = self._listener is not None
+        timeout = self.config.poll_seconds if listening else self.config.idle_seconds
         if nothing_due:
             upcoming = await self.store.next_wakeup(self.config.queues)
             if upcoming is not None:
                 until = instants.seconds_between(self._clock(), upcoming)
-                timeout = min(timeout, max(until, 0.01))
+                timeout = min(timeout, until + _PAST_DUE if until > 0 else _RETRY_DUE)
         try:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
@@ -594,6 +634,8 @@ class Worker:
         while self._sending:  # the finished attempts' writes, queued or on their way
             await asyncio.gather(*self._sending, return_exceptions=True)
         self._running.clear()
+        if self._doorbell is not None and unfinished:  # released: due now, for other workers
+            self._doorbell.ring()
 
     def _emit(self, done: machine.Effects, job: jobs.Job) -> None:
         if self._on_effect is not None:
