@@ -19,6 +19,17 @@ with exponential backoff (on top of SQLite's own `busy_timeout` wait).
 A future is answered only after the commit, so a caller that saw `True` can
 read its write back on the read connection at once.
 
+A lone write does not pay for the group commit built for many. When nothing is queued
+for the writer nor on its way back, a single insert or compare-and-set is written at
+once, on the event-loop thread, by a third connection that never waits for a lock: one
+statement in its own transaction, with no hand-over to the writer thread and back (two
+thread wake-ups, each a wait for a core and for the GIL: on a busy machine, most of a
+lone write's time). That is done only at `synchronous` OFF or NORMAL, where a commit in
+WAL mode does not sync; at FULL a commit's fsync would hold up the event loop, so writes
+always go through the writer thread, one fsync per group. If the lock is taken (another
+process is writing), or the statement fails, the write is queued for the writer as any
+other, which waits for the lock and reports errors the usual way.
+
 Checkpoints (copying the WAL back into the database file, and syncing it) run on a
 third thread, not in the commit that happens to fill the WAL: a checkpoint ends in
 an fsync, which would hold up every write queued behind that commit. The writer
@@ -119,6 +130,9 @@ class SqliteJobStore:
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = busy_timeout
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._queued = 0  # writes queued or being written: the loop thread's count
+        self._direct: sqlite3.Connection | None = None  # lone writes, when idle (above)
+        self._checkpointer: _Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None
@@ -160,14 +174,22 @@ class SqliteJobStore:
             await self._stop_writer()
             raise
         reader = _connect(self.path, self.busy_timeout, check_same_thread=True)
+        direct = None
         try:
             reader.execute("PRAGMA query_only = ON")
             reader.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self.synchronous in ("OFF", "NORMAL"):
+                direct = _connect(self.path, 0.0, check_same_thread=True)  # never waits
+                direct.execute(f"PRAGMA synchronous = {self.synchronous}")
+                direct.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
         except BaseException:
             reader.close()
+            if direct is not None:
+                direct.close()
             await self._stop_writer()
             raise
         self._reader = reader
+        self._direct = direct
         self._open = True
 
     async def close(self) -> None:
@@ -176,6 +198,9 @@ class SqliteJobStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         await self._stop_writer()
 
     async def _stop_writer(self) -> None:
@@ -271,11 +296,38 @@ class SqliteJobStore:
         if not self._open or self._loop is None:
             raise errors.JobkitError("the SqliteJobStore is not open")
         future = self._loop.create_future()
+        self._queued += 1
         self._writes.put((kind, payload, future))
         return future
 
+    def _written(
+        self, futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[Any]
+    ) -> None:
+        self._queued -= len(futures)
+        _answer(futures, answers)
+
+    def _alone(self, write: Callable[[sqlite3.Connection], bool]) -> bool | None:
+        """`write` done at once on the direct connection, when the writer has nothing to
+        do; None when it was not done (or failed, undone): queue it instead."""
+        direct = self._direct
+        if direct is None or self._queued or not self._open:
+            return None
+        try:
+            answer = write(direct)
+        except sqlite3.Error:  # busy, or a bad row: the writer's way waits, or says why
+            if direct.in_transaction:
+                direct.rollback()
+            return None
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
+        return answer
+
     async def insert(self, job: jobs.Job) -> bool:
-        answer: bool = await self._write(sqlite_writes.Write.INSERT, schema.encode(job))
+        row = schema.encode(job)
+        done = self._alone(lambda connection: sqlite_writes.insert(connection, row))
+        if done is not None:
+            return done
+        answer: bool = await self._write(sqlite_writes.Write.INSERT, row)
         return answer
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
@@ -287,9 +339,11 @@ class SqliteJobStore:
         return answers
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
-        answer: bool = await self._write(
-            sqlite_writes.Write.REPLACE, (expected_version, schema.encode(job))
-        )
+        row = schema.encode(job)
+        done = self._alone(lambda c: sqlite_writes.replace(c, expected_version, row))
+        if done is not None:
+            return done
+        answer: bool = await self._write(sqlite_writes.Write.REPLACE, (expected_version, row))
         return answer
 
     async def compare_and_set_many(
@@ -319,7 +373,7 @@ class SqliteJobStore:
             self._call(_settle, ready, exc)
             self._call(_settle, self._stopped, None)
             return
-        checkpointer = _Checkpointer(self.path, self.busy_timeout)
+        self._checkpointer = checkpointer = _Checkpointer(self.path, self.busy_timeout)
         self._call(_settle, ready, None)
         try:
             running = True
@@ -337,7 +391,7 @@ class SqliteJobStore:
                 running = item is not None
                 if group:
                     answers = self._commit_group(connection, group)
-                    self._call(_answer, [future for _, _, future in group], answers)
+                    self._call(self._written, [future for _, _, future in group], answers)
                     checkpointer.wake()
         finally:
             checkpointer.stop()

@@ -429,15 +429,19 @@ def _perform(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
             assert_never(kind)
 
 
-def _insert(cursor: sqlite3.Cursor, row: Row) -> bool:
-    cursor.execute(schema.INSERT, row)
-    return cursor.rowcount == 1
+def _insert(cursor: sqlite3.Cursor | sqlite3.Connection, row: Row) -> bool:
+    return cursor.execute(schema.INSERT, row).rowcount == 1
 
 
-def _replace(cursor: sqlite3.Cursor, expected_version: int, row: Row) -> bool:
-    cursor.execute(REPLACE, replace_parameters(expected_version, row))
-    if cursor.rowcount == 1:
+def _replace(cursor: sqlite3.Cursor | sqlite3.Connection, expected_version: int, row: Row) -> bool:
+    if cursor.execute(REPLACE, replace_parameters(expected_version, row)).rowcount == 1:
         return True
     # Lost, or a write that changes a fixed column: only the version may refuse it.
-    cursor.execute(REPLACE_ALL, replace_all_parameters(expected_version, row))
-    return cursor.rowcount == 1
+    replaced = cursor.execute(REPLACE_ALL, replace_all_parameters(expected_version, row))
+    return replaced.rowcount == 1
+
+
+# A lone write, outside any group: on a connection in autocommit mode, each statement is
+# its own transaction (a compare-and-set's second statement is guarded by the version too).
+insert = _insert
+replace = _replace
