@@ -15,6 +15,7 @@ import attrs
 import httpx
 import uvicorn
 
+from jobkit import registry
 from jobkit_http import keys, problems, samples, settings
 from jobkit_http.app import create_app
 
@@ -52,16 +53,21 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(
-    data: Path, environ: Mapping[str, str] | None = None, **overrides: Any
+    data: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    types: registry.Registry | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningServer]:
     """Run `create_app` under uvicorn on a free port until the block ends.
 
     Settings come from `environ` (`JOBKIT_*` variables) and `overrides`, as in production,
-    with `data` as the data folder. Startup failures are raised here, not hidden in the thread.
+    with `data` as the data folder; `types`, the job types (the installed ones by default).
+    Startup failures are raised here, not hidden in the thread.
     """
     chosen = settings.from_env(environ or {}, **{**TEST_OVERRIDES, "data": data, **overrides})
     config = uvicorn.Config(
-        create_app(chosen),
+        create_app(chosen, types=types),
         host="127.0.0.1",
         port=0,
         lifespan="on",
