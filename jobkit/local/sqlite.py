@@ -260,13 +260,13 @@ class SqliteJobStore:
         if limit <= 0:
             return []
         at = instants.format(now)
-        if queues is None:
-            rows = self._rows(schema.CLAIMABLE, (at, limit))
+        if queues is None:  # every queue that has pending jobs, each queue's head merged
+            wanted = [name for (name,) in self._rows(schema.PENDING_QUEUES, ())]
         else:
             wanted = sorted(set(queues))
-            if not wanted:
-                return []
-            rows = self._rows(*schema.claimable_in(wanted, at, limit))
+        if not wanted:
+            return []
+        rows = self._rows(*schema.claimable_in(wanted, at, limit))
         # Remembered: a worker reads the jobs of its claims still on their way once more.
         return [self._decode(doc) for (doc,) in rows]
 
