@@ -20,7 +20,8 @@ A future is answered only after the commit, so a caller that saw `True` can
 read its write back on the read connection at once.
 
 A lone write does not pay for the group commit built for many. When nothing is queued
-for the writer nor on its way back, a single insert or compare-and-set is written at
+for the writer nor on its way back, a single insert or compare-and-set (or a batch of
+one: a worker's one claim or completion under a light load) is written at
 once, on the event-loop thread, by a third connection that never waits for a lock: one
 statement in its own transaction, with no hand-over to the writer thread and back (two
 thread wake-ups, each a wait for a core and for the GIL: on a busy machine, most of a
@@ -331,8 +332,8 @@ class SqliteJobStore:
         return answer
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
-        if not batch:
-            return []
+        if len(batch) <= 1:  # a lone write, maybe written at once
+            return [await self.insert(job) for job in batch]
         answers: builtins.list[bool] = await self._write(
             sqlite_writes.Write.INSERT_MANY, [schema.encode(job) for job in batch]
         )
@@ -349,8 +350,8 @@ class SqliteJobStore:
     async def compare_and_set_many(
         self, writes: Sequence[tuple[int, jobs.Job]]
     ) -> builtins.list[bool]:
-        if not writes:
-            return []
+        if len(writes) <= 1:  # a lone write, maybe written at once (a worker's one claim)
+            return [await self.compare_and_set(version, job) for version, job in writes]
         payload = [(version, schema.encode(job)) for version, job in writes]
         answers: builtins.list[bool] = await self._write(sqlite_writes.Write.REPLACE_MANY, payload)
         return answers

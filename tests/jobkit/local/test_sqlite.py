@@ -92,16 +92,17 @@ def test_after_a_lost_race_the_writer_applies_the_next_group_exactly(tmp_path: P
 
     async def main() -> list[bool]:
         async with sqlite.SqliteJobStore(tmp_path / "jobs.db") as store:
-            first, second = new(1), new(2)
-            await store.insert_many([first, second])
+            population = [new(n) for n in range(1, 6)]
+            await store.insert_many(population)
+            one, two, three, four, five = (claimed(job, at(1)) for job in population)
             seen = [store._optimistic]
             # Writes of many go through the writer thread (a lone write may not: see
-            # test_sqlite_lone); one of one is enough.
-            assert await store.compare_and_set_many([(7, claimed(first, at(1)))]) == [False]
+            # test_sqlite_lone).
+            assert await store.compare_and_set_many([(7, one), (1, two)]) == [False, True]
             seen.append(store._optimistic)
-            assert await store.compare_and_set_many([(1, claimed(first, at(1)))]) == [True]
+            assert await store.compare_and_set_many([(1, one), (1, three)]) == [True, True]
             seen.append(store._optimistic)
-            assert await store.compare_and_set_many([(1, claimed(second, at(1)))]) == [True]
+            assert await store.compare_and_set_many([(1, four), (1, five)]) == [True, True]
             seen.append(store._optimistic)
             return seen
 

@@ -77,11 +77,11 @@ def test_a_lone_write_comes_after_the_writes_queued_before_it(
             await asyncio.sleep(0)  # queued, not yet answered
             assert await store.insert(new(300, priority=99)) is False  # the batch's came first
             assert await first == [True] * 300
-            taken = claimed(new(1), at(1))
-            late = asyncio.ensure_future(store.compare_and_set_many([(1, taken)]))
+            taken = [(1, claimed(new(1), at(1))), (1, claimed(new(2), at(1)))]
+            late = asyncio.ensure_future(store.compare_and_set_many(taken))  # the writer's
             await asyncio.sleep(0)
             assert await store.compare_and_set(1, claimed(new(1), at(2))) is False
-            assert await late == [True]
+            assert await late == [True, True]
             stored = await store.get("job-0001")
             assert stored is not None
             assert jobs.version(stored) == 2
