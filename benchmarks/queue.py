@@ -275,6 +275,72 @@ def huey_start_latency() -> dict[str, float]:
     return {**_percentiles("Huey start latency", waits), "Huey idle consumer CPU %": cpu}
 
 
+def _serve_api(folder: str, port: int) -> None:
+    """The API (its own worker off) on `folder`, with the no-op type, until terminated."""
+    import uvicorn
+
+    from jobkit_http import settings
+    from jobkit_http.app import create_app
+
+    chosen = settings.from_env({}, data=Path(folder), worker=False, log_level="WARNING")
+    uvicorn.run(create_app(chosen, types=TYPES), host="127.0.0.1", port=port, log_level="warning")
+
+
+def post_one() -> dict[str, float]:
+    """`POST /api/v1/jobs` one request at a time on one keep-alive connection (a raw socket
+    client, so that the figure is the server's), the API at its defaults."""
+    import socket
+
+    from jobkit_http import keys
+
+    with tempfile.TemporaryDirectory() as folder:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen([sys.executable, SCRIPT, "--api", folder, str(port)])
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    connection = socket.create_connection(("127.0.0.1", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the API did not start") from None
+                    time.sleep(0.05)
+            token = keys.issue_token(Path(folder), "bench", now=utc_now())
+            body = b'{"type": "noop"}'
+            request = (
+                "POST /api/v1/jobs HTTP/1.1\r\nHost: bench\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            replies = connection.makefile("rb")
+
+            def post() -> None:
+                connection.sendall(request)
+                length = 0
+                while (line := replies.readline()) != b"\r\n":
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                    elif line.startswith(b"HTTP/1.1 ") and not line.startswith(b"HTTP/1.1 202"):
+                        raise SystemExit(f"the API answered {line!r}")
+                replies.read(length)
+
+            for _ in range(300):
+                post()
+            started = time.perf_counter()
+            for _ in range(ONE_AT_A_TIME):
+                post()
+            elapsed = time.perf_counter() - started
+            connection.close()
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
+    return {"POST /api/v1/jobs one at a time, requests/s": ONE_AT_A_TIME / elapsed}
+
+
 def latency() -> dict[str, float]:
     """A steady 50 jobs/s for 10 s from another process; latency = createdAt to completion."""
     with tempfile.TemporaryDirectory() as folder:
@@ -384,6 +450,7 @@ MEASURES = {
     "claim_1k": claim_1k,
     "claim_100k": claim_100k,
     "claim_1m": claim_1m,
+    "post_one": post_one,
     **{name: measure for name, measure in PEERS.items() if not name.startswith("huey")},
 }
 EVERY = {**MEASURES, **PEERS}
@@ -391,6 +458,9 @@ EVERY = {**MEASURES, **PEERS}
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--worker":
         asyncio.run(_worker(*sys.argv[2:]))
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "--api":
+        _serve_api(sys.argv[2], int(sys.argv[3]))
         sys.exit(0)
     if len(sys.argv) >= 2 and sys.argv[1] == "--once":
         sys.exit(_harness.main(EVERY, sys.argv[1:]))
