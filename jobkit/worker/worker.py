@@ -248,8 +248,10 @@ class Worker:
 
     async def _idle(self, nothing_due: bool) -> None:
         """Sleep until woken (work in this process, a ring, a slot freed), until the next
-        due time when nothing is due, or for the longest idle sleep."""
-        listening = self._listener is not None
+        due time when nothing is due, or for the longest idle sleep: `poll_seconds` when
+        nothing is due and the doorbell is heard, else `idle_seconds` (waiting for this
+        worker's own work in flight, which wakes it)."""
+        listening = self._listener is not None and nothing_due
         timeout = self.config.poll_seconds if listening else self.config.idle_seconds
         if nothing_due:
             upcoming = await self.store.next_wakeup(self.config.queues)
@@ -314,6 +316,11 @@ class Worker:
             return
         finally:
             self._claiming.difference_update(ids)
+            # Out of `_claims` before the wake: the loop it wakes must not see this claim
+            # still on its way (its done callback comes later) and wait for it.
+            task = asyncio.current_task()
+            if task is not None:
+                self._claims.discard(task)
             self._wake.set()
         started = 0
         unwanted: list[Attempt] = []

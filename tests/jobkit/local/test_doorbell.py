@@ -306,3 +306,21 @@ async def _draft(runtime: Runtime, run_at: datetime | None = None) -> jobs.Job:
         request, types=TYPES, job_id=commands.new_id(), user_id="u", now=runtime.clock()
     )
     return draft.unwrap()
+
+
+def test_a_drain_never_waits_for_a_claim_already_landed(tmp_path: Path) -> None:
+    """The loop a landed claim wakes must not still count it as on its way. Two drains race
+    for one file (claims that win nothing); with idle sleeps an hour long, a drain that
+    waited for a claim already landed would hang at its end."""
+
+    async def main() -> None:
+        async with Runtime(tmp_path, types=TYPES) as one, Runtime(tmp_path, types=TYPES) as two:
+            config = WorkerConfig(concurrency=4, idle_seconds=HOUR, poll_seconds=HOUR)
+            for _ in range(5):
+                for outcome in await one.submit_many([{"type": "noop"}] * 100):
+                    outcome.unwrap()
+                async with asyncio.timeout(DEADLINE):
+                    done = await asyncio.gather(one.drain(config), two.drain(config))
+                assert sum(done) == 100
+
+    asyncio.run(main())
