@@ -77,14 +77,15 @@ class SocketDoorbell:
         loop = asyncio.get_running_loop()
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        address = self._address(name)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            sock.bind(self._address(name))
+            sock.bind(address)
         except BaseException:
             sock.close()
             raise
-        listening = _Listening(self, name, sock, on_ring, loop)
+        listening = _Listening(self, name, address, sock, on_ring, loop)
         self._mine[name] = listening
         loop.add_reader(sock.fileno(), listening.readable)
         return listening
@@ -161,11 +162,13 @@ class _Listening:
         self,
         doorbell: SocketDoorbell,
         name: str,
+        address: str,
         sock: socket.socket,
         on_ring: Callable[[], None],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.name = name
+        self.address = address
         self.on_ring = on_ring
         self._doorbell = doorbell
         self._socket = sock
@@ -190,7 +193,6 @@ class _Listening:
         self._doorbell._mine.pop(self.name, None)
         with contextlib.suppress(Exception):  # a closed loop has no readers left
             self._loop.remove_reader(self._socket.fileno())
-        address = self._doorbell._address(self.name)
         self._socket.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(address)
+            os.unlink(self.address)

@@ -20,8 +20,9 @@ A future is answered only after the commit, so a caller that saw `True` can
 read its write back on the read connection at once.
 
 A lone write does not pay for the group commit built for many. When nothing is queued
-for the writer nor on its way back, a single insert or compare-and-set (or a batch of
-one: a worker's one claim or completion under a light load) is written at
+for the writer nor on its way back, and no other write is asked for in the same turn of
+the event loop, a single insert or compare-and-set (or a batch of one: a worker's one
+claim or completion under a light load) is written at
 once, on the event-loop thread, by a third connection that never waits for a lock: one
 statement in its own transaction, with no hand-over to the writer thread and back (two
 thread wake-ups, each a wait for a core and for the GIL: on a busy machine, most of a
@@ -132,6 +133,7 @@ class SqliteJobStore:
         self.busy_timeout = busy_timeout
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._queued = 0  # writes queued or being written: the loop thread's count
+        self._asking = 0  # lone writes waiting out this turn of the loop (`_alone`)
         self._direct: sqlite3.Connection | None = None  # lone writes, when idle (above)
         self._checkpointer: _Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,11 +309,20 @@ class SqliteJobStore:
         self._queued -= len(futures)
         _answer(futures, answers)
 
-    def _alone(self, write: Callable[[sqlite3.Connection], bool]) -> bool | None:
-        """`write` done at once on the direct connection, when the writer has nothing to
-        do; None when it was not done (or failed, undone): queue it instead."""
+    async def _alone(self, write: Callable[[sqlite3.Connection], bool]) -> bool | None:
+        """`write` done at once on the direct connection, when it is alone: the writer has
+        nothing to do, and no other write was asked for in this turn of the event loop
+        (many at once, as a burst of submissions, share a group commit instead). None when
+        it was not done (or failed, undone): queue it."""
+        if self._direct is None or self._queued:
+            return None
+        self._asking += 1
+        try:
+            await asyncio.sleep(0)  # the rest of this turn: do others ask too?
+        finally:
+            self._asking -= 1
         direct = self._direct
-        if direct is None or self._queued or not self._open:
+        if direct is None or self._queued or self._asking or not self._open:
             return None
         try:
             answer = write(direct)
@@ -325,7 +336,7 @@ class SqliteJobStore:
 
     async def insert(self, job: jobs.Job) -> bool:
         row = schema.encode(job)
-        done = self._alone(lambda connection: sqlite_writes.insert(connection, row))
+        done = await self._alone(lambda connection: sqlite_writes.insert(connection, row))
         if done is not None:
             return done
         answer: bool = await self._write(sqlite_writes.Write.INSERT, row)
@@ -341,7 +352,7 @@ class SqliteJobStore:
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         row = schema.encode(job)
-        done = self._alone(lambda c: sqlite_writes.replace(c, expected_version, row))
+        done = await self._alone(lambda c: sqlite_writes.replace(c, expected_version, row))
         if done is not None:
             return done
         answer: bool = await self._write(sqlite_writes.Write.REPLACE, (expected_version, row))
