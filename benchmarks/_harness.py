@@ -14,22 +14,26 @@ Measure = Callable[[], dict[str, float]]
 
 def main(measures: dict[str, Measure], argv: Sequence[str], runs: int = 5) -> int:
     """`script.py` runs each measure `runs` times in fresh processes; `script.py --once NAME`
-    runs one measure in this process and prints its figures as JSON."""
+    runs one measure in this process and prints its figures as JSON.
+
+    The runs are interleaved (round 1 of every measure, then round 2...), so that the noise
+    of a shared machine falls on every measure alike, above all on those compared."""
     if len(argv) == 2 and argv[0] == "--once":
         print(json.dumps(measures[argv[1]]()))
         return 0
     if argv and argv[0] == "--runs":
         runs = int(argv[1])
-    for name in measures:
-        samples: list[dict[str, Any]] = []
-        for _ in range(runs):
+    samples_of: dict[str, list[dict[str, Any]]] = {name: [] for name in measures}
+    for _ in range(runs):
+        for name in measures:
             done = subprocess.run(
                 [sys.executable, sys.argv[0], "--once", name],
                 capture_output=True,
                 text=True,
                 check=True,
             )
-            samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            samples_of[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for name, samples in samples_of.items():
         print(f"{name} (median of {runs} processes)")
         for key in samples[0]:
             values = [sample[key] for sample in samples]

@@ -141,6 +141,40 @@ class BlobEntry:
     updated: datetime
 
 
+class Doorbell(Protocol):
+    """A wake-up: how a runner learns that work is due without polling hard.
+
+    A local notification on the embedded default (`jobkit.local.doorbell`), a Firestore
+    listener for pull workers on GCP, a Cloud Tasks task per due moment for push dispatch
+    on Cloud Run. A doorbell carries no truth: the store decides what is due and in what
+    order, so a lost, late or duplicate ring is harmless. A listener that hears a ring
+    looks at the store (claims what is due, then reads `JobStore.next_wakeup` to know how
+    long it may sleep); a runner still polls now and then, as a safety net for lost rings
+    and for writers that do not ring.
+    """
+
+    def ring(self, at: datetime | None = None) -> None:
+        """Work is due now (`at` None or past), or will be at `at`: tell the listeners.
+
+        Called after the write that made the work due is committed, so that a listener
+        looking at once finds it. Never blocks and never raises: a doorbell that needs I/O
+        to ring starts it in the background, and a ring it cannot deliver is dropped.
+        Listeners in this process may be called back before `ring` returns.
+        """
+
+    async def listen(self, on_ring: Callable[[], None]) -> Listener:
+        """Call `on_ring()` on this event loop's thread, soon after each ring from now on
+        (rings may be coalesced: several rings, one call). Rings at a later `at` may be
+        delivered early, when rung, or at `at`. Raises `OSError` if it cannot listen:
+        the caller then polls instead."""
+
+
+class Listener(Protocol):
+    """What `Doorbell.listen` returns: stop it with `close()` (idempotent)."""
+
+    async def close(self) -> None: ...
+
+
 class BlobTooLarge(ValueError):
     """A `put` stream went past its `max_bytes`; nothing was written."""
 

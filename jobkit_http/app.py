@@ -34,6 +34,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         heartbeat_seconds=settings.lease_seconds / 3,
         grace_seconds=settings.grace_seconds,
         queues=settings.queues,
+        poll_seconds=settings.poll_seconds,
     )
 
 

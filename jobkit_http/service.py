@@ -35,6 +35,10 @@ class Backend(Protocol):
     async def ready(self) -> None:
         """Raise unless the job store and the blob store answer."""
 
+    @property
+    def doorbell(self) -> ports.Doorbell:
+        """Rung once a job is due (submitted, retried): wakes workers in every process."""
+
 
 class Authenticator(Protocol):
     """Who is calling: `auth.Authenticator` (Entra ID or local tokens) in the service."""
@@ -91,9 +95,9 @@ class Service:
         self.changed(effect.job_id)
 
     def submitted(self, job: jobs.Job) -> None:
-        """A job became due in this process: wake the workers instead of waiting for a poll."""
-        for worker in self.workers:
-            worker.wake()
+        """A job became due (or will be, at its `runAt`): ring the doorbell, so that idle
+        workers, in this process (`workers`) and in others, look for it now."""
+        self.runtime.doorbell.ring(jobs.run_at(job))
 
     def changed(self, job_id: str) -> None:
         """A worker in this process moved a job: wake its long-pollers now."""

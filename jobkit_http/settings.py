@@ -62,6 +62,7 @@ class Settings:
     gcs_bucket: str | None = None
     gcs_prefix: str = ""
     long_poll_max_seconds: float = 30.0
+    poll_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: LogFormat = "auto"
     # the GCP backend
@@ -643,7 +644,13 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="how often `serve` sweeps orphaned uploads (also once at start-up)",
     ),
     # -- wake-ups: add below
-    #
+    Setting(
+        name="JOBKIT_POLL_SECONDS",
+        field="poll_seconds",
+        parse=_number,
+        default="5",
+        meaning="longest an idle worker sleeps between rings of the doorbell (a safety net)",
+    ),
     # -- the web page: add below
     #
 )
@@ -724,6 +731,7 @@ def _check(settings: Settings) -> list[str]:
         "slow_call_seconds",
         "slow_analyze_seconds",
         "gauge_seconds",
+        "poll_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")

@@ -13,6 +13,7 @@ from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, registry, submission
 from jobkit.local.blobs import FileBlobStore
+from jobkit.local.doorbell import InProcessDoorbell, SocketDoorbell
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
@@ -56,11 +57,13 @@ async def _bytes_chunks(data: bytes) -> AsyncIterator[bytes]:
 class Runtime:
     """jobkit embedded in a Python program: `async with Runtime(folder) as rt:`.
 
-    `folder` holds `jobs.db` and `blobs/`. Several processes may open the same
-    folder: each runs its own workers over the one database file.
+    `folder` holds `jobs.db`, `blobs/` and `doorbell/`. Several processes may open the
+    same folder: each runs its own workers over the one database file. A submission rings
+    the doorbell once stored, so that idle workers in every process look for it at once.
 
     Any other stores may stand in: `Runtime(store=..., blobs=...)` runs on those
-    ports instead (`jobkit_gcp.runtime` builds one on Firestore and Cloud Storage).
+    ports instead (`jobkit_gcp.runtime` builds one on Firestore and Cloud Storage), with
+    any `doorbell` (by default, one that reaches this process's workers only).
     The runtime opens and closes what it is given: a store or blob store that is
     an async context manager is entered with the runtime and left with it.
 
@@ -80,6 +83,7 @@ class Runtime:
         clock: Clock = utc_now,
         observer: CallObserver | None = None,
         slow_seconds: float | None = None,
+        doorbell: ports.Doorbell | None = None,
     ) -> None:
         self.folder = None if folder is None else Path(folder)
         if store is None or blobs is None:
@@ -106,6 +110,13 @@ class Runtime:
         self.clock = clock
         self._workers: list[Worker] = []
         self._opened = contextlib.AsyncExitStack()
+        self.doorbell: ports.Doorbell = (
+            doorbell
+            if doorbell is not None
+            else InProcessDoorbell()
+            if store is not None
+            else SocketDoorbell(_inside(self.folder) / "doorbell")
+        )
 
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as opening:
@@ -121,7 +132,12 @@ class Runtime:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._opened.aclose()
+        try:
+            await self._opened.aclose()
+        finally:
+            close = getattr(self.doorbell, "close", None)
+            if close is not None:
+                close()
 
     async def ready(self) -> None:
         """Raise unless the job store and the blob store answer (for `/readyz`)."""
@@ -166,8 +182,7 @@ class Runtime:
                 return checked
             case Success(draft):
                 job = await commands.submit(self.store, draft, now)
-                for worker in self._workers:
-                    worker.wake()
+                self.doorbell.ring(jobs.run_at(job))
                 return Success(job)
         raise AssertionError("unreachable")
 
@@ -189,9 +204,9 @@ class Runtime:
                 drafts.append(checked.unwrap())
         if not drafts:
             return outcomes
-        stored = iter(await commands.submit_many(self.store, drafts, now))
-        for worker in self._workers:
-            worker.wake()
+        submitted = await commands.submit_many(self.store, drafts, now)
+        self.doorbell.ring(min(jobs.run_at(job) for job in submitted))
+        stored = iter(submitted)
         return [Success(next(stored)) if isinstance(o, Success) else o for o in outcomes]
 
     async def get(self, job_id: str) -> jobs.Job | None:
@@ -201,7 +216,10 @@ class Runtime:
         return await self._command(job_id, events.CancelRequested())
 
     async def retry(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
-        return await self._command(job_id, events.RetryRequested())
+        retried = await self._command(job_id, events.RetryRequested())
+        if isinstance(retried, Success):
+            self.doorbell.ring(jobs.run_at(retried.unwrap()))
+        return retried
 
     async def purge(self, job_id: str) -> Result[jobs.Job, commands.Refused]:
         return await self._command(job_id, events.Purged())
@@ -225,7 +243,8 @@ class Runtime:
 
     def worker(self, config: WorkerConfig | None = None, **options: Any) -> Worker:
         """A worker over this runtime; `run()` it in a task, or `drain()` it (burst mode)."""
-        worker = Worker(
+        options.setdefault("doorbell", self.doorbell)
+        return Worker(
             store=self.store,
             types=self.types,
             performers_for=self.performers,
@@ -233,13 +252,7 @@ class Runtime:
             clock=self.clock,
             **options,
         )
-        self._workers.append(worker)
-        return worker
 
     async def drain(self, config: WorkerConfig | None = None) -> int:
         """Run every due job to the end of its attempt, then return how many attempts ran."""
-        worker = self.worker(config)
-        try:
-            return await worker.drain()
-        finally:
-            self._workers.remove(worker)
+        return await self.worker(config).drain()

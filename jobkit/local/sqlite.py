@@ -19,6 +19,19 @@ with exponential backoff (on top of SQLite's own `busy_timeout` wait).
 A future is answered only after the commit, so a caller that saw `True` can
 read its write back on the read connection at once.
 
+A lone write does not pay for the group commit built for many. When nothing is queued
+for the writer nor on its way back, and no other write is asked for in the same turn of
+the event loop, a single insert or compare-and-set (or a batch of one: a worker's one
+claim or completion under a light load) is written at
+once, on the event-loop thread, by a third connection that never waits for a lock: one
+statement in its own transaction, with no hand-over to the writer thread and back (two
+thread wake-ups, each a wait for a core and for the GIL: on a busy machine, most of a
+lone write's time). That is done only at `synchronous` OFF or NORMAL, where a commit in
+WAL mode does not sync; at FULL a commit's fsync would hold up the event loop, so writes
+always go through the writer thread, one fsync per group. If the lock is taken (another
+process is writing), or the statement fails, the write is queued for the writer as any
+other, which waits for the lock and reports errors the usual way.
+
 Checkpoints (copying the WAL back into the database file, and syncing it) run on a
 third thread, not in the commit that happens to fill the WAL: a checkpoint ends in
 an fsync, which would hold up every write queued behind that commit. The writer
@@ -50,10 +63,11 @@ from typing import Any, Final, Literal, Self, TypeVar
 
 from jobkit import errors, instants, jobs, listing, schedule
 from jobkit.local import sqlite_schema as schema
+from jobkit.local import sqlite_writes
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
-_Write = tuple[schema.Write, Any, asyncio.Future[Any]]
+_Write = tuple[sqlite_writes.Write, Any, asyncio.Future[Any]]
 T = TypeVar("T")
 
 log = logging.getLogger("jobkit.local.sqlite")
@@ -118,6 +132,10 @@ class SqliteJobStore:
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = busy_timeout
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._queued = 0  # writes queued or being written: the loop thread's count
+        self._asking = 0  # lone writes waiting out this turn of the loop (`_alone`)
+        self._direct: sqlite3.Connection | None = None  # lone writes, when idle (above)
+        self._checkpointer: _Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None
@@ -159,14 +177,22 @@ class SqliteJobStore:
             await self._stop_writer()
             raise
         reader = _connect(self.path, self.busy_timeout, check_same_thread=True)
+        direct = None
         try:
             reader.execute("PRAGMA query_only = ON")
             reader.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self.synchronous in ("OFF", "NORMAL"):
+                direct = _connect(self.path, 0.0, check_same_thread=True)  # never waits
+                direct.execute(f"PRAGMA synchronous = {self.synchronous}")
+                direct.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
         except BaseException:
             reader.close()
+            if direct is not None:
+                direct.close()
             await self._stop_writer()
             raise
         self._reader = reader
+        self._direct = direct
         self._open = True
 
     async def close(self) -> None:
@@ -175,6 +201,9 @@ class SqliteJobStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         await self._stop_writer()
 
     async def _stop_writer(self) -> None:
@@ -240,13 +269,13 @@ class SqliteJobStore:
         if limit <= 0:
             return []
         at = instants.format(now)
-        if queues is None:
-            rows = self._rows(schema.CLAIMABLE, (at, limit))
+        if queues is None:  # every queue that has pending jobs, each queue's head merged
+            wanted = [name for (name,) in self._rows(schema.PENDING_QUEUES, ())]
         else:
             wanted = sorted(set(queues))
-            if not wanted:
-                return []
-            rows = self._rows(*schema.claimable_in(wanted, at, limit))
+        if not wanted:
+            return []
+        rows = self._rows(*schema.claimable_in(wanted, at, limit))
         # Remembered: a worker reads the jobs of its claims still on their way once more.
         return [self._decode(doc) for (doc,) in rows]
 
@@ -285,47 +314,85 @@ class SqliteJobStore:
 
     # -- the port: writes, queued for the writer thread ---------------------------------
 
-    def _write(self, kind: schema.Write, payload: Any) -> asyncio.Future[Any]:
+    def _write(self, kind: sqlite_writes.Write, payload: Any) -> asyncio.Future[Any]:
         if not self._open or self._loop is None:
             raise errors.JobkitError("the SqliteJobStore is not open")
         future = self._loop.create_future()
+        self._queued += 1
         self._writes.put((kind, payload, future))
         return future
 
+    def _written(
+        self, futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[Any]
+    ) -> None:
+        self._queued -= len(futures)
+        _answer(futures, answers)
+
+    async def _alone(self, write: Callable[[sqlite3.Connection], bool]) -> bool | None:
+        """`write` done at once on the direct connection, when it is alone: the writer has
+        nothing to do, and no other write was asked for in this turn of the event loop
+        (many at once, as a burst of submissions, share a group commit instead). None when
+        it was not done (or failed, undone): queue it."""
+        if self._direct is None or self._queued:
+            return None
+        self._asking += 1
+        try:
+            await asyncio.sleep(0)  # the rest of this turn: do others ask too?
+        finally:
+            self._asking -= 1
+        direct = self._direct
+        if direct is None or self._queued or self._asking or not self._open:
+            return None
+        try:
+            answer = write(direct)
+        except sqlite3.Error:  # busy, or a bad row: the writer's way waits, or says why
+            if direct.in_transaction:
+                direct.rollback()
+            return None
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
+        return answer
+
     async def insert(self, job: jobs.Job) -> bool:
-        answer: bool = await self._write(schema.Write.INSERT, schema.encode(job))
+        row = schema.encode(job)
+        done = await self._alone(lambda connection: sqlite_writes.insert(connection, row))
+        if done is not None:
+            return done
+        answer: bool = await self._write(sqlite_writes.Write.INSERT, row)
         return answer
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
-        if not batch:
-            return []
+        if len(batch) <= 1:  # a lone write, maybe written at once
+            return [await self.insert(job) for job in batch]
         answers: builtins.list[bool] = await self._write(
-            schema.Write.INSERT_MANY, [schema.encode(job) for job in batch]
+            sqlite_writes.Write.INSERT_MANY, [schema.encode(job) for job in batch]
         )
         return answers
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
-        answer: bool = await self._write(
-            schema.Write.REPLACE, (expected_version, schema.encode(job))
-        )
+        row = schema.encode(job)
+        done = await self._alone(lambda c: sqlite_writes.replace(c, expected_version, row))
+        if done is not None:
+            return done
+        answer: bool = await self._write(sqlite_writes.Write.REPLACE, (expected_version, row))
         return answer
 
     async def compare_and_set_many(
         self, writes: Sequence[tuple[int, jobs.Job]]
     ) -> builtins.list[bool]:
-        if not writes:
-            return []
+        if len(writes) <= 1:  # a lone write, maybe written at once (a worker's one claim)
+            return [await self.compare_and_set(version, job) for version, job in writes]
         payload = [(version, schema.encode(job)) for version, job in writes]
-        answers: builtins.list[bool] = await self._write(schema.Write.REPLACE_MANY, payload)
+        answers: builtins.list[bool] = await self._write(sqlite_writes.Write.REPLACE_MANY, payload)
         return answers
 
     async def delete(self, job_id: str, expected_version: int) -> bool:
-        answer: bool = await self._write(schema.Write.DELETE, (job_id, expected_version))
+        answer: bool = await self._write(sqlite_writes.Write.DELETE, (job_id, expected_version))
         return answer
 
     async def pragmas(self) -> dict[str, Any]:
         """The settings in force on the write connection (the one durability depends on)."""
-        answer: dict[str, Any] = await self._write(schema.Write.PRAGMAS, None)
+        answer: dict[str, Any] = await self._write(sqlite_writes.Write.PRAGMAS, None)
         return answer
 
     # -- the writer thread --------------------------------------------------------------
@@ -337,7 +404,7 @@ class SqliteJobStore:
             self._call(_settle, ready, exc)
             self._call(_settle, self._stopped, None)
             return
-        checkpointer = _Checkpointer(self.path, self.busy_timeout)
+        self._checkpointer = checkpointer = _Checkpointer(self.path, self.busy_timeout)
         self._call(_settle, ready, None)
         try:
             running = True
@@ -355,7 +422,7 @@ class SqliteJobStore:
                 running = item is not None
                 if group:
                     answers = self._commit_group(connection, group)
-                    self._call(_answer, [future for _, _, future in group], answers)
+                    self._call(self._written, [future for _, _, future in group], answers)
                     checkpointer.wake()
         finally:
             checkpointer.stop()
@@ -388,15 +455,15 @@ class SqliteJobStore:
 
     def _commit_group(
         self, connection: sqlite3.Connection, group: builtins.list[_Write]
-    ) -> builtins.list[schema.Answer]:
+    ) -> builtins.list[sqlite_writes.Answer]:
         optimistic = self._optimistic
         try:
             answers = self._retry(
-                lambda: schema.apply_group(connection, group, optimistic=optimistic)
+                lambda: sqlite_writes.apply_group(connection, group, optimistic=optimistic)
             )
         except Exception as exc:  # the group is rolled back: every write in it failed
             return [exc] * len(group)
-        self._optimistic = schema.all_won(answers)
+        self._optimistic = sqlite_writes.all_won(answers)
         return answers
 
     def _call(self, callback: Any, *args: Any) -> None:
@@ -460,7 +527,7 @@ def _settle(future: asyncio.Future[Any] | None, outcome: BaseException | None) -
 
 
 def _answer(
-    futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[schema.Answer]
+    futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[sqlite_writes.Answer]
 ) -> None:
     for future, answer in zip(futures, answers, strict=True):
         if future.done():  # the caller was cancelled; its write still happened

@@ -252,8 +252,9 @@ class Attempts:
                 extra={**fields, "secondsLeft": round(left, 3), "workerId": self._worker_id},
             )
 
-    async def stop(self) -> None:
-        """Let running attempts finish within the grace period, then release the rest."""
+    async def stop(self) -> int:
+        """Let running attempts finish within the grace period, then release the rest; how
+        many it released."""
         tasks = [a.task for a in self.running.values() if a.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=self._config.grace_seconds)
@@ -264,6 +265,7 @@ class Attempts:
         await asyncio.gather(*(a.task for a in unfinished if a.task), return_exceptions=True)
         for attempt in unfinished:
             await self._writes.release(attempt)
+        return len(unfinished)
 
 
 def _watched(attempt: Attempt, name: str, perform: Performer) -> Performer:

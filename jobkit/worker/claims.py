@@ -110,6 +110,11 @@ class Claims:
             return
         finally:
             self.ids.difference_update(ids)
+            # Out of the claims on their way before the wake: the loop it wakes must not
+            # see this claim still pending (its done callback comes later) and wait for it.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.pop(task, None)
             self._wake()
         taken: list[jobs.Job] = []
         for (_, job, done), ok in zip(moves, won, strict=True):

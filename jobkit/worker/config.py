@@ -43,7 +43,8 @@ class WorkerConfig:
     concurrency: int = 8
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
-    idle_seconds: float = 0.25  # longest idle sleep: other processes may submit work
+    idle_seconds: float = 0.25  # longest idle sleep without a doorbell: others may submit work
+    poll_seconds: float = 5.0  # longest idle sleep with one: a safety net for lost rings
     reap_seconds: float = 5.0
     grace_seconds: float = 8.0
     progress_seconds: float = 0.5  # at most one progress write per job this often
@@ -54,6 +55,8 @@ class WorkerConfig:
             raise errors.ConfigurationError("concurrency must be >= 1")
         if not 0 < self.heartbeat_seconds < self.lease_seconds:
             raise errors.ConfigurationError("heartbeat_seconds must be within (0, lease_seconds)")
+        if not (self.idle_seconds > 0 and self.poll_seconds > 0):
+            raise errors.ConfigurationError("idle_seconds and poll_seconds must be > 0")
 
 
 @attrs.define

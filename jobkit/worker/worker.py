@@ -32,6 +32,11 @@ from jobkit.worker.config import (
 )
 from jobkit.worker.writes import Writes
 
+# An idle worker wakes this long after the next due time: a timer may fire a little early,
+# and a look at the store just before the due time finds nothing and sleeps again.
+_PAST_DUE = 0.0005
+_RETRY_DUE = 0.01  # and this long after a due time already past (a stall awaiting the reaper)
+
 __all__ = [
     "Attempt",
     "Clock",
@@ -50,6 +55,10 @@ class Worker:
 
     `run()` works until `stop()`; `drain()` runs until nothing is due (burst mode).
 
+    With a `doorbell` (`ports.Doorbell`), an idle worker listens for rings: it looks for
+    work when one comes, at the next due time, and otherwise every `poll_seconds` (a safety
+    net for lost rings). Without one, it looks every `idle_seconds` at least.
+
     State it owns: whether it is stopping, and the event that wakes its idle wait. The
     running attempts are its `Attempts`', the claims on their way its `Claims`', the
     queued final writes and the count of finished attempts its `Writes`'.
@@ -66,6 +75,7 @@ class Worker:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         on_effect: Hook | None = None,
+        doorbell: ports.Doorbell | None = None,
     ) -> None:
         self.store = store
         self.types = types
@@ -76,6 +86,8 @@ class Worker:
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._doorbell = doorbell
+        self._listener: ports.Listener | None = None
         self._writes = Writes(
             store=store,
             worker_id=worker_id,
@@ -107,7 +119,8 @@ class Worker:
     # -- control ------------------------------------------------------------
 
     def wake(self) -> None:
-        """Work was submitted in this process: look for it now instead of after the idle sleep."""
+        """Work may be due: look for it now instead of after the idle sleep (a doorbell's
+        listener calls this on each ring)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -152,6 +165,7 @@ class Worker:
         with `until_idle` until nothing is due, running or stalled. On the way out (a stop,
         an error, a cancellation) running attempts get the grace period (`_shutdown`)."""
         loop = asyncio.get_running_loop()
+        await self._listen()  # before the first look at the store: a later ring is heard
         heartbeats = asyncio.create_task(self._attempts.heartbeats(), name=f"{self.id}:heartbeat")
         next_reap = loop.time()
         try:
@@ -174,6 +188,7 @@ class Worker:
             await self._shutdown()
             heartbeats.cancel()
             await asyncio.gather(heartbeats, return_exceptions=True)
+            await self._unlisten()
             # Cleared on the way out, not on entry, so that a stop() made before run() got
             # going is not lost; the worker may run (or drain) again afterwards.
             self._stopping = False
@@ -188,16 +203,35 @@ class Worker:
     def _busy(self) -> bool:
         return bool(self._attempts.running) or self._claims.busy
 
+    async def _listen(self) -> None:
+        if self._doorbell is None or self._listener is not None:
+            return
+        try:
+            self._listener = await self._doorbell.listen(self.wake)
+        except OSError as exc:
+            log.warning(
+                "cannot listen for wake-ups; looking for work every idle_seconds instead",
+                extra={"workerId": self.id, "error": str(exc)},
+            )
+
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+
     async def _idle(self, *, nothing_due: bool) -> None:
-        """Wait for the first of: a wake-up (`wake()`, a slot freed, a claim landed), the
-        next job falling due (asked only when nothing is due now), the idle timeout. The one
-        place the loop waits: another source of wake-ups joins here."""
-        timeout = self.config.idle_seconds
+        """Wait for the first of: a wake-up (`wake()`: work in this process, a ring, a slot
+        freed, a claim landed), the next job falling due (asked only when nothing is due
+        now), the longest idle sleep: `poll_seconds` when nothing is due and the doorbell is
+        heard, else `idle_seconds` (this worker's own work in flight wakes it). The one place
+        the loop waits."""
+        listening = self._listener is not None and nothing_due
+        timeout = self.config.poll_seconds if listening else self.config.idle_seconds
         if nothing_due:
             upcoming = await self.store.next_wakeup(self.config.queues)
             if upcoming is not None:
                 until = instants.seconds_between(self._clock(), upcoming)
-                timeout = min(timeout, max(until, 0.01))
+                timeout = min(timeout, until + _PAST_DUE if until > 0 else _RETRY_DUE)
         try:
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
@@ -222,9 +256,11 @@ class Worker:
         wait for the final writes on their way."""
         self._stopping = True
         await self._claims.settle()  # what they win is handed back, not started
-        await self._attempts.stop()
+        released = await self._attempts.stop()
         await self._writes.flush()
         self._attempts.running.clear()
+        if self._doorbell is not None and released:  # due now: other workers take them
+            self._doorbell.ring()
 
 
 def performers_from(table: Mapping[type, Callable[[Any], Awaitable[Any]]]) -> PerformersFor:

@@ -63,7 +63,8 @@ def serve(
     """Run `create_app` under uvicorn on a free port until the block ends.
 
     Settings come from `environ` (`JOBKIT_*` variables) and `overrides`, as in production,
-    with `data` as the data folder. Startup failures are raised here, not hidden in the thread.
+    with `data` as the data folder; `types`, the job types (the installed ones by default).
+    Startup failures are raised here, not hidden in the thread.
     """
     chosen = settings.from_env(environ or {}, **{**TEST_OVERRIDES, "data": data, **overrides})
     config = uvicorn.Config(

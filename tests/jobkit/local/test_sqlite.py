@@ -92,14 +92,17 @@ def test_after_a_lost_race_the_writer_applies_the_next_group_exactly(tmp_path: P
 
     async def main() -> list[bool]:
         async with sqlite.SqliteJobStore(tmp_path / "jobs.db") as store:
-            first, second = new(1), new(2)
-            await store.insert_many([first, second])
+            population = [new(n) for n in range(1, 6)]
+            await store.insert_many(population)
+            one, two, three, four, five = (claimed(job, at(1)) for job in population)
             seen = [store._optimistic]
-            assert not await store.compare_and_set(7, claimed(first, at(1)))  # stale
+            # Writes of many go through the writer thread (a lone write may not: see
+            # test_sqlite_lone).
+            assert await store.compare_and_set_many([(7, one), (1, two)]) == [False, True]
             seen.append(store._optimistic)
-            assert await store.compare_and_set(1, claimed(first, at(1)))
+            assert await store.compare_and_set_many([(1, one), (1, three)]) == [True, True]
             seen.append(store._optimistic)
-            assert await store.compare_and_set(1, claimed(second, at(1)))
+            assert await store.compare_and_set_many([(1, four), (1, five)]) == [True, True]
             seen.append(store._optimistic)
             return seen
 
@@ -174,7 +177,7 @@ def test_an_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> None
     asyncio.run(main())
     with raw(path) as connection:
         assert sqlite_schema.user_version(connection) == sqlite_schema.VERSION
-    assert {"jobs_claim", "jobs_lease", "jobs_user_created"} <= indexes(path)
+    assert {"jobs_claim_queue", "jobs_lease", "jobs_user_created"} <= indexes(path)
 
 
 def test_an_older_file_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
@@ -323,16 +326,23 @@ def test_every_statement_uses_its_index(tmp_path: Path) -> None:
             plan(connection, sqlite_schema.GET, ("job-0001",)), "sqlite_autoindex_jobs_1"
         )
         assert any("(id=?)" in d for d in plan(connection, sqlite_schema.GET, ("job-0001",)))
-        assert_indexed(plan(connection, sqlite_schema.CLAIMABLE, (now, 10)), "jobs_claim")
+        pending = plan(connection, sqlite_schema.PENDING_QUEUES, ())
+        assert_indexed(pending, "jobs_due_queue")  # a skip-scan: one seek per queue
+        assert any("(queue>?)" in d for d in pending), pending
         claim_in = sqlite_schema.claimable_in(["default", "slow"], now, 10)
         assert_indexed(plan(connection, *claim_in), "jobs_claim_queue", merge=True)
         assert all("(queue=?)" in d for d in plan(connection, *claim_in) if "jobs_claim" in d)
+        claim_one = plan(connection, *sqlite_schema.claimable_in(["default"], now, 10))
+        assert_indexed(claim_one, "jobs_claim_queue")  # no merge, no sort
+        assert all("(queue=?)" in d for d in claim_one if "jobs_claim" in d)
         stalled = plan(connection, sqlite_schema.STALLED, (now, 10))
         assert_indexed(stalled, "jobs_lease")
         assert any("lease_expires_at<?" in d for d in stalled)
         wakeup = plan(connection, sqlite_schema.NEXT_WAKEUP, ())
         assert {d for d in wakeup if "INDEX" in d} == {
-            "SEARCH jobs USING INDEX jobs_due",
+            "SEARCH jobs USING INDEX jobs_due_queue",  # the skip-scan's first seek
+            "SEARCH jobs USING INDEX jobs_due_queue (queue>?)",
+            "SEARCH jobs USING INDEX jobs_due_queue (queue=?)",
             "SEARCH jobs USING INDEX jobs_lease",
         }
         wakeup_in = plan(connection, sqlite_schema.next_wakeup_in(["a", "b"]), ["a", "b"])

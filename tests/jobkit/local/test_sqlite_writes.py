@@ -14,7 +14,8 @@ import pytest
 
 from jobkit import jobs
 from jobkit.local import sqlite_schema as schema
-from jobkit.local.sqlite_schema import Write
+from jobkit.local import sqlite_writes
+from jobkit.local.sqlite_writes import Write
 from tests.jobkit.conformance import at, claimed, new, succeeded
 
 
@@ -30,18 +31,20 @@ def database(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def apply(connection: sqlite3.Connection, *writes: tuple[Write, Any]) -> list[Any]:
-    return schema.apply_group(connection, [(kind, payload, None) for kind, payload in writes])
+    return sqlite_writes.apply_group(
+        connection, [(kind, payload, None) for kind, payload in writes]
+    )
 
 
 def stored(connection: sqlite3.Connection, job_id: str) -> tuple[Any, ...] | None:
     found: tuple[Any, ...] | None = connection.execute(
-        f"SELECT {schema.COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        f"SELECT {', '.join(schema.COLUMNS)} FROM jobs WHERE id = ?", (job_id,)
     ).fetchone()
     return found
 
 
 def row(job: jobs.Job) -> schema.Row:
-    return tuple(schema.encode(job))
+    return schema.encode(job)
 
 
 def cas(job: jobs.Job, expected: int) -> tuple[int, schema.Row]:
@@ -112,7 +115,7 @@ def test_writes_of_different_kinds_keep_their_order(tmp_path: Path) -> None:
 
 def test_a_bad_write_fails_alone_and_whole(tmp_path: Path) -> None:
     good, also, next_ = new(1), new(2), new(4)
-    bad = (*row(new(3))[:1], None, *row(new(3))[2:])  # no user: the column is NOT NULL
+    bad = row(new(3))._replace(user_id=None)  # type: ignore[arg-type]  # NOT NULL
     with database(tmp_path) as connection:
         answers = apply(
             connection,
@@ -159,7 +162,7 @@ def test_batched_writes_find_jobs_by_their_key(tmp_path: Path) -> None:
             details = [
                 detail
                 for *_, detail in connection.execute(
-                    f"EXPLAIN QUERY PLAN {schema._sql(shape, 3)}", [None] * (3 * width)
+                    f"EXPLAIN QUERY PLAN {sqlite_writes._sql(shape, 3)}", [None] * (3 * width)
                 )
             ]
             assert any("sqlite_autoindex_jobs_1 (id=?)" in d for d in details), details
@@ -223,14 +226,14 @@ def test_a_group_can_be_applied_exactly_at_once(tmp_path: Path) -> None:
         apply(connection, (Write.INSERT_MANY, [row(job) for job in population]))
         statements = traced(connection)
         group = [(Write.REPLACE_MANY, [cas(claimed(job, at(1)), 1) for job in population], None)]
-        assert schema.apply_group(connection, group, optimistic=False) == [[True, True]]
+        assert sqlite_writes.apply_group(connection, group, optimistic=False) == [[True, True]]
         assert any("json_group_array" in sql for sql in statements)
         assert "ROLLBACK" not in [sql.split()[0] for sql in statements]
 
 
 def test_all_won_reads_each_answer_in_its_shape() -> None:
-    assert schema.all_won([True, [True, True], []])
-    assert not schema.all_won([True, [True, False]])
-    assert not schema.all_won([False])
-    assert not schema.all_won([sqlite3.IntegrityError("bad")])
-    assert not schema.all_won([{"journal_mode": "wal"}])
+    assert sqlite_writes.all_won([True, [True, True], []])
+    assert not sqlite_writes.all_won([True, [True, False]])
+    assert not sqlite_writes.all_won([False])
+    assert not sqlite_writes.all_won([sqlite3.IntegrityError("bad")])
+    assert not sqlite_writes.all_won([{"journal_mode": "wal"}])
