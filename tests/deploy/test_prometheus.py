@@ -18,6 +18,7 @@ import pytest
 
 from jobkit_http import keys
 from tests.deploy import monitoring
+from tests.jobkit_gcp.gemini_server import GeminiServer, answer
 from tests.jobkit_http.server import CORRUPT_PDF, SAMPLE_PDF
 
 TIMEOUT = 60.0
@@ -113,17 +114,42 @@ def labelled(found: list[dict[str, Any]], label: str) -> dict[str, float]:
     return {series["metric"].get(label, ""): float(series["value"][1]) for series in found}
 
 
+# What a stub Gemini answers for a document analysed with the default structure.
+SUMMARY = {
+    "title": "Sample",
+    "authors": ["A. Writer"],
+    "date": "2026-01-01",
+    "summary": "A short sample.",
+    "keyPoints": ["one"],
+}
+
+
+@pytest.fixture
+def gemini() -> Iterator[GeminiServer]:
+    server = GeminiServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
 def test_prometheus_scrapes_serve_and_worker_and_records_the_dashboard_s_series(
-    tmp_path: Path,
+    tmp_path: Path, gemini: GeminiServer
 ) -> None:
     data = tmp_path / "data"
     api, worker = monitoring.free_port(), monitoring.free_port()
+    # The analyzer is Gemini (a stub on loopback, answering at once), as in production: its
+    # limiter, breaker, tokens and cost have series too.
+    gemini.default = answer(SUMMARY, prompt_tokens=1000, output_tokens=50)
     environ = {
         "JOBKIT_DATA": str(data),
         "JOBKIT_PORT": str(api),
         "JOBKIT_METRICS_PORT": str(worker),
         "JOBKIT_GAUGE_SECONDS": "0.5",
+        "JOBKIT_ANALYZER": "gemini",
+        "JOBKIT_GEMINI_API_KEY": gemini.api_key,
+        "GOOGLE_GEMINI_BASE_URL": gemini.base_url,
     }
     config = configuration(tmp_path, api, worker)
     with (
@@ -138,14 +164,19 @@ def test_prometheus_scrapes_serve_and_worker_and_records_the_dashboard_s_series(
         assert sorted(s["metric"]["role"] for s in roles) == ["serve", "worker"]
 
         # Jobs flow once both are scraped. A failure code's series is born with its first
-        # failure (Prometheus sees no increase in a series born at 1): a second wave of
-        # failures, once the first is scraped, makes its rate.
+        # failure in each process (Prometheus sees no increase in a series born at 1): more
+        # failures, once the first are scraped, make its rate, whichever process runs them.
         token = keys.issue_token(data, "prometheus-test", now=datetime.now(UTC))
         headers = {"Authorization": f"Bearer {token}"}
+        rate = 'jobkit:attempt_failures:rate5m{code="corrupt_document"} > 0'
         with httpx.Client(base_url=f"http://127.0.0.1:{api}", headers=headers) as client:
-            upload(client, SAMPLE_PDF, SAMPLE_PDF, CORRUPT_PDF)
+            upload(client, SAMPLE_PDF, SAMPLE_PDF, CORRUPT_PDF, CORRUPT_PDF)
             eventually(base, 'jobkit_attempt_failures_total{code="corrupt_document"}', bool)
-            upload(client, SAMPLE_PDF, CORRUPT_PDF)
+            deadline = time.monotonic() + TIMEOUT
+            while not query(base, rate):
+                assert time.monotonic() < deadline, query(base, rate)
+                upload(client, SAMPLE_PDF, CORRUPT_PDF)
+                time.sleep(2)
 
         completed = eventually(
             base,
@@ -174,6 +205,8 @@ def test_prometheus_scrapes_serve_and_worker_and_records_the_dashboard_s_series(
             "jobkit:http_requests:rate5m",
             "jobkit:oldest_due_job_age_seconds:max",
             "jobkit:breaker_open:max",
+            "jobkit:model_tokens:rate5m",
+            "jobkit:model_cost_usd:increase1h",
         ):
             assert eventually(base, series, bool), series
         calls = labelled(eventually(base, "jobkit:external_calls:rate5m", bool), "target")
