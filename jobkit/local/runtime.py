@@ -12,6 +12,7 @@ from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, registry, submission
 from jobkit.local.blobs import FileBlobStore
+from jobkit.local.feed import StoreChangeFeed
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
@@ -50,6 +51,10 @@ class Runtime:
 
     `folder` holds `jobs.db` and `blobs/`. Several processes may open the same
     folder: each runs its own workers over the one database file.
+
+    `changes` tells readers which jobs changed (`ports.ChangeFeed`): every write through
+    `store` at once, other processes' writes by a poll every `changes_poll_seconds` while
+    someone watches (None: no poll, for a process that is the folder's only writer).
     """
 
     def __init__(
@@ -60,11 +65,14 @@ class Runtime:
         analyzer: ports.Analyzer | None = None,
         synchronous: Synchronous = "NORMAL",
         clock: Clock = utc_now,
+        changes_poll_seconds: float | None = 1.0,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.types = types if types is not None else plugins.discover()
-        self.store = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
+        self.sqlite = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
+        self.changes = StoreChangeFeed(self.sqlite, poll_seconds=changes_poll_seconds)
+        self.store: ports.JobStore = self.changes.observe(self.sqlite)
         self.blobs = FileBlobStore(self.folder / "blobs")
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
         self._blob_performers = blob_performers(self.blobs)
@@ -72,7 +80,7 @@ class Runtime:
         self._workers: list[Worker] = []
 
     async def __aenter__(self) -> Self:
-        await self.store.start()
+        await self.sqlite.start()
         return self
 
     async def __aexit__(
@@ -81,7 +89,10 @@ class Runtime:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.store.close()
+        try:
+            await self.changes.close()
+        finally:
+            await self.sqlite.close()
 
     async def submit(
         self,
