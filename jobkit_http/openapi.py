@@ -255,6 +255,19 @@ def operation(
     return op
 
 
+EVENTS = {
+    "description": "An event stream (text/event-stream), open until it ends or you leave",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+STREAM_REFUSALS = {
+    "422": problem("Invalid query parameters or Last-Event-ID"),
+    "429": problem("You hold as many event streams as one user may; Retry-After says when"),
+}
+LAST_EVENT_ID = [
+    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]*$"}},
+    {"name": "lastEventId", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]*$"}},
+]
+
 PATHS: dict[str, dict[str, Any]] = {
     f"{P}/jobs": {
         "post": operation(
@@ -399,6 +412,23 @@ PATHS: dict[str, dict[str, Any]] = {
             },
             operationId="deleteJobRecord",
             parameters=[JOB_ID],
+        ),
+    },
+    f"{P}/jobs/{{job_id}}/events": {
+        "get": operation(
+            "Follow a job as Server-Sent Events: `status` events (the Status document, `id:` its"
+            " version) as it changes, then `end` once it is finished; comments as heartbeats",
+            {"200": EVENTS, **NOT_FOUND, **STREAM_REFUSALS},
+            operationId="followJob",
+            parameters=[JOB_ID, *LAST_EVENT_ID],
+        ),
+    },
+    f"{P}/events": {
+        "get": operation(
+            "Follow all your jobs as Server-Sent Events: `ready` once watching, `job` events (the"
+            " Job document) as they change, `deleted`, and `reset` (load the list again)",
+            {"200": EVENTS, **STREAM_REFUSALS},
+            operationId="followJobs",
         ),
     },
     "/healthz": {

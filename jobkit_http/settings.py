@@ -75,6 +75,17 @@ class Settings:
     gemini_tokens_per_minute: float = 1_000_000.0
     gemini_breaker_failures: int = 5
     gemini_breaker_cooldown_seconds: float = 30.0
+    # the web page and live updates
+    web: bool = True
+    events_heartbeat_seconds: float = 15.0
+    events_max_per_user: int = 8
+    changes_poll_seconds: float | None = 1.0
+    signin_seconds: float = 600.0
+    web_session_seconds: int = 8 * 3600
+    web_client_id: str | None = None
+    web_authority: str | None = None
+    web_api_scope: str | None = None
+    web_redirect_uri: str | None = None
 
 
 def _text(value: str) -> str:
@@ -117,6 +128,13 @@ def _queues(value: str) -> frozenset[str] | None:
 
 def _optional(value: str) -> str | None:
     return value or None
+
+
+def _seconds_or_off(value: str) -> float | None:
+    seconds = _number(value)
+    if seconds < 0:
+        raise ValueError("expected seconds >= 0 (0 turns it off)")
+    return seconds or None
 
 
 def _names(value: str) -> frozenset[str]:
@@ -422,7 +440,77 @@ SETTINGS: tuple[Setting, ...] = (
     # -- wake-ups: add below
     #
     # -- the web page: add below
-    #
+    Setting(
+        name="JOBKIT_WEB",
+        field="web",
+        parse=_boolean,
+        default="true",
+        meaning="`serve` serves the web page at `/` (the API stays under `/api/v1`)",
+    ),
+    Setting(
+        name="JOBKIT_EVENTS_HEARTBEAT_SECONDS",
+        field="events_heartbeat_seconds",
+        parse=_number,
+        default="15",
+        meaning="an event stream sends a comment after this long without an event, for proxies",
+    ),
+    Setting(
+        name="JOBKIT_EVENTS_MAX_PER_USER",
+        field="events_max_per_user",
+        parse=_integer,
+        default="8",
+        meaning="event streams one user may hold open in one process (`429` above)",
+    ),
+    Setting(
+        name="JOBKIT_CHANGES_POLL_SECONDS",
+        field="changes_poll_seconds",
+        parse=_seconds_or_off,
+        default="1",
+        meaning="while a reader waits, how often other processes' writes are looked for"
+        " (0: this process is the only writer)",
+    ),
+    Setting(
+        name="JOBKIT_SIGNIN_SECONDS",
+        field="signin_seconds",
+        parse=_number,
+        default="600",
+        meaning="lifetime of a one-time local sign-in link (`jobkit signin`, printed by `serve`)",
+    ),
+    Setting(
+        name="JOBKIT_WEB_SESSION_SECONDS",
+        field="web_session_seconds",
+        parse=_integer,
+        default="28800",
+        meaning="lifetime of the local token the page gets for a sign-in link",
+    ),
+    Setting(
+        name="JOBKIT_WEB_CLIENT_ID",
+        field="web_client_id",
+        parse=_optional,
+        default="(none)",
+        meaning="with `entra`: the web page's app registration (a single-page application)",
+    ),
+    Setting(
+        name="JOBKIT_WEB_AUTHORITY",
+        field="web_authority",
+        parse=_optional,
+        default="(https://login.microsoftonline.com/TENANT)",
+        meaning="with `entra`: where the page signs users in",
+    ),
+    Setting(
+        name="JOBKIT_WEB_API_SCOPE",
+        field="web_api_scope",
+        parse=_optional,
+        default="(AUDIENCE/SCOPE, e.g. api://…/Jobs.ReadWrite)",
+        meaning="with `entra`: the scope the page asks tokens for",
+    ),
+    Setting(
+        name="JOBKIT_WEB_REDIRECT_URI",
+        field="web_redirect_uri",
+        parse=_optional,
+        default="(the page's origin + /signin)",
+        meaning="with `entra`: the redirect URI registered for the page (SPA platform)",
+    ),
 )
 
 
@@ -467,6 +555,8 @@ def _check(settings: Settings) -> list[str]:
         "gemini_max_bytes",
         "gemini_inline_max_bytes",
         "gemini_tokens_per_page",
+        "events_max_per_user",
+        "web_session_seconds",
     ):
         if getattr(settings, name) < 1:
             problems.append(f"JOBKIT_{name.upper()} must be >= 1")
@@ -478,6 +568,8 @@ def _check(settings: Settings) -> list[str]:
         "gemini_timeout_seconds",
         "gemini_breaker_cooldown_seconds",
         "long_poll_max_seconds",
+        "events_heartbeat_seconds",
+        "signin_seconds",
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")
