@@ -16,11 +16,13 @@ from starlette.middleware import Middleware
 from jobkit import plugins, registry
 from jobkit.local import Runtime
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit_http import analyzers, auth, problems
+from jobkit_http import analyzers, auth, headers, problems, web
 from jobkit_http.metrics import Metrics, RequestMetrics
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
 from jobkit_http.settings import Settings
+from jobkit_http.streams import Streams
+from jobkit_http.web.site import Site
 
 log = logging.getLogger("jobkit.service")
 
@@ -52,7 +54,11 @@ def create_app(
         async with (
             httpx.AsyncClient(timeout=10) as http,
             Runtime(
-                settings.data, types=types, synchronous=settings.sqlite_synchronous, clock=clock
+                settings.data,
+                types=types,
+                synchronous=settings.sqlite_synchronous,
+                clock=clock,
+                changes_poll_seconds=settings.changes_poll_seconds,
             ) as runtime,
         ):
             runtime.analyzer = analyzers.build(
@@ -95,9 +101,9 @@ def create_app(
                 await analyzers.close(runtime.analyzer)
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *(web.ROUTES if settings.web else ())],
         lifespan=lifespan,
-        middleware=[Middleware(RequestMetrics)],
+        middleware=[Middleware(headers.SecurityHeaders), Middleware(RequestMetrics)],
         exception_handlers={
             problems.Problem: problems.on_problem,
             HTTPException: problems.on_http_exception,
@@ -105,4 +111,7 @@ def create_app(
         },
     )
     app.state.metrics = metrics
+    app.state.streams = Streams(max_per_user=settings.events_max_per_user)
+    if settings.web:
+        app.state.site = Site(settings)
     return app

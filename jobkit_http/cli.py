@@ -1,4 +1,4 @@
-"""The `jobkit` command line: serve, worker, token, submit, status, jobs."""
+"""The `jobkit` command line: serve, worker, token, signin, submit, status, jobs."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from jobkit.worker.process import tune_process
-    from jobkit_http import logs
+    from jobkit_http import logs, sse
     from jobkit_http.app import create_app
 
     config = settings_from(args)
@@ -64,20 +64,64 @@ def serve(args: argparse.Namespace) -> int:
     except errors.ConfigurationError as exc:
         fail(str(exc))
     tune_process()  # a long-running process, its worker and store writer alike
+    base = _base_url(config)
     print(
-        f"jobkit {jobkit.__version__}: serving on http://{config.host}:{config.port}"
+        f"jobkit {jobkit.__version__}: serving on {base}"
         f" (data in {config.data}, auth {config.auth})",
         file=sys.stderr,
     )
+    if config.auth == "local" and config.web:
+        link = _signin_link(config, base, args.user)
+        if args.demo:
+            rule = "=" * min(len(link), 100)
+            lifetime = f"{config.signin_seconds:g} s"
+            print(
+                f"\n{rule}\nOpen the web page, signed in as {args.user}:\n\n  {link}\n\n"
+                f"(it works once, within {lifetime}; `jobkit signin` makes another)\n{rule}\n",
+                file=sys.stderr,
+            )
+        else:
+            print(f"sign in to the web page as {args.user} (once): {link}", file=sys.stderr)
     if args.demo:
         import threading
 
-        threading.Thread(target=_demo, args=(config,), daemon=True).start()
-    uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False)
+        threading.Thread(target=_demo, args=(config, args.user), daemon=True).start()
+    server = sse.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False),
+        app.state.streams.stop,
+    )
+    server.run()
     return 0
 
 
-def _demo(config: Any) -> None:
+def _base_url(config: Any) -> str:
+    """Where a browser on this machine reaches `serve`."""
+    host = "127.0.0.1" if config.host in {"0.0.0.0", "::", ""} else config.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.port}"
+
+
+def _signin_link(config: Any, base: str, user: str) -> str:
+    from jobkit_http.web import signin
+
+    try:
+        code = signin.mint(
+            config.data, user, now=datetime.now(UTC), ttl_seconds=config.signin_seconds
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    return signin.link(base, code)
+
+
+def signin_link(args: argparse.Namespace) -> int:
+    config = settings_from(args)
+    if config.auth != "local":
+        fail("sign-in links are for local mode; with Entra ID, sign in on the web page")
+    print(_signin_link(config, config.url, args.user))
+    return 0
+
+
+def _demo(config: Any, user: str) -> None:
     """Once the server answers, process the sample PDF through the real API, as a user would."""
     import httpx
 
@@ -89,7 +133,7 @@ def _demo(config: Any) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    token = _local_token(config, "demo")
+    token = _local_token(config, user)
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
             job_id = _upload(http, SAMPLE, {"instructions": "Summarise the document."})
@@ -102,7 +146,8 @@ def _demo(config: Any) -> None:
             file=sys.stderr,
         )
         print(
-            f"demo: try `jobkit status {job_id}` or `jobkit jobs`",
+            f"demo: see it at {_base_url(config)}/jobs/{job_id} (sign in with the link above),"
+            f" or try `jobkit status {job_id}` or `jobkit jobs`",
             file=sys.stderr,
         )
     except CliError as exc:
@@ -332,6 +377,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--demo", action="store_true", help="once up, process the bundled sample PDF end to end"
     )
+    p.add_argument(
+        "--user",
+        default=os.environ.get("USER", "local"),
+        help="local mode: the user of the printed sign-in link (and of the demo's job)",
+    )
     p.set_defaults(run=serve)
 
     p = commands.add_parser("worker", help="run a worker alone")
@@ -344,6 +394,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True)
     p.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds (default a day)")
     p.set_defaults(run=token)
+
+    p = commands.add_parser("signin", help="print a one-time sign-in link to the web page")
+    data(p)
+    p.add_argument("--url", help="the service (JOBKIT_URL, default http://127.0.0.1:8000)")
+    p.add_argument("--user", default=os.environ.get("USER", "local"), help="who signs in")
+    p.set_defaults(run=signin_link)
 
     p = commands.add_parser("submit", help="upload a PDF for analysis")
     client(p)
