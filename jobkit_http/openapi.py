@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from jobkit import listing, submission
-from jobkit_http import views
+from jobkit_http import openapi_events, views
 
 P = "/api/v1"
 JSON = "application/json"
@@ -242,6 +242,8 @@ SCHEMAS: dict[str, Any] = {
             "metadata": {"type": "string", "description": "A JSON object, as JSON text."},
         },
     },
+    "JobEvent": openapi_events.JOB_EVENT,
+    "UserEvent": openapi_events.USER_EVENT,
 }
 
 
@@ -255,10 +257,13 @@ def operation(
     return op
 
 
-EVENTS = {
-    "description": "An event stream (text/event-stream), open until it ends or you leave",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-}
+def events(schema: str) -> dict[str, Any]:
+    return {
+        "description": "Server-Sent Events, until the stream ends or you leave",
+        "content": {"text/event-stream": {"schema": ref(schema)}},
+    }
+
+
 STREAM_REFUSALS = {
     "422": problem("Invalid query parameters or Last-Event-ID"),
     "429": problem("You hold as many event streams as one user may; Retry-After says when"),
@@ -418,7 +423,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": operation(
             "Follow a job as Server-Sent Events: `status` events (the Status document, `id:` its"
             " version) as it changes, then `end` once it is finished; comments as heartbeats",
-            {"200": EVENTS, **NOT_FOUND, **STREAM_REFUSALS},
+            {"200": events("JobEvent"), **NOT_FOUND, **STREAM_REFUSALS},
             operationId="followJob",
             parameters=[JOB_ID, *LAST_EVENT_ID],
         ),
@@ -427,7 +432,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": operation(
             "Follow all your jobs as Server-Sent Events: `ready` once watching, `job` events (the"
             " Job document) as they change, `deleted`, and `reset` (load the list again)",
-            {"200": EVENTS, **STREAM_REFUSALS},
+            {"200": events("UserEvent"), **STREAM_REFUSALS},
             operationId="followJobs",
         ),
     },

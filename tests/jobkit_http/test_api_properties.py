@@ -48,10 +48,7 @@ def api_schema(fuzzed: RunningServer, known_jobs: list[str]) -> BaseSchema:
     # Stateful runs are left out: they would chain calls for minutes; the rest is bounded.
     project.phases.update(phases=["examples", "coverage", "fuzzing"])
     project.generation.update(max_examples=MAX_EXAMPLES, database="none")
-    loaded = schemathesis.openapi.from_url(f"{fuzzed.base_url}/openapi.json", config=config)
-    # A user's event stream stays open for as long as the client wants it (tests/jobkit_http/
-    # test_streams.py covers it); a job's ends once the job is finished (see below).
-    return loaded.exclude(path="/api/v1/events")
+    return schemathesis.openapi.from_url(f"{fuzzed.base_url}/openapi.json", config=config)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +58,9 @@ def _node_id_shim(request: pytest.FixtureRequest) -> None:
     request.node._nodeid = request.node.nodeid
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# A user's event stream stays open for as long as the client wants it (tests/jobkit_http/
+# test_streams.py covers it); a job's ends once the job is finished (see below).
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/events")
 
 
 @schema.parametrize()
