@@ -11,10 +11,13 @@ Two sources tell the feed that a job changed:
    writer's `await` returns. When nobody watches, a ring is two dictionary misses.
 
 2. **Other processes' writes, by a poll, only while someone watches.** One task per feed
-   (not one per watch) looks at the store every `poll_seconds`: one `get` per watched
-   job, and per watched user one page of their live (pending and processing) jobs. It
-   rings what differs from its last look. Each watch takes its baseline when it begins,
-   so a write between the watcher's first read and the poll's first look is not missed.
+   (not one per watch) looks every `poll_seconds` at the versions of the watched jobs,
+   and of each watched user's live (pending and processing) jobs, and rings what differs
+   from its last look. It reads versions through a `Versions` reader: the port's reads by
+   default (`StoreVersions`, which decodes whole jobs), or a cheaper one that reads only
+   the version column (`jobkit.local.sqlite_versions` for the SQLite file). Each watch
+   takes its baseline when it begins, so a write between the watcher's first read and the
+   poll's first look is not missed.
    The user poll sees a job that another process submitted, moved or finished (a job
    that leaves the live page was finished, cancelled or deleted), not the deletion of a
    job that had already finished, nor more than `USER_PAGE` live jobs of one user; a
@@ -31,8 +34,8 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from typing import Any, Final, Protocol
 
 from jobkit import jobs, listing, ports
 from jobkit.status import PENDING, PROCESSING
@@ -41,9 +44,41 @@ log = logging.getLogger("jobkit.local.feed")
 
 MAX_PENDING: Final = 256  # ids one watch keeps between two `next` calls; past it, `more`
 USER_PAGE: Final = 100  # live jobs of one user the poll compares
-_LIVE: Final = listing.Query(
-    statuses=frozenset({PENDING, PROCESSING}), sort="createdAt", descending=True, limit=USER_PAGE
-)
+
+
+class Versions(Protocol):
+    """What the poll reads: versions, not jobs."""
+
+    async def of_jobs(self, job_ids: Collection[str]) -> dict[str, int]:
+        """The version of each of these jobs that exists."""
+
+    async def live_of_user(self, user_id: str, limit: int) -> dict[str, int]:
+        """The versions of the user's newest `limit` pending or processing jobs, by id."""
+
+
+class StoreVersions:
+    """`Versions` through the `JobStore` port (any store; each job is read whole)."""
+
+    def __init__(self, store: ports.JobStore) -> None:
+        self.store = store
+
+    async def of_jobs(self, job_ids: Collection[str]) -> dict[str, int]:
+        found = {}
+        for job_id in job_ids:
+            job = await self.store.get(job_id)
+            if job is not None:
+                found[job_id] = jobs.version(job)
+        return found
+
+    async def live_of_user(self, user_id: str, limit: int) -> dict[str, int]:
+        query = listing.Query(
+            statuses=frozenset({PENDING, PROCESSING}),
+            sort="createdAt",
+            descending=True,
+            limit=limit,
+        )
+        page = await self.store.list(user_id, query)
+        return {jobs.id(job): jobs.version(job) for job in page.jobs}
 
 
 class _Watch:
@@ -77,12 +112,20 @@ class _Watch:
 
 class StoreChangeFeed:
     """`ports.ChangeFeed` for one process: rung by the writes made through `observe(store)`,
-    and polling `store` every `poll_seconds` for other writers while any watch is open."""
+    and polling `versions` (by default, `store`'s) every `poll_seconds` for other writers
+    while any watch is open."""
 
-    def __init__(self, store: ports.JobStore, *, poll_seconds: float | None = 1.0) -> None:
+    def __init__(
+        self,
+        store: ports.JobStore,
+        *,
+        poll_seconds: float | None = 1.0,
+        versions: Versions | None = None,
+    ) -> None:
         if poll_seconds is not None and poll_seconds <= 0:
             raise ValueError(f"poll_seconds must be > 0 or None, got {poll_seconds}")
         self.store = store
+        self.versions = versions if versions is not None else StoreVersions(store)
         self.poll_seconds = poll_seconds
         self._by_job: dict[str, set[_Watch]] = {}
         self._by_user: dict[str, set[_Watch]] = {}
@@ -141,8 +184,7 @@ class StoreChangeFeed:
     async def watch_job(self, job_id: str) -> AsyncIterator[ports.Watch]:
         watch = _Watch()
         if self.poll_seconds is not None and job_id not in self._by_job:
-            found = await self.store.get(job_id)
-            self._versions[job_id] = None if found is None else jobs.version(found)
+            self._versions[job_id] = (await self.versions.of_jobs((job_id,))).get(job_id)
         self._by_job.setdefault(job_id, set()).add(watch)
         self._started()
         try:
@@ -156,7 +198,7 @@ class StoreChangeFeed:
     async def watch_user(self, user_id: str) -> AsyncIterator[ports.Watch]:
         watch = _Watch()
         if self.poll_seconds is not None and user_id not in self._by_user:
-            self._live[user_id] = await self._live_jobs(user_id)
+            self._live[user_id] = await self.versions.live_of_user(user_id, USER_PAGE)
         self._by_user.setdefault(user_id, set()).add(watch)
         self._started()
         try:
@@ -205,14 +247,15 @@ class StoreChangeFeed:
     async def look(self) -> None:
         """One look at the store for every watched job and user; rings what differs."""
         self.polls += 1
-        for job_id in builtins.list(self._by_job):
-            found = await self.store.get(job_id)
-            version = None if found is None else jobs.version(found)
+        watched = builtins.list(self._by_job)
+        found = await self.versions.of_jobs(watched) if watched else {}
+        for job_id in watched:
+            version = found.get(job_id)
             if job_id in self._by_job and self._versions.get(job_id, -1) != version:
                 self._versions[job_id] = version
                 self.ring(job_id, None)
         for user_id in builtins.list(self._by_user):
-            live = await self._live_jobs(user_id)
+            live = await self.versions.live_of_user(user_id, USER_PAGE)
             before = self._live.get(user_id, {})
             if user_id not in self._by_user or live == before:
                 continue
@@ -220,10 +263,6 @@ class StoreChangeFeed:
             for job_id in _differing(before, live):
                 for watch in self._by_user.get(user_id, ()):
                     watch.ring(job_id)
-
-    async def _live_jobs(self, user_id: str) -> dict[str, int]:
-        page = await self.store.list(user_id, _LIVE)
-        return {jobs.id(job): jobs.version(job) for job in page.jobs}
 
 
 def _differing(before: dict[str, int], after: dict[str, int]) -> builtins.list[str]:

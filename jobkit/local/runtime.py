@@ -14,6 +14,7 @@ from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, regi
 from jobkit.local.blobs import FileBlobStore
 from jobkit.local.feed import StoreChangeFeed
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
+from jobkit.local.sqlite_versions import SqliteVersions
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
 from jobkit.worker.interpreter import Performers
@@ -71,7 +72,10 @@ class Runtime:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.types = types if types is not None else plugins.discover()
         self.sqlite = SqliteJobStore(self.folder / "jobs.db", synchronous=synchronous)
-        self.changes = StoreChangeFeed(self.sqlite, poll_seconds=changes_poll_seconds)
+        self._versions = SqliteVersions(self.folder / "jobs.db")
+        self.changes = StoreChangeFeed(
+            self.sqlite, poll_seconds=changes_poll_seconds, versions=self._versions
+        )
         self.store: ports.JobStore = self.changes.observe(self.sqlite)
         self.blobs = FileBlobStore(self.folder / "blobs")
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
@@ -91,6 +95,7 @@ class Runtime:
     ) -> None:
         try:
             await self.changes.close()
+            self._versions.close()
         finally:
             await self.sqlite.close()
 

@@ -90,12 +90,19 @@ class Site:
             .encode()
             for name in PAGES
         }
-        self.headers = {"Content-Security-Policy": policy(settings), "Cache-Control": "no-cache"}
+        # Pages: their policy, no framing (also for browsers before frame-ancestors), and
+        # no referrer (job ids in URLs stay here).
+        self.headers = {
+            "Content-Security-Policy": policy(settings),
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        }
         # The redirect bridge is loaded in MSAL's hidden frame, by our own page.
         self.bridge_headers = {
+            **self.headers,
             "Content-Security-Policy": policy(settings, framed_by_self=True),
             "X-Frame-Options": "SAMEORIGIN",
-            "Cache-Control": "no-cache",
         }
         self.codes = signin.Codes(settings.data) if settings.auth == "local" else None
 

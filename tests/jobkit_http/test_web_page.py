@@ -285,13 +285,18 @@ def test_pages_and_files_carry_the_security_headers(site: RunningServer) -> None
     assert "unsafe-inline" not in policy
     assert "frame-ancestors 'none'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
     script = page.text.split('src="', 2)[1].split('"')[0]
     asset = httpx.get(site.base_url + script, headers={"Accept-Encoding": "gzip"})
     assert asset.headers["content-type"].startswith("text/javascript")
     assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert asset.headers["x-content-type-options"] == "nosniff"
     api = httpx.get(site.base_url + "/healthz")
-    assert api.headers["content-security-policy"].startswith("default-src 'none'")
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert api.headers["x-content-type-options"] == "nosniff"
+    refused = httpx.get(site.base_url + "/api/v1/jobs")  # a problem document too
+    assert refused.headers["content-security-policy"].startswith("default-src 'none'")
 
 
 def test_the_page_has_no_inline_script(site: RunningServer) -> None:

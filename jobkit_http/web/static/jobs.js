@@ -85,6 +85,7 @@ document.addEventListener("DOMContentLoaded", () => {
       older.hidden = !next;
       newer.hidden = cursors.length < 2;
       show(message, "");
+      performance.mark("jobkit:listed"); // for benchmarks/page.py
     } catch (error) {
       show(message, error.message);
     }
@@ -106,8 +107,10 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   function onState(state, problem) {
-    if (state === "open") live.textContent = "Live";
-    else if (state === "reconnecting") live.textContent = "Reconnecting…";
+    if (state === "open") {
+      live.textContent = "Live";
+      performance.mark("jobkit:live");
+    } else if (state === "reconnecting") live.textContent = "Reconnecting…";
     else {
       live.textContent = "Not live";
       if (problem) show(message, problem.message);

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from jobkit import jobs, ports
+from jobkit import events, jobs, ports
 from jobkit.local import feed as feeds
 from jobkit.local.sqlite import SqliteJobStore
+from jobkit.local.sqlite_versions import SqliteVersions
 from jobkit.testing import MemoryJobStore
 from tests.jobkit import change_feed_conformance as conformance
-from tests.jobkit.conformance import T0, claimed, new
+from tests.jobkit.conformance import T0, at, claimed, moved, new
 
 POLL = 0.1
 
@@ -55,6 +56,52 @@ class TestOnSqlite(conformance.ChangeFeedConformance):
                     await feed.close()
 
         return opened
+
+
+class TestOnSqliteReadingOnlyVersions(conformance.ChangeFeedConformance):
+    """As the runtime has it: the poll reads the version column, not whole jobs."""
+
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> conformance.Opener:
+        @contextlib.asynccontextmanager
+        async def opened() -> AsyncIterator[conformance.Harness]:
+            path = tmp_path / "jobs.db"
+            path.unlink(missing_ok=True)
+            async with SqliteJobStore(path) as mine, SqliteJobStore(path) as theirs:
+                versions = SqliteVersions(path)
+                feed = feeds.StoreChangeFeed(mine, poll_seconds=POLL, versions=versions)
+                try:
+                    yield conformance.Harness(
+                        feed=feed, store=feed.observe(mine), other=theirs, latency=POLL
+                    )
+                finally:
+                    await feed.close()
+                    versions.close()
+
+        return opened
+
+
+def test_both_version_readers_read_the_same(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with SqliteJobStore(tmp_path / "jobs.db") as store:
+            population = [new(n, user=f"user-{n % 3}", created=at(n)) for n in range(40)]
+            population = [
+                claimed(job, jobs.run_at(job)) if n % 4 == 0 else job
+                for n, job in enumerate(population)
+            ]
+            population[5] = moved(population[5], events.CancelRequested(), T0)
+            assert all(await store.insert_many(population))
+            columns, port = SqliteVersions(tmp_path / "jobs.db"), feeds.StoreVersions(store)
+            ids = [jobs.id(job) for job in population] + ["job-missing"]
+            assert await columns.of_jobs(ids) == await port.of_jobs(ids)
+            for user in ("user-0", "user-1", "user-9"):
+                for limit in (1, 5, 100):
+                    live = await columns.live_of_user(user, limit)
+                    assert live == await port.live_of_user(user, limit)
+                    assert list(live) == list(await port.live_of_user(user, limit))
+            columns.close()
+
+    asyncio.run(main())
 
 
 def test_the_poll_runs_only_while_someone_watches() -> None:
