@@ -10,6 +10,7 @@ page, not the API (they live in their own route table, `jobkit_http.web.ROUTES`)
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 from typing import Any, Final
@@ -90,6 +91,7 @@ class Site:
             .encode()
             for name in PAGES
         }
+        self.gzipped = {name: gzip.compress(page, 9, mtime=0) for name, page in self.pages.items()}
         # Pages: their policy, no framing (also for browsers before frame-ancestors), and
         # no referrer (job ids in URLs stay here).
         self.headers = {
@@ -106,8 +108,11 @@ class Site:
         }
         self.codes = signin.Codes(settings.data) if settings.auth == "local" else None
 
-    def page(self, name: str) -> Response:
+    def page(self, name: str, request: Request) -> Response:
         headers = self.bridge_headers if name == "redirect" else self.headers
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            return Response(self.gzipped[name], headers=headers, media_type=HTML)
         return Response(self.pages[name], headers=headers, media_type=HTML)
 
 
@@ -117,24 +122,24 @@ def site(request: Request) -> Site:
 
 
 async def jobs_page(request: Request) -> Response:
-    return site(request).page("jobs")
+    return site(request).page("jobs", request)
 
 
 async def job_page(request: Request) -> Response:
     job_id_of(request)  # not a job id: 404 now, rather than a page that cannot load
-    return site(request).page("job")
+    return site(request).page("job", request)
 
 
 async def new_page(request: Request) -> Response:
-    return site(request).page("new")
+    return site(request).page("new", request)
 
 
 async def signin_page(request: Request) -> Response:
-    return site(request).page("signin")
+    return site(request).page("signin", request)
 
 
 async def redirect_page(request: Request) -> Response:
-    return site(request).page("redirect")
+    return site(request).page("redirect", request)
 
 
 async def static(request: Request) -> Response:

@@ -95,6 +95,7 @@ def test_the_exchange_refuses_what_is_not_a_code(server: RunningServer) -> None:
 
 def test_local_pages_carry_no_entra_and_a_strict_policy(server: RunningServer) -> None:
     page = httpx.get(server.base_url + "/")
+    assert page.headers["content-encoding"] == "gzip"
     assert page_config(page.text) == {"auth": "local", "entra": None}
     assert "msal" not in page.text
     policy = page.headers["content-security-policy"]
