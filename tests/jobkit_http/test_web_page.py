@@ -8,6 +8,7 @@ well as what it shows: while a stream is open, nothing polls.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,10 @@ from typing import Any
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from jobkit_http.web import signin
+from jobkit_http.web import site as site_module
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import CORRUPT_PDF, SAMPLE_PDF, RunningServer, serve, submit
 from tests.jobkit_http.web_browser import Recorder, chromium, problems_in_console, wait
@@ -307,3 +310,84 @@ def test_the_page_has_no_inline_script(site: RunningServer) -> None:
             body = rest.split("</script>")[0]
             assert 'src="' in opening or 'type="application/json"' in opening, path
             assert 'src="' not in opening or body == "", path
+
+
+# -- accessibility ---------------------------------------------------------------------------
+
+
+def test_every_control_is_labelled_and_reachable_by_keyboard(
+    browser: Any, site: RunningServer
+) -> None:
+    sign_in(browser, site, new_user())
+    for path in ("/", "/new"):
+        browser.get(site.base_url + path)
+        wait(lambda: text(browser, "who"), "the page", driver=browser)
+        unlabelled = script(
+            browser,
+            "return [...document.querySelectorAll('input, select, textarea, progress')]"
+            ".filter(c => !c.hidden && !c.labels?.length && !c.getAttribute('aria-label'))"
+            ".map(c => c.outerHTML)",
+        )
+        assert unlabelled == [], path
+        nameless = script(
+            browser,
+            "return [...document.querySelectorAll('button, a')]"
+            ".filter(b => !b.hidden && !b.textContent.trim() && !b.getAttribute('aria-label'))"
+            ".map(b => b.outerHTML)",
+        )
+        assert nameless == [], path
+    # The first Tab reaches the skip link, shown with a visible focus ring.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    focused = script(
+        browser,
+        "const e = document.activeElement; const s = getComputedStyle(e);"
+        " return [e.textContent, e.matches(':focus-visible'), s.outlineStyle, s.left]",
+    )
+    assert focused[0] == "Skip to the content"
+    assert focused[1] is True
+    assert focused[2] != "none"
+    # The form can be filled and sent without a mouse: Tab to the button, Enter.
+    browser.find_element(By.ID, "instructions").send_keys("x")
+    for _ in range(20):  # a date and time field has a stop for each of its parts
+        if script(browser, "return document.activeElement.id") == "submit":
+            break
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert script(browser, "return document.activeElement.id") == "submit"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    message = wait(lambda: text(browser, "message"), "the form's answer", driver=browser)
+    assert message == "Choose a PDF document to analyse."
+
+
+def luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_text_colours_keep_a_contrast_of_4_5_to_1_in_both_schemes() -> None:
+    css = (Path(site_module.__file__).parent / "static" / "app.css").read_text()
+    light, dark = css.split("@media (prefers-color-scheme: dark)", 1)
+    pairs = [
+        ("fg", "bg"),
+        ("fg", "panel"),
+        ("muted", "bg"),
+        ("muted", "panel"),
+        ("accent", "bg"),
+        ("accent", "panel"),
+        ("accent-fg", "accent"),
+        ("danger", "bg"),
+        *((name, f"{name}-bg") for name in STATUSES),
+    ]
+    for scheme in (light, dark):
+        colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-f]{6})", scheme.split("}")[0]))
+        for text_colour, background in pairs:
+            ratio = contrast(colours[text_colour], colours[background])
+            assert ratio >= 4.5, (text_colour, background, round(ratio, 2))
+
+
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
