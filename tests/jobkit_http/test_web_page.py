@@ -8,6 +8,7 @@ well as what it shows: while a stream is open, nothing polls.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -146,7 +147,7 @@ def test_without_a_session_the_page_sends_you_to_sign_in(browser: Any, site: Run
 
 
 def test_upload_then_watch_the_job_run_without_reload_or_polling(
-    browser: Any, site: RunningServer, recorder: Recorder, pdf: Path
+    browser: Any, site: RunningServer, recorder: Recorder, pdf: Path, tmp_path: Path
 ) -> None:
     user = new_user()
     sign_in(browser, site, user)
@@ -180,7 +181,19 @@ def test_upload_then_watch_the_job_run_without_reload_or_polling(
     assert 1 <= len(reads) <= 3  # once per change of status (processing, completed), no more
     with site.client(user) as client:
         assert client.get(f"{P}/jobs/{job_id}").json()["status"] == "completed"
+        served = client.get(f"{P}/jobs/{job_id}/result").json()
     assert problems_in_console(browser) == []
+
+    # Downloaded as JSON: the result document itself.
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)}
+    )
+    browser.find_element(By.ID, "download").click()
+    saved = folder / f"job-{job_id}-result.json"
+    wait(saved.exists, "the downloaded result", driver=browser)
+    assert json.loads(wait(saved.read_text, "its content", driver=browser)) == served
 
 
 def test_the_list_shows_new_jobs_and_their_changes_live(

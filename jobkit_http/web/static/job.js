@@ -102,6 +102,11 @@ document.addEventListener("DOMContentLoaded", () => {
 
   async function download() {
     const response = await fetch(job.resultUrl, { headers: { Authorization: "Bearer " + (await token()) } });
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({}));
+      show(message, problem.detail || "The result could not be read (HTTP " + response.status + ").");
+      return;
+    }
     const blob = await response.blob();
     const link = el("a", { href: URL.createObjectURL(blob), download: "job-" + id + "-result.json" });
     document.body.append(link);
