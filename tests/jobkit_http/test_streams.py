@@ -249,13 +249,11 @@ def test_streams_end_when_the_server_stops(tmp_path: Path) -> None:
             holder = threading.Thread(target=hold)
             holder.start()
             time.sleep(0.5)  # the stream is open
-            stopping = time.monotonic()
-        stopped = time.monotonic() - stopping
         holder.join(10)
     finally:
         client.close()
+    # A clean end of the response: uvicorn, waiting for a stream that went on, would have
+    # cancelled it after its graceful timeout (5 s here), breaking the connection.
     assert ended
-    assert ended[0].ended  # a clean end of the response, not a broken connection
+    assert ended[0].ended
     assert [e.name for e in ended[0].events] == ["status"]
-    # uvicorn would wait 5 s (the test server's graceful timeout) for a stream that went on.
-    assert stopped < 4.5
