@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -173,6 +174,59 @@ class Listener(Protocol):
     """What `Doorbell.listen` returns: stop it with `close()` (idempotent)."""
 
     async def close(self) -> None: ...
+
+
+class ChangeFeed(Protocol):
+    """Which jobs may have changed: a doorbell for the readers of jobs (the status long-poll,
+    the event streams), as `JobStore` is their truth.
+
+    The contract every feed keeps (`tests/jobkit/change_feed_conformance.py` checks it):
+
+    - **Complete.** Every write committed after a watch was entered, to a job it watches,
+      is reported by a later `Watch.next`: inserts, every compare-and-set (claims,
+      heartbeats, progress, outcomes, user commands) and deletions. A `watch_user` watches
+      every job whose `userId` is that user, including jobs created after it was entered.
+      Writes made through this feed's process are reported at once; other writers' within
+      the feed's stated latency (a poll's period, a listener's delay).
+    - **No truth.** A report says only "look again": it may be spurious (the job did not
+      change), duplicated, or coalesce several writes into one. So a lost or extra
+      notification is harmless, because the watcher re-reads the store and compares
+      versions; it never takes a job's state from the feed.
+    - **Private.** A user's watch reports only that user's jobs, so that a reader may tell
+      its user that a reported job is gone (deleted) without a job of someone else's
+      being named.
+    - **Bounded.** Reports accumulate between calls to `next` (nothing is lost while the
+      watcher is busy) up to a bound, past which `Rung.more` says "re-read them all".
+    - **Cheap when unwatched.** Background work (a poll, a listener) runs only while some
+      watch is open, and leaving a watch's context releases what it held.
+    """
+
+    def watch_job(self, job_id: str) -> AbstractAsyncContextManager[Watch]:
+        """Watch one job (which may not exist yet, or may be deleted meanwhile)."""
+
+    def watch_user(self, user_id: str) -> AbstractAsyncContextManager[Watch]:
+        """Watch every job of one user."""
+
+
+class Watch(Protocol):
+    """One watcher's reports, from `ChangeFeed.watch_job` or `ChangeFeed.watch_user`."""
+
+    async def next(self, timeout: float) -> Rung:
+        """The jobs reported since the last call (or since the watch began), as soon as
+        there is one; an empty `Rung` after `timeout` seconds without any. Never raises on
+        a timeout; may be cancelled without losing the reports it was waiting for."""
+
+
+@attrs.frozen
+class Rung:
+    """What `Watch.next` reports: jobs that may have changed. Empty after a quiet timeout."""
+
+    job_ids: frozenset[str] = frozenset()
+    more: bool = False
+    """More jobs were reported than the watch keeps: any watched job may have changed."""
+
+    def __bool__(self) -> bool:
+        return bool(self.job_ids) or self.more
 
 
 class BlobTooLarge(ValueError):

@@ -85,6 +85,7 @@ def runtime(
     clock: Clock = utc_now,
     observer: CallObserver | None = None,
     slow_seconds: float | None = None,
+    changes_poll_seconds: float | None = 1.0,
 ) -> Runtime:
     """A `Runtime` on Firestore and Cloud Storage; enter it (`async with`) to use it. Every
     store and blob call is timed, as `Runtime` says."""
@@ -97,6 +98,7 @@ def runtime(
         clock=clock,
         observer=observer,
         slow_seconds=slow_seconds,
+        changes_poll_seconds=changes_poll_seconds,
     )
 
 

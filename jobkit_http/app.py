@@ -17,12 +17,14 @@ from jobkit import plugins, registry
 from jobkit.local import bounded
 from jobkit.worker import orphans
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit_http import access, analyzers, auth, backends, cors, problems
+from jobkit_http import access, analyzers, auth, backends, cors, headers, problems, web
 from jobkit_http.gauges import Gauges
 from jobkit_http.metrics import Metrics, kinds
 from jobkit_http.routes import ROUTES
 from jobkit_http.service import Service
 from jobkit_http.settings import Settings, orphan_age
+from jobkit_http.streams import Streams
+from jobkit_http.web.site import Site
 
 log = logging.getLogger("jobkit.service")
 
@@ -140,9 +142,10 @@ def create_app(
                 log.info("service stopped")
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *(web.ROUTES if settings.web else ())],
         lifespan=lifespan,
         middleware=[
+            Middleware(headers.SecurityHeaders),
             *cors.middleware(settings),
             Middleware(access.Observed, metrics=metrics, access_log=settings.access_log),
         ],
@@ -153,4 +156,7 @@ def create_app(
         },
     )
     app.state.metrics = metrics
+    app.state.streams = Streams(max_per_user=settings.events_max_per_user)
+    if settings.web:
+        app.state.site = Site(settings)
     return app

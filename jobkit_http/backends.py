@@ -54,6 +54,7 @@ def runtime_for(
                 clock=clock,
                 observer=observer,
                 slow_seconds=slow,
+                changes_poll_seconds=settings.changes_poll_seconds,
             )
         except backend.SetupError as exc:
             raise one_line(exc) from None
@@ -64,6 +65,7 @@ def runtime_for(
         clock=clock,
         observer=observer,
         slow_seconds=slow,
+        changes_poll_seconds=settings.changes_poll_seconds,
     )
 
 

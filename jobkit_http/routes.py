@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from jobkit_http import api, metrics, openapi, reads, submit
+from jobkit_http import api, metrics, openapi, reads, streams, submit
 
 P = api.PREFIX
 
@@ -20,6 +20,8 @@ ROUTES = [
     Route(
         f"{P}/jobs/{{job_id}}/record", api.delete_record, methods=["DELETE"], name="delete_record"
     ),
+    Route(f"{P}/jobs/{{job_id}}/events", streams.job_events, methods=["GET"], name="job_events"),
+    Route(f"{P}/events", streams.user_events, methods=["GET"], name="user_events"),
     Route("/healthz", api.healthz, methods=["GET"], name="healthz"),
     Route("/readyz", api.readyz, methods=["GET"], name="readyz"),
     Route("/metrics", metrics.endpoint, methods=["GET"], name="metrics"),

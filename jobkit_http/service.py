@@ -17,8 +17,6 @@ from jobkit_http.metrics import Metrics
 from jobkit_http.problems import Problem
 from jobkit_http.settings import Settings
 
-POLL_SECONDS = 0.2
-
 
 class Backend(Protocol):
     """What the API needs of a runtime: the embedded one (`jobkit.local.Runtime`) or GCP's."""
@@ -38,6 +36,10 @@ class Backend(Protocol):
     @property
     def doorbell(self) -> ports.Doorbell:
         """Rung once a job is due (submitted, retried): wakes workers in every process."""
+
+    @property
+    def changes(self) -> ports.ChangeFeed:
+        """Which jobs changed: what the status long-poll and the event streams wait on."""
 
 
 class Authenticator(Protocol):
@@ -69,7 +71,6 @@ class Service:
         )
         self.admission = admission.Admission(quota, runtime.store, clock)
         self._in_flight: set[tuple[str, str]] = set()
-        self._waiting: dict[str, set[asyncio.Event]] = {}
 
     @contextlib.asynccontextmanager
     async def in_flight(self, user: str, key: str | None) -> AsyncIterator[None]:
@@ -87,47 +88,36 @@ class Service:
 
     def on_effect(self, effect: effects.MachineEffect, job: jobs.Job) -> None:
         """Every lifecycle event, from this process's workers and users alike, once stored
-        (the shell has logged it: `jobkit.worker.journal`): counted, and passed to the
-        long-pollers waiting on the job."""
+        (the shell has logged it: `jobkit.worker.journal`): counted. (Readers waiting on the
+        job hear of it from the change feed.)"""
         if type(effect) is not effects.Lifecycle:
             return
         self.metrics.on_lifecycle(effect, job)
-        self.changed(effect.job_id)
 
     def submitted(self, job: jobs.Job) -> None:
         """A job became due (or will be, at its `runAt`): ring the doorbell, so that idle
         workers, in this process (`workers`) and in others, look for it now."""
         self.runtime.doorbell.ring(jobs.run_at(job))
 
-    def changed(self, job_id: str) -> None:
-        """A worker in this process moved a job: wake its long-pollers now."""
-        for event in self._waiting.get(job_id, ()):
-            event.set()
-
     async def wait_for_change(self, job: jobs.Job, since: str, seconds: float) -> jobs.Job:
-        """The job once its ETag differs from `since`, or as it is after `seconds`.
+        """The job once its ETag differs from `since`, or as it is after `seconds` (or as it
+        was last, if it is deleted meanwhile).
 
-        Polls the store (other processes may move the job) and wakes early on
-        changes made in this process.
+        Waits on the change feed, which hears of every write this process makes at once
+        and of other processes' writes by its shared poll; it re-reads the job after each
+        report, and once after the watch began, so no write slips in between.
         """
         job_id = jobs.id(job)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        event = asyncio.Event()  # one per waiter: each is woken, none unhooks another
-        self._waiting.setdefault(job_id, set()).add(event)
-        try:
-            while f'"v{jobs.version(job)}"' in since and loop.time() < deadline:
-                event.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(POLL_SECONDS, deadline - loop.time())):
-                        await event.wait()
-                latest = await self.runtime.store.get(job_id)
-                if latest is None:
-                    break
+        store = self.runtime.store
+        async with self.runtime.changes.watch_job(job_id) as watch:
+            latest = await store.get(job_id)
+            while latest is not None:
                 job = latest
-        finally:
-            waiters = self._waiting[job_id]
-            waiters.discard(event)
-            if not waiters:
-                del self._waiting[job_id]
+                left = deadline - loop.time()
+                if f'"v{jobs.version(job)}"' not in since or left <= 0:
+                    break
+                if await watch.next(left):
+                    latest = await store.get(job_id)
         return job

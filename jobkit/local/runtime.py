@@ -14,7 +14,9 @@ from returns.result import Failure, Result, Success
 from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, registry, submission
 from jobkit.local.blobs import FileBlobStore
 from jobkit.local.doorbell import InProcessDoorbell, SocketDoorbell
+from jobkit.local.feed import StoreChangeFeed
 from jobkit.local.sqlite import SqliteJobStore, Synchronous
+from jobkit.local.sqlite_versions import SqliteVersions
 from jobkit.worker import commands
 from jobkit.worker.blobs import blob_performers
 from jobkit.worker.interpreter import Performers
@@ -61,11 +63,16 @@ class Runtime:
     same folder: each runs its own workers over the one database file. A submission rings
     the doorbell once stored, so that idle workers in every process look for it at once.
 
+    `changes` tells readers which jobs changed (`ports.ChangeFeed`): every write through
+    `store` at once, other processes' writes by a poll every `changes_poll_seconds` while
+    someone watches (None: no poll, for a process that is the only writer).
+
     Any other stores may stand in: `Runtime(store=..., blobs=...)` runs on those
     ports instead (`jobkit_gcp.runtime` builds one on Firestore and Cloud Storage), with
-    any `doorbell` (by default, one that reaches this process's workers only).
-    The runtime opens and closes what it is given: a store or blob store that is
-    an async context manager is entered with the runtime and left with it.
+    any `doorbell` (by default, one that reaches this process's workers only) and any
+    `changes` feed (by default, one that polls that store). The runtime opens and closes
+    what it is given: a store or blob store that is an async context manager is entered
+    with the runtime and left with it.
 
     Every store and blob call is timed (`jobkit.worker.observed`): told to `observer`
     when one is given (metrics), and logged at WARNING when slower than `slow_seconds`.
@@ -84,6 +91,8 @@ class Runtime:
         observer: CallObserver | None = None,
         slow_seconds: float | None = None,
         doorbell: ports.Doorbell | None = None,
+        changes: ports.ChangeFeed | None = None,
+        changes_poll_seconds: float | None = 1.0,
     ) -> None:
         self.folder = None if folder is None else Path(folder)
         if store is None or blobs is None:
@@ -100,10 +109,23 @@ class Runtime:
             blobs if blobs is not None else FileBlobStore(_inside(self.folder) / "blobs")
         )
         # The stores as given (opened, closed and probed here), and as everything else uses
-        # them: every call timed.
+        # them: every call timed, and every write rung to the change feed.
         self.raw_store, self.raw_blobs = raw_store, raw_blobs
         self._parts: tuple[object, ...] = (raw_store, raw_blobs)
-        self.store = ObservedStore(raw_store, observer=observer, slow_seconds=slow_seconds)
+        self._versions = (
+            SqliteVersions(raw_store.path) if isinstance(raw_store, SqliteJobStore) else None
+        )
+        observed = ObservedStore(raw_store, observer=observer, slow_seconds=slow_seconds)
+        feed = (
+            changes
+            if changes is not None
+            else StoreChangeFeed(
+                observed, poll_seconds=changes_poll_seconds, versions=self._versions
+            )
+        )
+        self.changes: ports.ChangeFeed = feed
+        ringing = getattr(feed, "observe", None)
+        self.store: ports.JobStore = ringing(observed) if ringing is not None else observed
         self.blobs = ObservedBlobs(raw_blobs, observer=observer, slow_seconds=slow_seconds)
         self.analyzer: ports.Analyzer = analyzer or NoAnalyzer()
         self._blob_performers = blob_performers(self.blobs)
@@ -132,12 +154,19 @@ class Runtime:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            await self._opened.aclose()
-        finally:
-            close = getattr(self.doorbell, "close", None)
+        try:  # the feed's poll reads the store: it stops first
+            close = getattr(self.changes, "close", None)
             if close is not None:
-                close()
+                await close()
+            if self._versions is not None:
+                self._versions.close()
+        finally:
+            try:
+                await self._opened.aclose()
+            finally:
+                shut = getattr(self.doorbell, "close", None)
+                if shut is not None:
+                    shut()
 
     async def ready(self) -> None:
         """Raise unless the job store and the blob store answer (for `/readyz`)."""

@@ -36,7 +36,7 @@ Checkpoints (copying the WAL back into the database file, and syncing it) run on
 third thread, not in the commit that happens to fill the WAL: a checkpoint ends in
 an fsync, which would hold up every write queued behind that commit. The writer
 wakes the checkpointer after each commit, and it checkpoints at most every
-`_CHECKPOINT_EVERY` seconds, passively: it never waits for, nor blocks, a reader or
+`sqlite_checkpoints.EVERY` seconds, passively: it never waits for, nor blocks, a reader or
 a writer of any process.
 
 `get` remembers the jobs it decoded, keyed by their stored text: a poller reads
@@ -62,8 +62,8 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar
 
 from jobkit import errors, instants, jobs, listing, schedule
+from jobkit.local import sqlite_checkpoints, sqlite_writes
 from jobkit.local import sqlite_schema as schema
-from jobkit.local import sqlite_writes
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -78,7 +78,6 @@ _FIRST_BACKOFF: Final = 0.005
 _MAX_BACKOFF: Final = 1.0
 _MAX_DECODED: Final = 1024  # jobs remembered by `get`; cleared when full, like `_frozen`'s caches
 _MAX_DECODED_CHARS: Final = 1 << 22  # and by the size of their text, so big jobs cannot hoard
-_CHECKPOINT_EVERY: Final = 0.05  # seconds: the WAL grows by a few MB at most in between
 
 
 def _connect(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3.Connection:
@@ -135,7 +134,7 @@ class SqliteJobStore:
         self._queued = 0  # writes queued or being written: the loop thread's count
         self._asking = 0  # lone writes waiting out this turn of the loop (`_alone`)
         self._direct: sqlite3.Connection | None = None  # lone writes, when idle (above)
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: sqlite_checkpoints.Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None
@@ -404,7 +403,9 @@ class SqliteJobStore:
             self._call(_settle, ready, exc)
             self._call(_settle, self._stopped, None)
             return
-        self._checkpointer = checkpointer = _Checkpointer(self.path, self.busy_timeout)
+        self._checkpointer = checkpointer = sqlite_checkpoints.Checkpointer(
+            self.path, self.busy_timeout
+        )
         self._call(_settle, ready, None)
         try:
             running = True
@@ -471,50 +472,6 @@ class SqliteJobStore:
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(callback, *args)
-
-
-class _Checkpointer:
-    """A thread that checkpoints the WAL after commits, passively, at most every
-    `_CHECKPOINT_EVERY` seconds (the writer's connection does not checkpoint itself)."""
-
-    def __init__(self, path: str, busy_timeout: float) -> None:
-        self._path = path
-        self._busy_timeout = busy_timeout
-        self._due = threading.Event()  # a commit since the last checkpoint
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"jobkit-sqlite-checkpointer:{path}", daemon=True
-        )
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._due.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._due.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            connection = _connect(self._path, self._busy_timeout, check_same_thread=True)
-        except sqlite3.Error as exc:  # the last connection to close still checkpoints
-            log.warning("the WAL checkpointer could not start: %s", exc, extra={"path": self._path})
-            return
-        try:
-            while True:
-                self._due.wait()
-                if self._stopping.is_set():
-                    return
-                self._due.clear()
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the next commit wakes it to try again
-                    log.warning("checkpointing the WAL failed: %s", exc, extra={"path": self._path})
-                if self._stopping.wait(_CHECKPOINT_EVERY):
-                    return
-        finally:
-            connection.close()
 
 
 def _settle(future: asyncio.Future[Any] | None, outcome: BaseException | None) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,10 @@ from typing import Any
 import attrs
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from jobkit import jobs, records, registry
-from jobkit_http import keys, problems, samples, settings
+from jobkit_http import keys, problems, samples, settings, sse
 from jobkit_http.app import create_app
 
 SAMPLE_PDF = Path(samples.__file__).with_name("sample.pdf").read_bytes()
@@ -58,24 +59,28 @@ def serve(
     environ: Mapping[str, str] | None = None,
     *,
     types: registry.Registry | None = None,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     **overrides: Any,
 ) -> Iterator[RunningServer]:
-    """Run `create_app` under uvicorn on a free port until the block ends.
+    """Run `create_app` under uvicorn (`sse.Server`, as `jobkit serve` does) on a free port
+    until the block ends.
 
     Settings come from `environ` (`JOBKIT_*` variables) and `overrides`, as in production,
-    with `data` as the data folder; `types`, the job types (the installed ones by default).
-    Startup failures are raised here, not hidden in the thread.
+    with `data` as the data folder; `types`, the job types (the installed ones by default);
+    `wrap`, an ASGI middleware put around the app (to watch its traffic). Startup failures
+    are raised here, not hidden in the thread.
     """
     chosen = settings.from_env(environ or {}, **{**TEST_OVERRIDES, "data": data, **overrides})
+    app = create_app(chosen, types=types)
     config = uvicorn.Config(
-        create_app(chosen, types=types),
+        app if wrap is None else wrap(app),
         host="127.0.0.1",
         port=0,
         lifespan="on",
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = sse.Server(config, app.state.streams.stop)
     failure: list[BaseException] = []
 
     def run() -> None:

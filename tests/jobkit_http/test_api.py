@@ -176,7 +176,7 @@ def test_a_wrong_method_is_a_405(client: httpx.Client, method: str, path: str) -
     assert response.headers["Allow"]
 
 
-@pytest.mark.parametrize("path", ["/", "/api/v2/jobs", f"{P}/jobs/{uuid.uuid4()}/nothing"])
+@pytest.mark.parametrize("path", ["/nothing", "/api/v2/jobs", f"{P}/jobs/{uuid.uuid4()}/nothing"])
 def test_an_unknown_route_is_a_404(client: httpx.Client, path: str) -> None:
     problem(client.get(path), 404)
 

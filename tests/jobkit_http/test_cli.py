@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 SAMPLE = Path(__file__).resolve().parents[2] / "jobkit_http" / "samples" / "sample.pdf"
@@ -50,7 +51,7 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jobkit_http.cli", "serve", "--demo"],
+            [sys.executable, "-m", "jobkit_http.cli", "serve", "--demo", "--user", "demo"],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
@@ -110,6 +111,30 @@ def test_serve_demo_processes_the_sample_then_the_client_commands_work(
     assert pending["status"] == "pending"
 
 
+def test_serve_prints_a_sign_in_link_for_the_demos_user(
+    served: tuple[dict[str, str], str],
+) -> None:
+    env, log = served
+    (link,) = [line.strip() for line in log.splitlines() if "/signin#code=" in line]
+    base, code = link.split("/signin#code=")
+    assert base == env["JOBKIT_URL"]
+    signed_in = httpx.post(f"{base}/signin/local", json={"code": code})
+    assert signed_in.status_code == 200, signed_in.text
+    session = signed_in.json()
+    assert session["user"] == "demo"  # `serve --demo --user demo`
+    bearer = {"Authorization": f"Bearer {session['accessToken']}"}
+    mine = httpx.get(f"{base}/api/v1/jobs", headers=bearer).json()["jobs"]
+    assert [job["status"] for job in mine] == ["completed"]  # the demo's job, as this user's
+    again = httpx.post(f"{base}/signin/local", json={"code": code})
+    assert again.status_code == 401
+    assert "used already" in again.json()["detail"]
+
+    made = jobkit("signin", "--user", "bob", env=env)
+    assert made.returncode == 0, made.stderr
+    other = made.stdout.strip().split("#code=")[1]
+    assert httpx.post(f"{base}/signin/local", json={"code": other}).json()["user"] == "bob"
+
+
 def test_errors_are_one_clear_line_and_a_non_zero_exit(
     served: tuple[dict[str, str], str], tmp_path: Path
 ) -> None:
@@ -154,5 +179,5 @@ def test_token_prints_a_token_and_settings_errors_are_clear(tmp_path: Path) -> N
 def test_help_lists_every_command() -> None:
     shown = jobkit("--help", env={})
     assert shown.returncode == 0
-    for command in ("serve", "worker", "token", "submit", "status", "jobs"):
+    for command in ("serve", "worker", "token", "signin", "submit", "status", "jobs"):
         assert command in shown.stdout
