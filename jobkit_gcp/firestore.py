@@ -52,6 +52,7 @@ from jobkit.status import PENDING, PROCESSING
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
 from jobkit_gcp import firestore_wire as wire
+from jobkit_gcp.firestore_doorbell import Head
 
 _REMEMBERED: Final = 16_384  # jobs whose latest (version, update time) the store keeps
 _DECODED: Final = 1024  # decoded jobs kept by (id, update time), for repeated reads
@@ -106,6 +107,10 @@ class FirestoreJobStore:
         self._jobs = client.collection(collection)
         self._known: dict[str, tuple[int, Any]] = {}
         self._decoded: dict[tuple[str, Any], jobs.Job] = {}
+        # The head of the pending queue a doorbell listens to (`firestore_doorbell`), read
+        # instead of Firestore while current; `skipped` counts the claim queries it saved.
+        self.head: Head | None = None
+        self.skipped = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -165,6 +170,10 @@ class FirestoreJobStore:
     ) -> Sequence[jobs.Job]:
         if limit <= 0:
             return []
+        head = self._head_of(queues)
+        if head is not None and (head[1] is None or head[1] > instants.format(now)):
+            self.skipped += 1
+            return []  # the listened head is not due: the query would find nothing
         if queues is None:
             return [self._decode(s) for s in await self._run(queries.claimable(now, None, limit))]
         groups = queries.chunks(queues)
@@ -222,13 +231,18 @@ class FirestoreJobStore:
         return [self._decode(s) for s in await self._run(queries.stalled(now, limit))]
 
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
+        head = self._head_of(queues)
         due = [queries.next_due(None)] if queues is None else []
         due += [queries.next_due(group) for group in queries.chunks(queues or ())]
+        if head is not None:  # the listened head is the due queries' answer
+            due = []
         found = await asyncio.gather(
             *(self._run(shape) for shape in due), self._run(queries.next_expiry())
         )
         *heads, expiring = found
         times = [s.get("runAt") for snapshots in heads for s in snapshots]
+        if head is not None and head[1] is not None:
+            times.append(head[1])
         times += [s.get("leaseExpiresAt") for s in expiring]
         texts = [text for text in times if isinstance(text, str)]
         return instants.parse(min(texts)) if texts else None
@@ -239,6 +253,14 @@ class FirestoreJobStore:
         for snapshot in snapshots:
             self._remember(snapshot.id, snapshot.get("version"), snapshot.update_time)
         return snapshots
+
+    def _head_of(self, queues: Collection[str] | None) -> tuple[bool, str | None] | None:
+        """The listened head of exactly `queues` (`firestore_doorbell.Head`), when current."""
+        head = self.head
+        if head is None or not head.covers(queues):
+            return None
+        known, due = head.first()
+        return (known, due) if known else None
 
     def _decode(self, snapshot: Snapshot) -> jobs.Job:
         """The job in `snapshot`, decoded once per document version seen lately."""
@@ -379,6 +401,8 @@ class FirestoreJobStore:
                 else:
                     assert item.version is not None
                     self._remember(item.job_id, item.version, answer.update_time)
+                    if self.head is not None and item.fields is not None:
+                        self.head.wrote(item.job_id, item.fields, answer.update_time)
                     self._count(writes=1)
             case wire.Outcome.LOST:
                 self._known.pop(item.job_id, None)

@@ -19,6 +19,8 @@ import attrs
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
 from google.cloud.firestore_v1.async_query import AsyncQuery
+from google.cloud.firestore_v1.collection import CollectionReference
+from google.cloud.firestore_v1.query import Query
 
 from jobkit import instants, listing
 from jobkit.status import PENDING, PROCESSING
@@ -154,6 +156,17 @@ def chunks(names: Collection[str], size: int = MAX_DISJUNCTIONS) -> list[list[st
 
 
 def build(collection: AsyncCollectionReference, shape: Shape) -> AsyncQuery:
+    built: AsyncQuery = _built(collection, shape)
+    return built
+
+
+def build_listened(collection: CollectionReference, shape: Shape) -> Query:
+    """`build` on the sync client, whose queries can be listened to (`on_snapshot`)."""
+    built: Query = _built(collection, shape)
+    return built
+
+
+def _built(collection: Any, shape: Shape) -> Any:
     query: Any = collection
     for item in shape.filters:
         query = query.where(filter=FieldFilter(item.field, item.op, item.value))
@@ -164,8 +177,7 @@ def build(collection: AsyncCollectionReference, shape: Shape) -> AsyncQuery:
         )
     if shape.after is not None:
         query = query.start_after(dict(zip(_fields(shape.orders), shape.after, strict=True)))
-    built: AsyncQuery = query.limit(shape.limit)
-    return built
+    return query.limit(shape.limit)
 
 
 def _fields(orders: Sequence[Order]) -> list[str]:
