@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 import attrs
+from google.api_core import exceptions
 from google.cloud.firestore_v1.async_client import AsyncClient
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
@@ -339,10 +340,17 @@ class FirestoreJobStore:
                 for start in range(0, len(ready), wire.MAX_WRITES)
             ]
             answers = await asyncio.gather(
-                *(wire.batch_write(self.client, [self._wire(i) for i in c]) for c in chunks)
+                *(wire.batch_write(self.client, [self._wire(i) for i in c]) for c in chunks),
+                return_exceptions=True,
             )
             self._count(requests=len(chunks))
             for chunk, outcomes in zip(chunks, answers, strict=True):
+                if isinstance(outcomes, BaseException):
+                    if not isinstance(outcomes, exceptions.GoogleAPICallError):
+                        raise outcomes
+                    # No answer: whether the writes landed is unknown. A read tells.
+                    failure = await self._unanswered(chunk, outcomes) or failure
+                    continue
                 for item, answer in zip(chunk, outcomes, strict=True):
                     failure = self._settle(item, answer) or failure
             if any(item.answer is None and item.tries for item in items):
@@ -350,6 +358,53 @@ class FirestoreJobStore:
                 delay *= 2
         if failure is not None:
             raise failure
+
+    async def _unanswered(
+        self, items: builtins.list[_Write], error: exceptions.GoogleAPICallError
+    ) -> Exception | None:
+        """A BatchWrite failed without answers (after the client's own retries): read the
+        documents to learn which writes landed. A document holding exactly what an item
+        wrote is that write's (its version and times are in it); one still as the item
+        expected is written again; anything else lost. Once an item has been tried
+        `_RETRIES` times the error is raised, its outcome still unknown."""
+        refs = [self._jobs.document(item.job_id) for item in items]
+        try:
+            found = {snapshot.id: snapshot async for snapshot in self.client.get_all(refs)}
+        except exceptions.GoogleAPICallError:
+            found = None
+        self._count(reads=len(refs), requests=1)
+        failure: Exception | None = None
+        for item in items:
+            item.tries += 1
+            snapshot = None if found is None else found.get(item.job_id)
+            if found is None:
+                pass  # still unknown
+            elif snapshot is None or not snapshot.exists:
+                if item.kind == "delete":
+                    item.answer = True  # gone, as the delete wanted
+                    self._known.pop(item.job_id, None)
+                    continue
+                if item.kind == "replace":
+                    item.answer = False
+                    continue
+            elif item.kind != "delete" and snapshot.to_dict() == item.fields:
+                item.answer = True  # it landed
+                assert item.version is not None
+                self._remember(item.job_id, item.version, snapshot.update_time)
+                if self.head is not None and item.fields is not None:
+                    self.head.wrote(item.job_id, item.fields, snapshot.update_time)
+                self._count(writes=1)
+                continue
+            elif item.kind == "insert" or snapshot.get("version") != item.expected:
+                item.answer = False  # someone else's write is there
+                continue
+            else:  # as it expected: not written; write it again against what was read
+                self._remember(item.job_id, item.expected, snapshot.update_time)
+                item.guessed = False
+            if item.tries > _RETRIES:
+                item.answer = False
+                failure = error
+        return failure
 
     async def _guard(self, items: builtins.list[_Write]) -> None:
         """Set each item's precondition: from memory when it knows the expected version

@@ -212,7 +212,16 @@ class Attempts:
                 total=effect.total,
                 message=effect.message,
             )
-            if not await self._writes.advance(attempt, event) and attempt.task is not None:
+            try:
+                kept = await self._writes.advance(attempt, event)
+            except Exception:  # progress is best-effort: the work goes on, the next report
+                log.warning(  # or the end tells the store
+                    "a progress report was not written",
+                    exc_info=True,
+                    extra={"jobId": jobs.id(attempt.job), "attempt": attempt.claim},
+                )
+                return Success(None)
+            if not kept and attempt.task is not None:
                 attempt.task.cancel()  # the lease is gone: stop spending on the work
         return Success(None)
 
