@@ -133,6 +133,7 @@ def runtime(
         slow_seconds=slow_seconds,
         changes_poll_seconds=changes_poll_seconds,
         doorbell=bell,
+        claim_ahead=False,  # Firestore bills each read of a job being claimed
     )
 
 

@@ -180,6 +180,9 @@ class Worker:
                         next_reap = loop.time() + self.config.reap_seconds
                     self._claims.raise_error()
                     free = self._free()
+                    if free > 0 and self._claims.waiting:
+                        await self._idle(nothing_due=False)  # until the claim lands
+                        continue
                     due, asked = await self._claims.claim(free) if free > 0 else (0, 0)
                     failures = 0
                     if asked:  # more may be due: claim again while slots are free
