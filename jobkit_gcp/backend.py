@@ -28,6 +28,7 @@ from jobkit.worker.observed import CallObserver
 from jobkit.worker.worker import Clock, utc_now
 from jobkit_gcp.firestore import FirestoreJobStore
 from jobkit_gcp.firestore_doorbell import FirestoreDoorbell
+from jobkit_gcp.firestore_feed import FirestoreChangeFeed
 from jobkit_gcp.gcs import GcsBlobStore, normalize_prefix
 
 Setting = Literal["credentials", "project", "database", "collection", "bucket", "prefix"]
@@ -90,16 +91,6 @@ def listening_client(config: Config) -> firestore.Client:
         raise SetupError("project", f"no Google Cloud project: {exc}") from None
 
 
-def doorbell(
-    config: Config, store: FirestoreJobStore, queues: Collection[str] | None
-) -> FirestoreDoorbell:
-    """The pull workers' doorbell: a listener on the head of `queues`' pending jobs, whose
-    head `store` reads instead of Firestore while it is current."""
-    bell = FirestoreDoorbell(listening_client(config), collection=config.collection, queues=queues)
-    store.head = bell.head
-    return bell
-
-
 def runtime(
     config: Config,
     *,
@@ -122,7 +113,13 @@ def runtime(
     With `listen`, readers wait on Firestore listeners too (`FirestoreChangeFeed`), not on a
     poll of the store every `changes_poll_seconds`."""
     store, blobs = stores(config)
-    bell = wake if wake is not None else doorbell(config, store, queues) if listen else None
+    bell, feed = wake, None
+    if listen:  # one sync client, for every listener of this process
+        client = listening_client(config)
+        if bell is None:
+            bell = FirestoreDoorbell(client, collection=config.collection, queues=queues)
+            store.head = bell.head
+        feed = FirestoreChangeFeed(store, client, collection=config.collection)
     return Runtime(
         store=store,
         blobs=blobs,
@@ -133,6 +130,7 @@ def runtime(
         slow_seconds=slow_seconds,
         changes_poll_seconds=changes_poll_seconds,
         doorbell=bell,
+        changes=feed,
         claim_ahead=False,  # Firestore bills each read of a job being claimed
     )
 

@@ -130,11 +130,7 @@ class FirestoreDoorbell:
         self._listeners: dict[int, _Listener] = {}
         self._listening: list[Listening] = []
         self._starting: asyncio.Lock | None = None
-
-    @property
-    def snapshots(self) -> int:
-        """Snapshots heard so far (each one read or more), for tests and benchmarks."""
-        return sum(listening.snapshots for listening in self._listening)
+        self.snapshots = 0  # snapshots heard (one read each: a head holds one job)
 
     def ring(self, at: datetime | None = None) -> None:
         """Call this process's listeners back; other instances hear the write itself."""
@@ -162,6 +158,7 @@ class FirestoreDoorbell:
         query = queries.build_listened(self.client.collection(self.collection), shape)
 
         def heard(documents: Sequence[Snapshot], read_time: Any) -> None:
+            self.snapshots += 1
             due = documents[0].get("runAt") if documents else None
             self.head.heard(part, due if isinstance(due, str) else None, read_time)
             self.ring()

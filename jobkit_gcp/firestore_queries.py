@@ -122,6 +122,15 @@ def active(user_id: str, limit: int) -> Shape:
     )
 
 
+LIVE_LIMIT: Final = 1000  # a user's live jobs a listener holds (a user's quota is lower)
+
+
+def live(user_id: str) -> Shape:
+    """A user's pending or processing jobs, listened to for the user's event stream (the
+    filters of `active`, so the same index serves it)."""
+    return active(user_id, LIVE_LIMIT)
+
+
 def page(user_id: str, query: listing.Query, *, with_types: bool, extra: int) -> Shape:
     """`listing.page` as one query: `limit + extra` rows from the cursor on. Type filters
     go to the server only `with_types` (the caller filters the rest itself)."""
