@@ -233,10 +233,13 @@ class FirestoreJobStore:
 
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
         head = self._head_of(queues)
+        if head is not None:
+            # The listened head answers, with no read. Lease expiries are left out: an
+            # idle worker with a doorbell looks every `poll_seconds` anyway, and reaps
+            # stalls then (a stall waits a few seconds more, for no query per wake-up).
+            return None if head[1] is None else instants.parse(head[1])
         due = [queries.next_due(None)] if queues is None else []
         due += [queries.next_due(group) for group in queries.chunks(queues or ())]
-        if head is not None:  # the listened head is the due queries' answer
-            due = []
         found = await asyncio.gather(
             *(self._run(shape) for shape in due), self._run(queries.next_expiry())
         )
