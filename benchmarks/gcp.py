@@ -130,6 +130,7 @@ async def _lifecycle(count: int, kind: str) -> dict[str, float]:
                 await asyncio.sleep(0.005)
             await asyncio.sleep(0.3)  # the worker goes idle again
             polled = await service.polled(jobs.id(job), "local") or await api.get(jobs.id(job))
+            assert polled is not None
             assert jobs.status(polled) == "completed", polled
         worker.stop()
         await running
@@ -193,10 +194,13 @@ async def _polling(client: str, count: int, seconds: float) -> dict[str, float]:
                 if client == "readme":
                     tag = f'"v{jobs.version(job)}"'
                     found = await service.polled(job_id, "local") or await api.get(job_id)
+                    assert found is not None
                     job = await service.wait_for_change(found, tag, 25.0)
                 else:
                     await asyncio.sleep(2.0)
-                    job = await service.polled(job_id, "local") or await api.get(job_id)
+                    found = await service.polled(job_id, "local") or await api.get(job_id)
+                    assert found is not None
+                    job = found
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         store_reads = _usage(api).reads - reads

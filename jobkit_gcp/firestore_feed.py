@@ -246,4 +246,3 @@ class FirestoreChangeFeed(StoreChangeFeed):
         for listening, _ in users.values():
             await listening.close()
         await super().close()
-
