@@ -208,6 +208,16 @@ class ChangeFeed(Protocol):
         """Watch every job of one user."""
 
 
+@runtime_checkable
+class KeptJobs(Protocol):
+    """A change feed that also keeps the latest version of jobs read lately, current (the
+    Firestore feed's listeners), so that a status poll needs no read of the store."""
+
+    async def kept(self, job_id: str) -> tuple[bool, jobs.Job | None]:
+        """(True, the job, or None if there is none) when this feed keeps it current, and
+        keeps it a while longer; (False, None) when it does not: read the store then."""
+
+
 class Watch(Protocol):
     """One watcher's reports, from `ChangeFeed.watch_job` or `ChangeFeed.watch_user`."""
 

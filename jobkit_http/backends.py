@@ -55,6 +55,8 @@ def runtime_for(
                 observer=observer,
                 slow_seconds=slow,
                 changes_poll_seconds=settings.changes_poll_seconds,
+                listen=settings.firestore_listen,
+                queues=settings.queues,
             )
         except backend.SetupError as exc:
             raise one_line(exc) from None

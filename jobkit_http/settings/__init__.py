@@ -53,6 +53,7 @@ class Settings:
     log_format: LogFormat = "auto"
     # the GCP backend
     gcp_project: str | None = None
+    firestore_listen: bool = True
     # Gemini
     analyzer: AnalyzerKind = "offline"
     gemini_api_key: str | None = attrs.field(default=None, repr=False)

@@ -56,6 +56,14 @@ CLOUD: tuple[Setting, ...] = (
         default="(none)",
         meaning="folder of the bucket every object goes under (`team/jobkit`)",
     ),
+    Setting(
+        name="JOBKIT_FIRESTORE_LISTEN",
+        field="firestore_listen",
+        parse=readers.boolean,
+        default="true",
+        meaning="wake idle workers and answer status polls from Firestore snapshot listeners"
+        " (false: poll the store, as the embedded default does)",
+    ),
     # -- Gemini
     Setting(
         name="JOBKIT_ANALYZER",
