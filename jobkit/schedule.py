@@ -7,7 +7,6 @@ Due jobs only (`runAt <= now`); higher `priority` first, then the earliest
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any

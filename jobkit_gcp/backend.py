@@ -86,9 +86,12 @@ def runtime(
     observer: CallObserver | None = None,
     slow_seconds: float | None = None,
     changes_poll_seconds: float | None = 1.0,
+    wake: ports.Doorbell | None = None,
 ) -> Runtime:
     """A `Runtime` on Firestore and Cloud Storage; enter it (`async with`) to use it. Every
-    store and blob call is timed, as `Runtime` says."""
+    store and blob call is timed, as `Runtime` says. `wake`: the doorbell its submissions
+    and workers ring (push dispatch brings Cloud Tasks'); by default one that reaches this
+    process only."""
     store, blobs = stores(config)
     return Runtime(
         store=store,
@@ -99,6 +102,7 @@ def runtime(
         observer=observer,
         slow_seconds=slow_seconds,
         changes_poll_seconds=changes_poll_seconds,
+        doorbell=wake,
     )
 
 
