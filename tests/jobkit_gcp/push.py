@@ -100,7 +100,9 @@ def make_queue(emulator: str, project: str) -> str:
 
     async def create() -> None:
         client = tasks_client(emulator)
-        await client.create_queue(parent=name.rsplit("/queues/", 1)[0], queue={"name": name})
+        await client.create_queue(
+            parent=name.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=name)
+        )
         await client.transport.close()  # type: ignore[no-untyped-call]
 
     asyncio.run(create())

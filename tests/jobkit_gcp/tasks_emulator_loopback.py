@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import grpc  # the emulator's environment has it
-
 from gcloud_tasks_emulator import __main__ as emulator
 
 _server = grpc.server
