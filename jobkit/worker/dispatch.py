@@ -57,8 +57,9 @@ Result = Literal["idle", "busy", "stopping", "completed", "failed", "retrying", 
 class Outcome:
     """What one dispatch did.
 
-    `result`: `idle` (nothing due: a duplicate or stale doorbell), `busy` (every due job it
-    tried was taken by another dispatch first: its doorbell should come again), `stopping`
+    `result`: `idle` (nothing due: a duplicate or stale doorbell), `busy` (this instance
+    runs all the attempts it may, or every due job it tried was taken by another dispatch
+    first: its doorbell should come again), `stopping`
     (this process is shutting down and takes nothing), `completed`, `failed`, `retrying`
     (failed; pending again, due at its backoff), `released` (given back unfinished at a
     shutdown, due now), `lost` (its lease went to another worker), or None when the
@@ -87,7 +88,10 @@ class Sweep:
 
 class Dispatcher:
     """Runs one due job per `dispatch()`, to the end, with the performers
-    `performers_for(attempt)` builds; many dispatches may run at once (one per request).
+    `performers_for(attempt)` builds; many dispatches may run at once (one per request), up
+    to `config.concurrency` attempts: a dispatch beyond it answers `busy` at once, so that
+    the doorbell goes to another instance (the API's requests share Cloud Run's
+    per-instance concurrency with the jobs).
 
     State it owns: the ids of the jobs its dispatches are claiming (read past by the others,
     so that concurrent dispatches in one process do not race each other for the head of
@@ -131,6 +135,7 @@ class Dispatcher:
             wake=self._check,
         )
         self._claiming: set[str] = set()
+        self._reading = 0  # dispatches reading the head of the queue now
         self._waiting: dict[str, tuple[Attempt | None, asyncio.Future[None]]] = {}
         self._heartbeats: asyncio.Task[None] | None = None
         self._stopping = False
@@ -160,6 +165,8 @@ class Dispatcher:
         its lease released if `stop()` comes first and the grace period runs out."""
         if self._stopping:
             return Outcome(result="stopping")
+        if self.running + len(self._claiming) >= self.config.concurrency:
+            return Outcome(result="busy")  # this instance is full: Cloud Tasks tries again
         claimed, busy = await self._claim()
         if claimed is None:
             return Outcome(result="busy" if busy else "idle")
@@ -190,13 +197,23 @@ class Dispatcher:
         first few, so that dispatches racing for the head spread out rather than collide
         again (as the pull worker's claims do)."""
         contended = False
+        claiming = self._claiming
         for _ in range(CLAIM_ROUNDS):
             now = self._clock()
-            claiming = self._claiming
-            window = (len(claiming) + 1) * (2 if contended else 1)
-            found = await self.store.claimable(now, self.config.queues, window + len(claiming))
+            window = 2 if contended else 1
+            # Read past what this process's other dispatches claim, or may by the time
+            # this read lands (they are reading too).
+            self._reading += 1
+            try:
+                limit = window + len(claiming) + self._reading - 1
+                found = await self.store.claimable(now, self.config.queues, limit)
+            finally:
+                self._reading -= 1
             candidates = [job for job in found if jobs.id(job) not in claiming][:window]
             if not candidates:
+                if found:  # all of them taken by this process's other dispatches: look again
+                    contended = True
+                    continue
                 return None, contended
             job = self._rng.choice(candidates) if contended else candidates[0]
             match machine.step(job, self._event, now):

@@ -19,10 +19,11 @@ import grpc
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from google.cloud import tasks_v2
+from google.cloud import firestore, tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
 from jwt.algorithms import RSAAlgorithm
 
+import jobkit_gcp
 from tests.jobkit_gcp.conftest import Emulators, unique
 from tests.jobkit_gcp.gemini_server import GeminiServer
 from tests.jobkit_http.jwks_server import JwksServer
@@ -220,6 +221,20 @@ class Front:
                 pass
 
         return Handler
+
+
+def stored(project: str, job_id: str) -> dict[str, Any]:
+    """The job's document as Firestore holds it, operators' fields (workers) included."""
+
+    async def main() -> dict[str, Any]:
+        client = firestore.AsyncClient(project=project)
+        try:
+            snapshot = await client.collection("jobs").document(job_id).get()
+            return snapshot.to_dict() or {}
+        finally:
+            await jobkit_gcp.FirestoreJobStore(client).close()
+
+    return asyncio.run(main())
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:
