@@ -174,6 +174,7 @@ class Dispatcher:
         done = asyncio.get_running_loop().create_future()
         self._waiting[job_id] = (None, done)
         self._start_heartbeats()
+        ran: Attempt | None = None
         try:
             if self._stopping:  # stopped while claiming: give it back untouched
                 await self._attempts.hand_back(claimed)
@@ -182,13 +183,14 @@ class Dispatcher:
                 attempt = self._attempts.running.get(job_id)
                 if attempt is not None:
                     self._waiting[job_id] = (attempt, done)
+                    ran = attempt
                     self._check()
                     await asyncio.shield(done)
         finally:
             self._waiting.pop(job_id, None)
         if self._stopped is not None:  # its release, if any, is written once this is done
             await asyncio.shield(self._stopped)
-        return await self._outcome(job_id, jobs.claim(claimed))
+        return await self._outcome(job_id, jobs.claim(claimed), ran)
 
     async def _claim(self) -> tuple[jobs.Job | None, bool]:
         """The job claimed, or None, and whether due jobs were there but all taken by others.
@@ -245,10 +247,12 @@ class Dispatcher:
     def _settled(self, attempt: Attempt) -> None:
         self._attempts.forget(attempt)
 
-    async def _outcome(self, job_id: str, claim: int) -> Outcome:
-        """What became of the attempt, as the store has it (the truth, whichever of its
-        writes landed): the history entry of this claim says how it ended."""
-        job = await self.store.get(job_id)
+    async def _outcome(self, job_id: str, claim: int, attempt: Attempt | None) -> Outcome:
+        """What became of the attempt: its history entry says how it ended, in the version
+        it last wrote, or, when its lease went to another worker (or it was handed back
+        before it started), as the store has it now."""
+        known = attempt is not None and not attempt.lost
+        job = attempt.job if attempt is not None and known else await self.store.get(job_id)
         if job is None:  # deleted since: it had finished, and its owner purged it
             return Outcome(result="completed", job_id=job_id, attempt=claim)
         history = jobs.history(job)
