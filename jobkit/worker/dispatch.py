@@ -26,7 +26,7 @@ from typing import Final, Literal
 import attrs
 from returns.result import Failure, Success
 
-from jobkit import events, jobs, machine, ports, registry
+from jobkit import events, jobs, machine, ports, registry, schedule
 from jobkit.status import FAILED, PENDING
 from jobkit.worker import claims
 from jobkit.worker.attempts import Attempts
@@ -93,11 +93,11 @@ class Dispatcher:
     the doorbell goes to another instance (the API's requests share Cloud Run's
     per-instance concurrency with the jobs).
 
-    State it owns: the ids of the jobs its dispatches are claiming (read past by the others,
-    so that concurrent dispatches in one process do not race each other for the head of
-    the queue), the dispatches waiting for their attempts by job id, the heartbeat task,
-    and whether it is stopping. The running attempts are its `Attempts`', the final writes
-    its `Writes`'.
+    State it owns: the dispatches waiting for a claim (those that arrive together share one
+    read and one write, so that concurrent dispatches in one process do not race each other
+    for the head of the queue) and the task claiming for them, the dispatches waiting for
+    their attempts by job id, the heartbeat task, and whether it is stopping. The running
+    attempts are its `Attempts`', the final writes its `Writes`'.
     """
 
     def __init__(
@@ -134,8 +134,9 @@ class Dispatcher:
             writes=self._writes,
             wake=self._check,
         )
-        self._claiming: set[str] = set()
-        self._reading = 0  # dispatches reading the head of the queue now
+        self._wanting: list[asyncio.Future[tuple[jobs.Job | None, bool]]] = []
+        self._claimer: asyncio.Task[None] | None = None
+        self._claiming = 0  # dispatches waiting for a claim
         self._waiting: dict[str, tuple[Attempt | None, asyncio.Future[None]]] = {}
         self._heartbeats: asyncio.Task[None] | None = None
         self._stopping = False
@@ -165,7 +166,7 @@ class Dispatcher:
         its lease released if `stop()` comes first and the grace period runs out."""
         if self._stopping:
             return Outcome(result="stopping")
-        if self.running + len(self._claiming) >= self.config.concurrency:
+        if self.running + self._claiming >= self.config.concurrency:
             return Outcome(result="busy")  # this instance is full: Cloud Tasks tries again
         claimed, busy = await self._claim()
         if claimed is None:
@@ -193,48 +194,71 @@ class Dispatcher:
         return await self._outcome(job_id, jobs.claim(claimed), ran)
 
     async def _claim(self) -> tuple[jobs.Job | None, bool]:
-        """The job claimed, or None, and whether due jobs were there but all taken by others.
+        """The job claimed for this dispatch, or None, and whether due jobs were there but
+        all taken by others. Dispatches that arrive together share one claim: one read of
+        the queue's head and one write for all of them (`_claims`)."""
+        wanted: asyncio.Future[tuple[jobs.Job | None, bool]]
+        wanted = asyncio.get_running_loop().create_future()
+        self._wanting.append(wanted)
+        self._claiming += 1
+        if self._claimer is None or self._claimer.done():
+            self._claimer = asyncio.create_task(self._claims(), name=f"{self.id}:claims")
+        try:
+            return await wanted
+        finally:
+            self._claiming -= 1
 
-        The first look takes the head of the queue; after a lost race, a random one of the
-        first few, so that dispatches racing for the head spread out rather than collide
-        again (as the pull worker's claims do)."""
+    async def _claims(self) -> None:
+        """Claim for the dispatches waiting, batch after batch, until none waits: those that
+        arrive while a batch is on its way go in the next one, as a group commit."""
+        while self._wanting:
+            batch, self._wanting = self._wanting, []
+            try:
+                taken, contended = await self._claim_batch(len(batch))
+            except Exception as exc:  # the store failed: each dispatch raises it
+                for wanted in batch:
+                    if not wanted.done():
+                        wanted.set_exception(exc)
+                continue
+            for n, wanted in enumerate(batch):
+                if not wanted.done():
+                    wanted.set_result((taken[n], False) if n < len(taken) else (None, contended))
+
+    async def _claim_batch(self, wanted: int) -> tuple[list[jobs.Job], bool]:
+        """Up to `wanted` jobs claimed in claim order, and whether due jobs were lost to
+        others. The first look takes the head of the queue; after a lost race, a random
+        sample of the first few, so that instances racing for the head spread out rather
+        than collide again (as the pull worker's claims do)."""
+        won: list[jobs.Job] = []
         contended = False
-        claiming = self._claiming
         for _ in range(CLAIM_ROUNDS):
+            need = wanted - len(won)
             now = self._clock()
-            window = 2 if contended else 1
-            # Read past what this process's other dispatches claim, or may by the time
-            # this read lands (they are reading too).
-            self._reading += 1
-            try:
-                limit = window + len(claiming) + self._reading - 1
-                found = await self.store.claimable(now, self.config.queues, limit)
-            finally:
-                self._reading -= 1
-            candidates = [job for job in found if jobs.id(job) not in claiming][:window]
-            if not candidates:
-                if found:  # all of them taken by this process's other dispatches: look again
-                    contended = True
-                    continue
-                return None, contended
-            job = self._rng.choice(candidates) if contended else candidates[0]
-            match machine.step(job, self._event, now):
-                case Success((taken, done)):
-                    pass
-                case Failure(_):  # changed since it was read: someone else's now
-                    contended = True
-                    continue
-            job_id = jobs.id(job)
-            claiming.add(job_id)
-            try:
-                won = await self.store.compare_and_set(jobs.version(job), taken)
-            finally:
-                claiming.discard(job_id)
-            if won:
-                self._emit(done, taken, None)
-                return taken, False
-            contended = True
-        return None, True
+            window = need * 2 if contended else need
+            found = await self.store.claimable(now, self.config.queues, window)
+            if not found:
+                break
+            candidates = list(found)
+            if len(candidates) > need:
+                candidates = sorted(self._rng.sample(candidates, need), key=schedule.claim_key)
+            moves: list[tuple[int, jobs.Job, machine.Effects]] = []
+            for job in candidates:
+                match machine.step(job, self._event, now):
+                    case Success((taken, done)):
+                        moves.append((jobs.version(job), taken, done))
+                    case Failure(_):  # changed since it was read: someone else's now
+                        contended = True
+            if moves:
+                landed = await self.store.compare_and_set_many([(v, j) for v, j, _ in moves])
+                for (_, taken, done), ok in zip(moves, landed, strict=True):
+                    if ok:
+                        self._emit(done, taken, None)
+                        won.append(taken)
+                    else:
+                        contended = True
+            if len(won) == wanted or not contended:
+                break
+        return won, contended
 
     def _check(self) -> None:
         """An attempt was forgotten (its last write settled): wake the dispatches whose
