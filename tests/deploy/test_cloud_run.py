@@ -45,9 +45,11 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def container(service: dict[str, Any]) -> dict[str, Any]:
-    [only] = service["spec"]["template"]["spec"]["containers"]
-    found: dict[str, Any] = only
-    return found
+    """jobkit's container (the one serving the port; a sidecar may run beside it)."""
+    containers = service["spec"]["template"]["spec"]["containers"]
+    [found] = [c for c in containers if c["name"] == "jobkit"]
+    assert found["ports"] == [{"name": "http1", "containerPort": 8080}]
+    return dict(found)
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -95,6 +97,13 @@ def test_the_push_service_dispatches_by_doorbells_with_cpu_during_requests_only(
     # An instance running JOBKIT_CONCURRENCY jobs is above Cloud Run's 60% target.
     assert int(env["JOBKIT_CONCURRENCY"]) / spec["containerConcurrency"] > 0.6
     assert spec["timeoutSeconds"] == 1800  # Cloud Tasks' longest dispatch deadline
+    # Prometheus: Managed Service for Prometheus' collector beside jobkit, started after it.
+    names = [c["name"] for c in spec["containers"]]
+    assert names == ["jobkit", "collector"]
+    assert "cloud-run-gmp-sidecar" in spec["containers"][1]["image"]
+    assert "ports" not in spec["containers"][1]
+    depends = json.loads(annotations["run.googleapis.com/container-dependencies"])
+    assert depends == {"collector": ["jobkit"]}
     parsed = settings.from_env(env)
     assert parsed.dispatch == "push"
     assert parsed.tasks_queue is not None
