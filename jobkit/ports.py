@@ -47,6 +47,11 @@ class JobStore(Protocol):
     ) -> Sequence[jobs.Job]:
         """Due pending jobs in `schedule.claim_key` order."""
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        """How many pending jobs (in `queues`; None: every queue) are due at `now`, counted up
+        to `limit` (`schedule.count_due` is the reference). For push dispatch's sweep, which
+        compares it with the doorbells waiting: a count, so a long backlog costs no reads."""
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         """Processing jobs whose lease expired at or before `now`."""
 
@@ -168,6 +173,17 @@ class Doorbell(Protocol):
         (rings may be coalesced: several rings, one call). Rings at a later `at` may be
         delivered early, when rung, or at `at`. Raises `OSError` if it cannot listen:
         the caller then polls instead."""
+
+
+@runtime_checkable
+class QueuedRings(Protocol):
+    """A doorbell whose rings wait in a queue until they are delivered, and can be counted
+    there (Cloud Tasks: one task per ring). Push dispatch's sweep compares the rings waiting
+    with the jobs due, and rings again for the difference: a lost ring never strands a job."""
+
+    async def waiting(self, until: datetime) -> int:
+        """The rings due by `until` that are neither delivered nor being delivered. May
+        raise (the queue does not answer): the caller then rings nothing more."""
 
 
 class Listener(Protocol):

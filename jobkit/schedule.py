@@ -6,6 +6,7 @@ Due jobs only (`runAt <= now`); higher `priority` first, then the earliest
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,14 @@ def claimable(
     """The first `limit` due jobs in claim order."""
     due = (job for job in candidates if is_due(job, now) and in_queues(job, queues))
     return sorted(due, key=claim_key)[:limit]
+
+
+def count_due(
+    candidates: Iterable[jobs.Job], now: datetime, queues: Collection[str] | None, limit: int
+) -> int:
+    """How many jobs are due (in `queues`), counted up to `limit`."""
+    due = (job for job in candidates if is_due(job, now) and in_queues(job, queues))
+    return sum(1 for _ in itertools.islice(due, max(0, limit)))
 
 
 def stalled(candidates: Iterable[jobs.Job], now: datetime, limit: int) -> list[jobs.Job]:

@@ -88,6 +88,16 @@ def next_due(queues: Collection[str] | None) -> Shape:
     return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=1)
 
 
+def due(now: datetime, queues: Collection[str] | None, limit: int) -> Shape:
+    """The pending jobs (in `queues`, at most 30) due by `now`, counted up to `limit` for
+    push dispatch's sweep; ordered by `runAt` as `next_due` is, so they share its index."""
+    filters = [Filter("status", "==", PENDING.value)]
+    if queues is not None:
+        filters.append(_one_of("queue", queues))
+    filters.append(Filter("runAt", "<=", instants.format(now)))
+    return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=limit)
+
+
 def next_expiry() -> Shape:
     """The processing job whose lease runs out first (`>= ""`: only text, never null)."""
     return Shape(

@@ -240,7 +240,10 @@ class Runtime:
         if not drafts:
             return outcomes
         submitted = await commands.submit_many(self.store, drafts, now)
-        self.doorbell.ring(min(jobs.run_at(job) for job in submitted))
+        # One ring per job: a doorbell that delivers each ring as one job's worth of work
+        # (push dispatch's Cloud Tasks) needs them all; the others coalesce them.
+        for job in submitted:
+            self.doorbell.ring(jobs.run_at(job))
         stored = iter(submitted)
         return [Success(next(stored)) if isinstance(o, Success) else o for o in outcomes]
 

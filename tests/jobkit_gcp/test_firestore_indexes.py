@@ -101,6 +101,8 @@ async def workload(store: FirestoreJobStore) -> None:
     for queues in (None, [], ["slow"], ["slow", "default"], many):
         await store.next_wakeup(queues)
     await store.stalled(at(5), 2)
+    for queues in (None, ["slow"], ["slow", "default"], many):
+        await store.count_due(at(5), queues, 10)
     await store.count_active("user-1", 10)
     await store.counts(at(5), ["default", "slow"])
     for query in list_queries():
