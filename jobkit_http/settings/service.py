@@ -101,7 +101,14 @@ SERVICE: tuple[Setting, ...] = (
         field="max_upload_bytes",
         parse=readers.integer,
         default="52428800",
-        meaning="largest PDF upload accepted (`413` above)",
+        meaning="largest PDF upload accepted (`413` above), through the API or a direct upload",
+    ),
+    Setting(
+        name="JOBKIT_UPLOAD_URL_SECONDS",
+        field="upload_url_seconds",
+        parse=readers.integer,
+        default="900",
+        meaning="how long a direct-upload URL (`POST /api/v1/uploads`) may be used; 60..604800",
     ),
     Setting(
         name="JOBKIT_CONCURRENCY",
