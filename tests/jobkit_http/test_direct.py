@@ -72,7 +72,8 @@ def test_an_upload_becomes_a_job_that_completes(
     server: RunningServer, client: httpx.Client
 ) -> None:
     answer = ask(client)
-    assert answer["method"] == "PUT" and answer["resumable"] is False
+    assert answer["method"] == "PUT"
+    assert answer["resumable"] is False
     assert answer["headers"] == {"Content-Type": "application/pdf"}
     assert answer["maxBytes"] == server.settings.max_upload_bytes
     expires = datetime.fromisoformat(answer["expiresAt"].replace("Z", "+00:00"))
@@ -207,29 +208,28 @@ def test_an_expired_url_is_refused(server: RunningServer, client: httpx.Client) 
 
 def test_uploads_are_capped_at_the_limit(tmp_path: Path) -> None:
     limit = 64 * 1024
-    with serve(tmp_path, {"JOBKIT_MAX_UPLOAD_BYTES": str(limit)}, worker=False) as server:
-        with server.client(new_user()) as client:
-            problem(client.post(f"{P}/uploads", json={"size": limit + 1}), 413)
-            answer = ask(client, limit)
-            over = SAMPLE_PDF + b"%" * (limit + 1 - len(SAMPLE_PDF))
+    environ = {"JOBKIT_MAX_UPLOAD_BYTES": str(limit)}
+    with serve(tmp_path, environ, worker=False) as server, server.client(new_user()) as client:
+        problem(client.post(f"{P}/uploads", json={"size": limit + 1}), 413)
+        answer = ask(client, limit)
+        over = SAMPLE_PDF + b"%" * (limit + 1 - len(SAMPLE_PDF))
 
-            def chunks() -> Any:  # no Content-Length: refused while streaming
-                yield over[:1000]
-                yield over[1000:]
+        def chunks() -> Any:  # no Content-Length: refused while streaming
+            yield over[:1000]
+            yield over[1000:]
 
-            response = httpx.put(answer["url"], headers=answer["headers"], content=chunks())
-            problem(response, 413)
-            problem(put(answer, over), 413)  # refused on its Content-Length
-            problem(submit(client, answer["upload"]), 404)  # nothing stored
+        response = httpx.put(answer["url"], headers=answer["headers"], content=chunks())
+        problem(response, 413)
+        problem(put(answer, over), 413)  # refused on its Content-Length
+        problem(submit(client, answer["upload"]), 404)  # nothing stored
     # A file stored under a larger limit (the service restarted with a smaller one since) is
     # refused when the job is submitted, and deleted.
     user = new_user()
     with serve(tmp_path, worker=False) as server, server.client(user) as client:
         upload = uploaded(client, over)
-    with serve(tmp_path, {"JOBKIT_MAX_UPLOAD_BYTES": str(limit)}, worker=False) as server:
-        with server.client(user) as client:
-            assert problem(submit(client, upload), 413)["type"].endswith("too-large")
-            assert client.get(f"{P}/jobs").json()["jobs"] == []
+    with serve(tmp_path, environ, worker=False) as server, server.client(user) as client:
+        assert problem(submit(client, upload), 413)["type"].endswith("too-large")
+        assert client.get(f"{P}/jobs").json()["jobs"] == []
     assert not list((tmp_path / "blobs" / "uploads").rglob(f"{upload}/*"))
 
 
