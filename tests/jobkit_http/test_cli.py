@@ -111,6 +111,22 @@ def test_serve_demo_processes_the_sample_then_the_client_commands_work(
     assert pending["status"] == "pending"
 
 
+def test_submit_direct_uploads_to_a_signed_url_then_submits(
+    served: tuple[dict[str, str], str],
+) -> None:
+    env, _ = served
+    submitted = jobkit(
+        "submit", str(SAMPLE), "--direct", "--wait", "--instructions", "Summarise", env=env
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    result = json.loads(submitted.stdout)
+    assert result["document"] == {**result["document"], "filename": "sample.pdf", "pages": 3}
+    job = json.loads(jobkit("status", result["jobId"], env=env).stdout)
+    assert job["status"] == "completed"
+    uploads = Path(env["JOBKIT_DATA"]) / "blobs" / "uploads"
+    assert [p.parent.name for p in uploads.rglob("document.pdf")] == [result["jobId"]]
+
+
 def test_serve_prints_a_sign_in_link_for_the_demos_user(
     served: tuple[dict[str, str], str],
 ) -> None:
