@@ -3,6 +3,7 @@ to it, a job that names the upload; and every way that must be refused."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
+import pytest
 
 from jobkit_http import direct, signing
 from tests.jobkit_http.conftest import new_user
@@ -247,3 +249,20 @@ def test_an_upload_nobody_submits_is_swept(tmp_path: Path) -> None:
         assert list(folder.rglob(f"{kept}/document.pdf"))  # its job's input: kept
         problem(submit(client, orphan), 404)
         assert wait_for(client, kept, frozenset({"pending"}))["status"] == "pending"
+
+
+def test_the_access_log_leaves_the_signature_out(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = ask(client)
+    signature = parse_qs(urlsplit(answer["url"]).query)["signature"][0]
+    with caplog.at_level(logging.INFO, logger="jobkit.http"):
+        assert put(answer, SAMPLE_PDF).status_code == 201
+        deadline = time.monotonic() + 10  # the line is written once the answer is sent
+        while not (lines := [r for r in caplog.records if "PUT" in r.getMessage()]):
+            assert time.monotonic() < deadline, "no access log line"
+            time.sleep(0.05)
+    for record in lines:
+        assert signature not in record.getMessage()
+        assert "signature=REDACTED" in record.getMessage()
+        assert signature not in str(record.__dict__)
