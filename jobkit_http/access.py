@@ -205,4 +205,3 @@ def _redacted(query: str) -> str:
         name = part.split("=", 1)[0]
         parts.append(f"{name}=REDACTED" if name in SECRET_PARAMETERS else part)
     return "&".join(parts)
-

@@ -60,7 +60,7 @@ def signer(request: Request) -> signing.UploadSigner:
     return found
 
 
-async def _json_object(request: Request, limit: int) -> tuple[dict[str, Any], bytes]:
+async def _json_object(request: Request, limit: int) -> dict[str, Any]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise Problem(415, "unsupported-media-type", "send the request as application/json")
@@ -71,7 +71,7 @@ async def _json_object(request: Request, limit: int) -> tuple[dict[str, Any], by
         raise Problem(400, "malformed-json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise Problem(422, "invalid-request", "the body must be a JSON object")
-    return payload, body
+    return payload
 
 
 async def create_upload(request: Request) -> Response:
@@ -79,7 +79,7 @@ async def create_upload(request: Request) -> Response:
     → `201` with the upload's id, and the method, URL and headers to upload it with."""
     user = await principal_of(request)
     svc = service(request)
-    payload, _ = await _json_object(request, REQUEST_LIMIT)
+    payload = await _json_object(request, REQUEST_LIMIT)
     problems = [
         errors.Problem(field=name, message="unknown field")
         for name in sorted(set(payload) - FIELDS)
@@ -218,7 +218,7 @@ def _replayed(existing: jobs.Job, token: dict[str, str] | None) -> Response:
     raise Problem(
         409,
         "upload-consumed",
-        f"upload {jobs.id(existing)} was already submitted as job {jobs.id(existing)}",
+        f"upload {jobs.id(existing)} was submitted already: it is job {jobs.id(existing)}",
     )
 
 

@@ -166,6 +166,10 @@ def test_requests_for_an_upload_are_checked(client: httpx.Client, anonymous: htt
     document = problem(client.post(f"{P}/uploads", json={"size": "big", "color": 1}), 422)
     assert sorted(e["field"] for e in document["errors"]) == ["color", "size"]
     problem(client.post(f"{P}/uploads", content=b"size=10"), 415)
+    problem(client.post(f"{P}/uploads", json={"size": 10, "resumable": "yes"}), 422)
+    # A resumable upload is Cloud Storage's; here the answer is the one PUT.
+    local = ask(client, resumable=True)
+    assert (local["method"], local["resumable"]) == ("PUT", False)
 
 
 def test_a_tampered_or_foreign_url_is_refused(server: RunningServer, client: httpx.Client) -> None:
