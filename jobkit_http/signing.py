@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import stat
 from datetime import datetime
@@ -21,6 +22,8 @@ import attrs
 
 from jobkit import errors
 from jobkit_http import keys
+
+log = logging.getLogger(__name__)
 
 KEY_FILE = "keys/upload-signing-key"
 KEY_BYTES = 32
@@ -59,8 +62,9 @@ def load_key(data: Path) -> bytes:
     path = data / KEY_FILE
     if not path.exists():
         keys.write_once(path, secrets.token_bytes(KEY_BYTES))
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        raise errors.ConfigurationError(f"{path} is readable by others: chmod 600 it")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # as for the local token key: said, not refused
+        log.warning("the upload signing key %s is readable by others (mode %o)", path, mode)
     key = path.read_bytes()
     if len(key) < KEY_BYTES:
         raise errors.ConfigurationError(f"{path} holds {len(key)} bytes, not {KEY_BYTES}")

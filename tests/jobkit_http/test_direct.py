@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
+from jobkit import errors
 from jobkit_http import direct, signing
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import (
@@ -270,3 +271,18 @@ def test_the_access_log_leaves_the_signature_out(
         assert signature not in record.getMessage()
         assert "signature=REDACTED" in record.getMessage()
         assert signature not in str(record.__dict__)
+
+
+def test_the_signing_key_is_made_once_in_the_data_folder(tmp_path: Path) -> None:
+    first = signing.local_signer(tmp_path)
+    path = tmp_path / signing.KEY_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(path.read_bytes()) == signing.KEY_BYTES
+    again = signing.local_signer(tmp_path)  # another process, or a restart: the same key
+    args = ("uploads/o/u/document.pdf", "application/pdf", 100, 2_000_000_000)
+    assert first.signature(*args) == again.signature(*args)
+    assert first.verify(*args, first.signature(*args))
+    assert not first.verify(*args[:3], 2_000_000_001, first.signature(*args))
+    path.write_bytes(b"short")
+    with pytest.raises(errors.ConfigurationError, match="not 32"):
+        signing.local_signer(tmp_path)
