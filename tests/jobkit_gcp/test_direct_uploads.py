@@ -39,6 +39,7 @@ from jobkit_gcp.signed_urls import GcsUploadSigner
 from jobkit_http import direct
 from tests.jobkit.conformance import TYPES
 from tests.jobkit_gcp.conftest import Emulators, unique
+from tests.jobkit_gcp.emulators import free_port
 from tests.jobkit_gcp.metadata_server import MetadataServer
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import SAMPLE_PDF, RunningServer, problem, serve, wait_for
@@ -355,3 +356,25 @@ def test_on_cloud_run_the_service_account_signs_through_iam(
     verify(signed.url, "PUT", signed.headers, key.public_key())
     answer = {"method": signed.method, "url": signed.url, "headers": signed.headers}
     assert put(answer, SAMPLE_PDF).status_code == 200
+
+
+def test_without_credentials_to_sign_with_the_answer_is_503(
+    emulators: Emulators, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key file and no metadata server (nobody on its port): the service still serves,
+    and says plainly that it cannot hand out upload URLs."""
+    nobody = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("GCE_METADATA_HOST", nobody)
+    monkeypatch.setenv("GCE_METADATA_IP", nobody)
+    bucket = unique("unsigned")
+    storage.Client().create_bucket(bucket)
+    environ = {
+        "JOBKIT_BACKEND": "gcp",
+        "JOBKIT_GCP_PROJECT": unique("unsigned"),
+        "JOBKIT_GCS_BUCKET": bucket,
+        "JOBKIT_WORKER": "false",
+    }
+    with serve(tmp_path, environ) as running, running.client(new_user()) as client:
+        refused = problem(client.post(f"{P}/uploads", json={"size": 10}), 503)
+        assert refused["type"].endswith("signing-failed")
+        assert client.get("/readyz").status_code == 200
