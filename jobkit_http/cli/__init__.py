@@ -110,7 +110,8 @@ def _client_commands(commands: Any) -> None:
     p.add_argument(
         "--direct",
         action="store_true",
-        help="upload to a signed URL, then submit the job (automatic above 30 MiB)",
+        help="upload to a signed URL, then submit the job (automatic above"
+        " JOBKIT_DIRECT_UPLOAD_ABOVE, 30 MiB)",
     )
     p.set_defaults(run=client.submit)
 

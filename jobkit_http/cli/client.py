@@ -70,9 +70,6 @@ def upload(http: Any, path: Path, fields: dict[str, str]) -> str:
     return job_id
 
 
-DIRECT_ABOVE = 30 * 1024 * 1024  # under Cloud Run's 32 MiB request limit, with room
-
-
 def upload_direct(http: Any, path: Path, fields: dict[str, str]) -> str:
     """Ask for a signed URL, PUT the file there (without the bearer token: the URL is the
     permission), then submit the job naming the upload."""
@@ -160,7 +157,7 @@ def submit(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    direct = args.direct or path.stat().st_size > DIRECT_ABOVE
+    direct = args.direct or path.stat().st_size > settings_from(args).direct_upload_above
     with _client(args) as http:
         job_id = (upload_direct if direct else upload)(http, path, fields)
         if not args.wait:

@@ -38,6 +38,7 @@ class Settings:
     entra_metadata_url: str | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
     upload_url_seconds: int = 900
+    direct_upload_above: int = 30 * 1024 * 1024
     concurrency: int = 4
     lease_seconds: float = 30.0
     grace_seconds: float = 8.0
@@ -220,7 +221,7 @@ def _check(settings: Settings) -> list[str]:
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")
-    for name in ("gemini_input_price", "gemini_output_price"):
+    for name in ("gemini_input_price", "gemini_output_price", "direct_upload_above"):
         if getattr(settings, name) < 0:
             problems.append(f"JOBKIT_{name.upper()} must be >= 0")
     if not MIN_UPLOAD_URL_SECONDS <= settings.upload_url_seconds <= MAX_UPLOAD_URL_SECONDS:

@@ -111,6 +111,14 @@ SERVICE: tuple[Setting, ...] = (
         meaning="how long a direct-upload URL (`POST /api/v1/uploads`) may be used; 60..604800",
     ),
     Setting(
+        name="JOBKIT_DIRECT_UPLOAD_ABOVE",
+        field="direct_upload_above",
+        parse=readers.integer,
+        default="31457280",
+        meaning="files larger than this many bytes go to a direct-upload URL from the web page"
+        " and `jobkit submit` (under Cloud Run's 32 MiB request limit); 0: always",
+    ),
+    Setting(
         name="JOBKIT_CONCURRENCY",
         field="concurrency",
         parse=readers.integer,
