@@ -107,6 +107,14 @@ class GcsBlobStore:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._pool, functools.partial(function, *args, **kwargs))
 
+    def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run a blocking call of the client on the store's threads (signing URLs)."""
+        return self._call(function, *args)
+
+    def blob(self, key: str) -> storage.Blob:
+        """The object `key` names (under the prefix), for calls the port does not make."""
+        return self._blob(key)
+
     def _blob(self, key: str) -> storage.Blob:
         check_key(key)
         return self._bucket.blob(self.prefix + key)

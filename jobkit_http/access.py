@@ -132,7 +132,7 @@ class Observed:
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         if not log.isEnabledFor(level):
             return
-        query = scope["query_string"].decode("latin-1")
+        query = _redacted(scope["query_string"].decode("latin-1"))
         path = scope["path"] + (f"?{query}" if query else "")
         client = scope.get("client")
         log.log(
@@ -191,3 +191,17 @@ class Identified:
                     extra={"reason": failure.detail, "status": failure.status},
                 )
         return answer
+
+
+SECRET_PARAMETERS = frozenset({"signature"})  # a signed upload URL's: as good as the URL
+
+
+def _redacted(query: str) -> str:
+    """The query string with the values of `SECRET_PARAMETERS` replaced, for the log."""
+    if "signature=" not in query:
+        return query
+    parts = []
+    for part in query.split("&"):
+        name = part.split("=", 1)[0]
+        parts.append(f"{name}=REDACTED" if name in SECRET_PARAMETERS else part)
+    return "&".join(parts)

@@ -145,6 +145,7 @@ def create_app(
                 metrics=metrics,
             )
             app.state.service = service
+            app.state.signer = backends.upload_signer(settings, runtime)
 
             sweeper = asyncio.create_task(
                 orphans.sweep_every(

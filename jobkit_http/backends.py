@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from jobkit import errors, ports, registry
 from jobkit.local import Runtime
 from jobkit.worker.observed import CallObserver
 from jobkit.worker.worker import Clock, utc_now
+from jobkit_http import signing
+from jobkit_http.problems import Problem
 from jobkit_http.settings import Settings
 
 if TYPE_CHECKING:
@@ -117,6 +120,55 @@ async def verify(runtime: Runtime, settings: Settings) -> None:
         raise one_line(exc) from None
     for problem in silent:
         log.warning("backend not ready at start-up: %s", problem, extra={"problem": problem})
+
+
+def upload_signer(settings: Settings, runtime: Runtime) -> signing.UploadSigner:
+    """Who signs direct-upload URLs: V4 signed URLs to the bucket on GCP (signed with the
+    credentials' key, or through IAM on Cloud Run), else the service's own HMAC-signed
+    route, with a key in the data folder."""
+    if settings.backend != "gcp":
+        return signing.local_signer(settings.data)
+    from jobkit_gcp.gcs import GcsBlobStore
+    from jobkit_gcp.signed_urls import GcsUploadSigner
+
+    blobs = runtime.raw_blobs
+    assert isinstance(blobs, GcsBlobStore)
+    return _BucketSigner(GcsUploadSigner(blobs))
+
+
+class _BucketSigner:
+    """`signing.UploadSigner` over `jobkit_gcp.signed_urls` (which cannot import this
+    package): the bucket is the upload's target, so the service's own `route` is unused."""
+
+    def __init__(self, signer: Any) -> None:
+        self._signer = signer
+
+    async def sign(
+        self,
+        key: str,
+        *,
+        route: str,
+        content_type: str,
+        max_bytes: int,
+        expires_at: datetime,
+        resumable: bool,
+    ) -> signing.Signed:
+        from jobkit_gcp.signed_urls import SigningError
+
+        try:
+            signed = await self._signer.sign(
+                key,
+                content_type=content_type,
+                max_bytes=max_bytes,
+                expires_at=expires_at,
+                resumable=resumable,
+            )
+        except SigningError as exc:
+            log.error("an upload URL could not be signed: %s", exc)
+            raise Problem(503, "signing-failed", "an upload URL could not be signed") from None
+        return signing.Signed(
+            method=signed.method, url=signed.url, headers=signed.headers, resumable=signed.resumable
+        )
 
 
 def describe(settings: Settings) -> str:

@@ -68,13 +68,18 @@ def ensure_keypair(data: Path) -> KeyPair:
 
 
 def _create(path: Path) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    write_once(path, pem)
+
+
+def write_once(path: Path, secret: bytes) -> None:
+    """Create `path` (mode 0600) holding `secret`, unless another process made it first."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Written whole under a private name, then linked into place: a crash leaves no half key,
     # and if two processes start at once the first link wins and both use that one key
     # (a rename would let the second silently replace a key the first already signed with).
@@ -82,7 +87,7 @@ def _create(path: Path) -> None:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            file.write(pem)
+            file.write(secret)
             file.flush()
             os.fsync(file.fileno())
         with contextlib.suppress(FileExistsError):

@@ -97,9 +97,13 @@ PATHS: dict[str, dict[str, Any]] = {
             {
                 "202": ACCEPTED,
                 "400": problem("Malformed JSON"),
-                "409": problem("A request with this Idempotency-Key is in progress"),
-                "413": problem("Body too large"),
-                "415": problem("Not application/json"),
+                "404": problem("No such upload of yours (input.upload)"),
+                "409": problem(
+                    "A request with this Idempotency-Key is in progress, or the upload was"
+                    " submitted already"
+                ),
+                "413": problem("Body too large, or the upload is larger than the limit"),
+                "415": problem("Not application/json, or the upload is not a PDF"),
                 "422": problem("Invalid fields, unknown job type, or a reused Idempotency-Key"),
                 "429": QUOTA,
             },
@@ -157,6 +161,57 @@ PATHS: dict[str, dict[str, Any]] = {
             requestBody={
                 "required": True,
                 "content": {"multipart/form-data": {"schema": ref("PdfSubmission")}},
+            },
+        ),
+    },
+    f"{P}/uploads": {
+        "post": operation(
+            "Get a signed URL to upload a large PDF to",
+            {
+                "201": body("Where and how to upload; valid until expiresAt", "Upload"),
+                "400": problem("Malformed JSON"),
+                "413": problem("The size is larger than the limit"),
+                "415": problem("Not application/json, or not a PDF's content type"),
+                "422": problem("Invalid fields"),
+                "503": problem("The URL could not be signed"),
+            },
+            operationId="createUpload",
+            requestBody={"required": True, "content": {JSON: {"schema": ref("UploadRequest")}}},
+        ),
+    },
+    f"{P}/uploads/{{owner}}/{{upload_id}}": {
+        "put": operation(
+            "Upload a file to a signed URL (the embedded default's; on GCP, the bucket's)",
+            {
+                "201": {"description": "Stored", "content": {JSON: {"schema": ANY_JSON}}},
+                "403": problem("The signature does not match, or the URL has expired"),
+                "404": problem("Not an upload URL of this service"),
+                "409": problem("Already uploaded: ask for a new URL"),
+                "413": problem("Larger than the URL allows"),
+                "415": problem("Not application/pdf"),
+            },
+            secured=False,
+            operationId="putUpload",
+            parameters=[
+                {"name": "owner", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "upload_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+                *(
+                    {"name": name, "in": "query", "required": True, "schema": {"type": kind}}
+                    for name, kind in (
+                        ("expires", "integer"),
+                        ("max", "integer"),
+                        ("signature", "string"),
+                    )
+                ),
+            ],
+            requestBody={
+                "required": True,
+                "content": {"application/pdf": {"schema": {"type": "string"}}},
             },
         ),
     },

@@ -57,6 +57,10 @@ SUBMISSION_PROPERTIES: dict[str, Any] = {
     "delaySeconds": {"type": "number", "minimum": 0, "maximum": submission.MAX_DELAY_SECONDS},
     "maxAttempts": {"type": "integer", "minimum": 1, "maximum": submission.MAX_ATTEMPTS},
     "metadata": {"type": "object", "description": "Your own data, kept with the job."},
+    "input": {
+        "$ref": "#/components/schemas/UploadInput",
+        "description": "A direct upload as the document of a pdf-analysis job.",
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -198,6 +202,50 @@ SCHEMAS: dict[str, Any] = {
             "delaySeconds": {"type": "string"},
             "maxAttempts": {"type": "string"},
             "metadata": {"type": "string", "description": "A JSON object, as JSON text."},
+        },
+    },
+    "UploadRequest": {
+        "type": "object",
+        "required": ["size"],
+        "additionalProperties": False,
+        "properties": {
+            "size": {"type": "integer", "minimum": 1, "description": "The file's size in bytes."},
+            "contentType": {"const": "application/pdf"},
+            "resumable": {
+                "type": "boolean",
+                "description": "Prefer a resumable upload (Cloud Storage only; the answer says"
+                " which protocol to follow).",
+            },
+        },
+    },
+    "Upload": {
+        "type": "object",
+        "required": ["upload", "method", "url", "headers", "resumable", "expiresAt", "maxBytes"],
+        "properties": {
+            "upload": {
+                "type": "string",
+                "format": "uuid",
+                "description": "Name it in a job's input; it becomes the job's id.",
+            },
+            "method": {"enum": ["PUT", "POST"]},
+            "url": {"type": "string", "description": "Signed: no bearer token goes with it."},
+            "headers": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Send exactly these headers.",
+            },
+            "resumable": {"type": "boolean"},
+            "expiresAt": INSTANT,
+            "maxBytes": {"type": "integer"},
+        },
+    },
+    "UploadInput": {
+        "type": "object",
+        "required": ["upload"],
+        "additionalProperties": False,
+        "properties": {
+            "upload": {"type": "string", "format": "uuid"},
+            "filename": {"type": "string", "description": "A label for the document."},
         },
     },
     "JobEvent": openapi_events.JOB_EVENT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from jobkit_http import api, metrics, openapi, reads, streams, submit
+from jobkit_http import api, direct, metrics, openapi, reads, streams, submit
 
 P = api.PREFIX
 
@@ -14,6 +14,13 @@ ROUTES = [
     Route(f"{P}/jobs", submit.create_job, methods=["POST"], name="create_job"),
     Route(f"{P}/jobs", reads.list_jobs, methods=["GET"], name="list_jobs"),
     Route(f"{P}/pdf-processing", submit.create_pdf_job, methods=["POST"], name="create_pdf_job"),
+    Route(f"{P}/uploads", direct.create_upload, methods=["POST"], name="create_upload"),
+    Route(
+        f"{P}/uploads/{{owner}}/{{upload_id}}",
+        direct.put_upload,
+        methods=["PUT"],
+        name="put_upload",
+    ),
     Route(f"{P}/jobs/{{job_id}}", reads.get_job, methods=["GET"], name="get_job"),
     Route(f"{P}/jobs/{{job_id}}", api.cancel_job, methods=["DELETE"], name="cancel_job"),
     Route(f"{P}/jobs/{{job_id}}/retry", api.retry_job, methods=["PUT"], name="retry_job"),

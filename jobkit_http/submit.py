@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from jobkit import jobs, pipeline, submission
 from jobkit.worker import commands
-from jobkit_http import uploads
+from jobkit_http import direct, uploads
 from jobkit_http.api import accepted, principal_of, service
 from jobkit_http.limits import MAX_JSON_DEPTH, limited, too_deep
 from jobkit_http.problems import Problem, invalid
@@ -114,8 +114,11 @@ async def create_job(request: Request) -> Response:
     if too_deep(payload):
         raise Problem(422, "invalid-request", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     svc = service(request)
-    job_id = new_job_id(user, key)
     token = None if key is None else {"key": key, "fingerprint": fingerprint(body)}
+    if "input" in payload:  # a direct upload names its document
+        async with svc.in_flight(user, key):
+            return await direct.submit_upload(request, user, payload, token)
+    job_id = new_job_id(user, key)
     async with svc.in_flight(user, key):
         return await validate_and_submit(request, user, key, job_id, payload, token=token)
 

@@ -96,7 +96,7 @@ async def receive_pdf(request: Request, blobs: ports.BlobStore, key: str, max_by
             size = await blobs.put(key, chunks(), "application/pdf", max_bytes=max_bytes)
         except ports.BlobTooLarge:
             raise Problem(413, "too-large", f"the PDF is larger than {max_bytes} bytes") from None
-        filename = _safe_name(upload.filename)
+        filename = safe_name(upload.filename)
     finally:
         await form.close()
     return Upload(
@@ -112,7 +112,7 @@ async def receive_pdf(request: Request, blobs: ports.BlobStore, key: str, max_by
     )
 
 
-def _safe_name(name: str | None) -> str:
+def safe_name(name: str | None) -> str:
     """Kept only as a label: never part of a path."""
     if not name:
         return "document.pdf"

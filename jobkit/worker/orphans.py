@@ -4,7 +4,9 @@ An upload is stored before its job, and a crash in between (or in the middle of 
 leaves a file with no job. So do a crash between deleting a job's record and its files, and
 a replayed keyed upload whose twin's job kept its own file. Such files are found by listing
 the blob store: a file under `inputs/{job id}/` is kept only while that job exists and its
-input is that very file; one under `results/{job id}/` only while that job exists. Files
+input is that very file; one under `results/{job id}/` only while that job exists. A direct
+upload (`uploads/{owner}/{upload id}/…`, see `jobkit_http.direct`) becomes the input of the
+job whose id is its upload id, and is kept only while that job's input is that file. Files
 younger than `older_than_seconds` are never touched: their upload or job may be under way.
 """
 
@@ -21,7 +23,7 @@ from jobkit import instants, jobs, ports
 
 log = logging.getLogger("jobkit.orphans")
 
-PREFIXES = ("inputs/", "results/")
+PREFIXES = ("inputs/", "results/", "uploads/")
 _REPORTED = 20  # keys named in the sweep's log line; the count is always whole
 
 
@@ -33,8 +35,11 @@ class Swept:
 
 
 def owner(key: str) -> str | None:
-    """The id of the job a blob key belongs to (`inputs/{id}/…`, `results/{id}/…`)."""
+    """The id of the job a blob key belongs to (`inputs/{id}/…`, `results/{id}/…`,
+    `uploads/{owner}/{id}/…`)."""
     parts = key.split("/")
+    if parts[0] == "uploads":
+        return parts[2] if len(parts) >= 4 else None
     if len(parts) >= 3 and f"{parts[0]}/" in PREFIXES:
         return parts[1]
     return None
@@ -44,7 +49,7 @@ def kept(key: str, job: jobs.Job | None) -> bool:
     """Whether `job` (the one `owner(key)` names, None if missing) still needs `key`."""
     if job is None:
         return False
-    if key.startswith("inputs/"):
+    if key.startswith(("inputs/", "uploads/")):
         source = jobs.input(job)
         return source is not None and source.blob == key
     return True

@@ -107,6 +107,12 @@ def _client_commands(commands: Any) -> None:
     p.add_argument("--priority", type=int)
     p.add_argument("--queue")
     p.add_argument("--delay", type=float, help="seconds before it may run")
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="upload to a signed URL, then submit the job (automatic above"
+        " JOBKIT_DIRECT_UPLOAD_ABOVE, 30 MiB)",
+    )
     p.set_defaults(run=client.submit)
 
     p = commands.add_parser("status", help="show a job's status")

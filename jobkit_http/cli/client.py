@@ -70,6 +70,41 @@ def upload(http: Any, path: Path, fields: dict[str, str]) -> str:
     return job_id
 
 
+def upload_direct(http: Any, path: Path, fields: dict[str, str]) -> str:
+    """Ask for a signed URL, PUT the file there (without the bearer token: the URL is the
+    permission), then submit the job naming the upload."""
+    import httpx
+
+    size = path.stat().st_size
+    answer = _answer(_request(http, "POST", "/api/v1/uploads", json={"size": size}), 201)
+    try:
+        with path.open("rb") as handle, httpx.Client(timeout=600) as plain:
+            stored = plain.request(
+                answer["method"], answer["url"], headers=answer["headers"], content=handle
+            )
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    except httpx.HTTPError as exc:
+        fail(f"the upload to the signed URL failed: {exc}")
+    if stored.status_code not in {200, 201}:
+        _answer(stored, 201)
+    request: dict[str, Any] = {
+        "type": "pdf-analysis",
+        "input": {"upload": answer["upload"], "filename": path.name},
+        "params": {}
+        if fields.get("instructions") is None
+        else {"instructions": fields["instructions"]},
+    }
+    for name in ("priority", "delaySeconds"):
+        if name in fields:
+            request[name] = float(fields[name]) if name == "delaySeconds" else int(fields[name])
+    if "queue" in fields:
+        request["queue"] = fields["queue"]
+    job = _answer(_request(http, "POST", "/api/v1/jobs", json=request), 202)
+    job_id: str = job["id"]
+    return job_id
+
+
 def follow(http: Any, job_id: str) -> Any:
     """Long-poll the status, showing progress, until the job finishes; the result on success."""
     etag = None
@@ -122,8 +157,9 @@ def submit(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
+    direct = args.direct or path.stat().st_size > settings_from(args).direct_upload_above
     with _client(args) as http:
-        job_id = upload(http, path, fields)
+        job_id = (upload_direct if direct else upload)(http, path, fields)
         if not args.wait:
             print(job_id)
             return 0

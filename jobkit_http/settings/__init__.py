@@ -37,6 +37,8 @@ class Settings:
     entra_allow_v1: bool = False
     entra_metadata_url: str | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
+    upload_url_seconds: int = 900
+    direct_upload_above: int = 30 * 1024 * 1024
     concurrency: int = 4
     lease_seconds: float = 30.0
     grace_seconds: float = 8.0
@@ -115,6 +117,8 @@ SETTINGS: tuple[Setting, ...] = (*SERVICE, *CLOUD, *GUARD)
 
 SLOW_UPLOAD_BYTES_PER_SECOND = 16 * 1024
 MIN_ORPHAN_AGE_SECONDS = 600.0
+MIN_UPLOAD_URL_SECONDS = 60
+MAX_UPLOAD_URL_SECONDS = 7 * 24 * 3600  # the longest a V4 signed URL may live
 
 
 def orphan_age(settings: Settings) -> float:
@@ -217,9 +221,14 @@ def _check(settings: Settings) -> list[str]:
     ):
         if getattr(settings, name) <= 0:
             problems.append(f"JOBKIT_{name.upper()} must be > 0")
-    for name in ("gemini_input_price", "gemini_output_price"):
+    for name in ("gemini_input_price", "gemini_output_price", "direct_upload_above"):
         if getattr(settings, name) < 0:
             problems.append(f"JOBKIT_{name.upper()} must be >= 0")
+    if not MIN_UPLOAD_URL_SECONDS <= settings.upload_url_seconds <= MAX_UPLOAD_URL_SECONDS:
+        problems.append(
+            f"JOBKIT_UPLOAD_URL_SECONDS must be within"
+            f" {MIN_UPLOAD_URL_SECONDS}..{MAX_UPLOAD_URL_SECONDS}"
+        )
     if not settings.gemini_model.strip():
         problems.append("JOBKIT_GEMINI_MODEL must name a model")
     if settings.document_memory_mb < MIN_DOCUMENT_MEMORY_MB:

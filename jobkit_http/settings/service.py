@@ -101,7 +101,22 @@ SERVICE: tuple[Setting, ...] = (
         field="max_upload_bytes",
         parse=readers.integer,
         default="52428800",
-        meaning="largest PDF upload accepted (`413` above)",
+        meaning="largest PDF upload accepted (`413` above), through the API or a direct upload",
+    ),
+    Setting(
+        name="JOBKIT_UPLOAD_URL_SECONDS",
+        field="upload_url_seconds",
+        parse=readers.integer,
+        default="900",
+        meaning="how long a direct-upload URL (`POST /api/v1/uploads`) may be used; 60..604800",
+    ),
+    Setting(
+        name="JOBKIT_DIRECT_UPLOAD_ABOVE",
+        field="direct_upload_above",
+        parse=readers.integer,
+        default="31457280",
+        meaning="files larger than this many bytes go to a direct-upload URL from the web page"
+        " and `jobkit submit` (under Cloud Run's 32 MiB request limit); 0: always",
     ),
     Setting(
         name="JOBKIT_CONCURRENCY",

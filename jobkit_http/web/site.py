@@ -33,6 +33,7 @@ PAGES: Final = ("jobs", "job", "new", "signin", "redirect")
 HTML: Final = "text/html; charset=utf-8"
 ENTRA_AUTHORITY: Final = "https://login.microsoftonline.com/{tenant}"
 MAX_CODE: Final = 512
+STORAGE_ORIGIN: Final = "https://storage.googleapis.com"  # where signed upload URLs point
 
 
 def entra_config(settings: Settings) -> dict[str, Any] | None:
@@ -53,22 +54,28 @@ def entra_config(settings: Settings) -> dict[str, Any] | None:
 
 def page_config(settings: Settings) -> dict[str, Any]:
     """The page's configuration, embedded in each page as a JSON data block."""
-    return {"auth": settings.auth, "entra": entra_config(settings)}
+    return {
+        "auth": settings.auth,
+        "entra": entra_config(settings),
+        "directUploadAbove": settings.direct_upload_above,
+    }
 
 
 def policy(settings: Settings, *, framed_by_self: bool = False) -> str:
     """The page's Content-Security-Policy: its own scripts and styles only (no inline
-    script, no eval), API calls to itself and, with Entra ID, to the authority."""
+    script, no eval), API calls to itself and, with Entra ID, to the authority; on GCP,
+    direct uploads to Cloud Storage."""
     entra = entra_config(settings)
     authority = ""
     if entra is not None:
         parts = urlsplit(entra["authority"])
         authority = f" {parts.scheme}://{parts.netloc}"
+    uploads = f" {STORAGE_ORIGIN}" if settings.backend == "gcp" else ""
     ancestors = "'self'" if framed_by_self else "'none'"
     frames = authority or " 'none'"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-        f" connect-src 'self'{authority}; frame-src{frames};"
+        f" connect-src 'self'{authority}{uploads}; frame-src{frames};"
         f" form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
     )
 

@@ -58,6 +58,12 @@ def _node_id_shim(request: pytest.FixtureRequest) -> None:
     request.node._nodeid = request.node.nodeid
 
 
+@schemathesis.serializer("application/pdf")
+def _pdf_bytes(ctx: Any, value: Any) -> bytes:
+    """A direct upload's body (`PUT /uploads/...`): the generated text, as bytes."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 # A user's event stream stays open for as long as the client wants it (tests/jobkit_http/
 # test_streams.py covers it); a job's ends once the job is finished (see below).
 schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/events")

@@ -111,6 +111,29 @@ def test_serve_demo_processes_the_sample_then_the_client_commands_work(
     assert pending["status"] == "pending"
 
 
+def test_submit_direct_uploads_to_a_signed_url_then_submits(
+    served: tuple[dict[str, str], str],
+) -> None:
+    env, _ = served
+    submitted = jobkit(
+        "submit", str(SAMPLE), "--direct", "--wait", "--instructions", "Summarise", env=env
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    result = json.loads(submitted.stdout)
+    assert result["document"] == {**result["document"], "filename": "sample.pdf", "pages": 3}
+    job = json.loads(jobkit("status", result["jobId"], env=env).stdout)
+    assert job["status"] == "completed"
+    uploads = Path(env["JOBKIT_DATA"]) / "blobs" / "uploads"
+    assert [p.parent.name for p in uploads.rglob("document.pdf")] == [result["jobId"]]
+    # Without the flag, a file above JOBKIT_DIRECT_UPLOAD_ABOVE goes the same way.
+    queued = jobkit("submit", str(SAMPLE), env={**env, "JOBKIT_DIRECT_UPLOAD_ABOVE": "1000"})
+    assert queued.returncode == 0, queued.stderr
+    job_id = queued.stdout.strip()
+    assert sorted(p.parent.name for p in uploads.rglob("document.pdf")) == sorted(
+        [result["jobId"], job_id]
+    )
+
+
 def test_serve_prints_a_sign_in_link_for_the_demos_user(
     served: tuple[dict[str, str], str],
 ) -> None:

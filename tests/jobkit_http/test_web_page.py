@@ -281,6 +281,43 @@ def test_an_upload_refusal_shows_the_problems_message(
     assert "/new" in browser.current_url
 
 
+def test_a_large_file_goes_to_a_signed_url_then_the_job_names_it(
+    browser: Any, pdf: Path, tmp_path: Path
+) -> None:
+    """Above `JOBKIT_DIRECT_UPLOAD_ABOVE` (here: every file) the page asks for an upload URL,
+    sends the file there, and submits the job naming the upload."""
+    hits: list[tuple[str, str]] = []
+
+    def wrap(app: Any) -> Any:
+        async def watched(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                hits.append((scope["method"], scope["path"]))
+            await app(scope, receive, send)
+
+        return watched
+
+    problems_in_console(browser)  # what earlier tests left there
+    with serve(tmp_path / "data", {"JOBKIT_DIRECT_UPLOAD_ABOVE": "0"}, wrap=wrap) as server:
+        user = new_user()
+        sign_in(browser, server, user)
+        browser.get(server.base_url + "/new")
+        browser.find_element(By.ID, "file").send_keys(str(pdf))
+        browser.find_element(By.ID, "instructions").send_keys("List the places.")
+        browser.find_element(By.ID, "schema").send_keys('{"type": "object"}')
+        browser.find_element(By.ID, "submit").click()
+        wait(lambda: "/jobs/" in browser.current_url, "the job's page", driver=browser)
+        job_id = browser.current_url.rsplit("/", 1)[1]
+        wait(lambda: badge(browser) == "completed", "the job completed", driver=browser)
+        with server.client(user) as client:
+            job = client.get(f"{P}/jobs/{job_id}").json()
+        assert job["input"]["filename"] == "sample.pdf"
+        assert job["params"]["schema"] == {"type": "object"}
+        assert problems_in_console(browser) == []
+    posts = [p for m, p in hits if m in {"POST", "PUT"} and p.startswith(f"{P}/")]
+    assert posts == [f"{P}/uploads", next(p for p in posts if p.endswith(job_id)), f"{P}/jobs"]
+    assert f"{P}/pdf-processing" not in posts
+
+
 def test_another_users_job_is_not_found(browser: Any, site: RunningServer) -> None:
     with site.client(new_user()) as client:
         theirs = submit(client, form={"delaySeconds": 3600})

@@ -15,6 +15,7 @@ import pytest
 from jobkit import errors
 from jobkit_http import settings
 from jobkit_http.web import signin
+from jobkit_http.web import site as site_module
 from tests.jobkit_http.server import RunningServer, problem, serve
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -96,7 +97,11 @@ def test_the_exchange_refuses_what_is_not_a_code(server: RunningServer) -> None:
 def test_local_pages_carry_no_entra_and_a_strict_policy(server: RunningServer) -> None:
     page = httpx.get(server.base_url + "/")
     assert page.headers["content-encoding"] == "gzip"
-    assert page_config(page.text) == {"auth": "local", "entra": None}
+    assert page_config(page.text) == {
+        "auth": "local",
+        "entra": None,
+        "directUploadAbove": 30 * 1024 * 1024,
+    }
     assert "msal" not in page.text
     policy = page.headers["content-security-policy"]
     assert "connect-src 'self';" in policy
@@ -217,3 +222,10 @@ def test_the_web_settings_have_their_defaults() -> None:
 def test_a_bad_web_setting_is_named(name: str, value: str) -> None:
     with pytest.raises(errors.ConfigurationError, match=name):
         settings.from_env({name: value})
+
+
+def test_on_gcp_the_page_may_upload_to_cloud_storage() -> None:
+    local = site_module.policy(settings.Settings())
+    gcp = site_module.policy(settings.Settings(backend="gcp", gcs_bucket="b"))
+    assert "storage.googleapis.com" not in local
+    assert "connect-src 'self' https://storage.googleapis.com;" in gcp

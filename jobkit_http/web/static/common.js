@@ -120,10 +120,15 @@
   // A form with a file, with upload progress (fetch cannot report it; XMLHttpRequest can).
   async function upload(path, form, onProgress) {
     const bearer = await token();
+    return send("POST", path, { Authorization: "Bearer " + bearer }, form, onProgress);
+  }
+
+  // A body sent with progress; to a signed upload URL, with its headers and no token.
+  function send(method, url, headers, body, onProgress) {
     return new Promise((resolve, reject) => {
       const request = new XMLHttpRequest();
-      request.open("POST", path);
-      request.setRequestHeader("Authorization", "Bearer " + bearer);
+      request.open(method, url);
+      for (const [name, value] of Object.entries(headers)) request.setRequestHeader(name, value);
       request.responseType = "json";
       request.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
       request.onload = () => {
@@ -131,7 +136,7 @@
         else reject(new ApiError(request.status, request.response));
       };
       request.onerror = () => reject(new ApiError(0, { detail: "the service could not be reached" }));
-      request.send(form);
+      request.send(body);
     });
   }
 
@@ -307,7 +312,7 @@
   }
 
   window.jobkit = {
-    config, token, whoAmI, signOut, api, upload, stream, ApiError,
+    config, token, whoAmI, signOut, api, upload, send, stream, ApiError,
     el, ago, when, timeEl, badge, percent, progressEl, show, SESSION,
   };
   document.addEventListener("DOMContentLoaded", () => {

@@ -136,3 +136,30 @@ def test_sweeping_every_so_often_logs_each_sweep_until_cancelled(
     assert sweeps[0].__dict__["keys"] == ["inputs/j-gone/document.pdf"]
     assert sweeps[1].levelno == logging.INFO
     assert sweeps[1].__dict__["deleted"] == 0
+
+
+def test_a_direct_upload_is_kept_while_the_job_named_by_its_id_uses_it(tmp_path: Path) -> None:
+    store, blobs = MemoryJobStore(), FileBlobStore(tmp_path)
+    used = "uploads/0123abcd/j-up/document.pdf"
+    job_with_input(store, "j-up", used)
+    job_with_input(store, "j-other", "inputs/j-other/document.pdf")
+    assert orphans.owner(used) == "j-up"
+    assert orphans.owner("uploads/0123abcd/j-up") is None  # not an upload's object
+
+    async def main() -> orphans.Swept:
+        for key, age in [
+            (used, 2 * HOUR),  # its job's input: kept
+            ("uploads/0123abcd/j-other/document.pdf", 2 * HOUR),  # that job uses another file
+            ("uploads/0123abcd/j-none/document.pdf", 2 * HOUR),  # never submitted: deleted
+            ("uploads/0123abcd/j-soon/document.pdf", 60),  # may be submitted yet: kept
+        ]:
+            await put(blobs, tmp_path, key, age)
+        return await orphans.sweep(store, blobs, now=NOW, older_than_seconds=HOUR)
+
+    swept = asyncio.run(main())
+    assert sorted(swept.deleted) == [
+        "uploads/0123abcd/j-none/document.pdf",
+        "uploads/0123abcd/j-other/document.pdf",
+    ]
+    assert (tmp_path / used).exists()
+    assert (tmp_path / "uploads/0123abcd/j-soon/document.pdf").exists()
