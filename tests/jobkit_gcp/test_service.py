@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -242,3 +243,52 @@ def test_two_instances_share_the_jobs_survive_a_kill_and_keep_users_apart(
         assert not document_exists(project, purged)
         wait_until(lambda: objects(bucket, purged) == [], 10, "the purged job's objects to go")
         assert objects(bucket, submitted[1])  # the others keep theirs
+
+
+def store_gets(base_url: str) -> float:
+    """How many `get` calls the instance's job store has answered (its /metrics)."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    line = re.compile(
+        r"^jobkit_external_call_seconds_count\{(?P<labels>[^}]*)\} (?P<count>\S+)$", re.MULTILINE
+    )
+    wanted = {'operation="get"', 'outcome="ok"', 'target="store"'}
+    counts = [
+        float(found["count"])
+        for found in line.finditer(text)
+        if set(found["labels"].split(",")) == wanted
+    ]
+    assert "jobkit_external_call_seconds_count{" in text  # the series exist: calls were made
+    return sum(counts)
+
+
+def test_status_polls_are_answered_by_the_listeners_not_the_store(
+    emulators: Emulators, tmp_path: Path
+) -> None:
+    """On Firestore a polled job is kept current by a listener: polls after the first read
+    nothing from the store, whatever their number (the README's polling costs no reads)."""
+    project, bucket = unique("polls"), unique("polls")
+    storage.Client().create_bucket(bucket)
+    environ = {
+        **emulators.environ(),
+        "JOBKIT_BACKEND": "gcp",
+        "JOBKIT_GCP_PROJECT": project,
+        "JOBKIT_GCS_BUCKET": bucket,
+        "JOBKIT_LOG_LEVEL": "WARNING",
+    }
+    with (
+        instance(tmp_path / "data", environ, tmp_path / "serve.log") as served,
+        served.client("alice") as alice,
+        served.client("bob") as bob,
+    ):
+        job_id = upload(alice, "Summarise.")
+        status = f"/api/v1/jobs/{job_id}/status"
+        wait_until(lambda: alice.get(status).json()["status"] == "completed", 60, "completion")
+        before = store_gets(served.base_url)
+        for _ in range(20):
+            answer = alice.get(status)
+            assert answer.status_code == 200
+            assert answer.json()["status"] == "completed"
+        tag = answer.headers["ETag"]
+        assert alice.get(status, headers={"If-None-Match": tag}).status_code == 304
+        assert store_gets(served.base_url) == before
+        assert bob.get(status).status_code == 404  # kept or not, never another user's
