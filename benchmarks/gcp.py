@@ -31,13 +31,19 @@ from returns.result import Success
 
 import jobkit_gcp
 from benchmarks import _harness
-from jobkit import jobs, pipeline, plugins, registry
-from jobkit.worker.worker import WorkerConfig
+from jobkit import effects, jobs, pipeline, plugins, registry
+from jobkit.local.offline import OfflinePdfAnalyzer
+from jobkit.worker.worker import WorkerConfig, utc_now
 from jobkit_gcp.firestore import FirestoreJobStore
+from jobkit_gcp.firestore_doorbell import FirestoreDoorbell
+from jobkit_gcp.firestore_feed import FirestoreChangeFeed
+from jobkit_http import samples
 
 SCRIPT = str(Path(__file__).resolve())
+# JOBKIT_FIRESTORE_LISTEN=false: no listeners (the worker polls, readers poll the store), to
+# compare with.
+LISTEN = os.environ.get("JOBKIT_FIRESTORE_LISTEN", "true") != "false"
 DRAIN_JOBS = 2_000
-COST_JOBS = 200
 DRAIN = WorkerConfig(concurrency=64, idle_seconds=0.05)
 
 
@@ -59,51 +65,162 @@ def _config() -> jobkit_gcp.Config:
 
 
 def _usage(runtime: Any) -> Any:
-    store = runtime.store
+    store = runtime.raw_store
     assert isinstance(store, FirestoreJobStore)
     return store.usage
+
+
+def _listened(runtime: Any) -> int:
+    """The reads its listeners cost: the doorbell's heads, the change feed's documents."""
+    bell, feed = runtime.doorbell, runtime.changes
+    heads = bell.snapshots if isinstance(bell, FirestoreDoorbell) else 0
+    return heads + (feed.reads if isinstance(feed, FirestoreChangeFeed) else 0)
 
 
 # -- what a job costs ----------------------------------------------------------------
 
 
-async def _costs(count: int) -> dict[str, float]:
-    """`count` jobs submitted one at a time on one instance, drained by a worker on a second,
-    and polled once each on a third: the reads and writes each instance's store counted."""
+def _wait(job: jobs.Job, claim: int) -> pipeline.Pipeline:
+    """A job of `seconds` (its analyzer sleeps), reporting progress once as it starts."""
+    yield effects.ReportProgress(current=0, total=1, message="waiting")
+    yield effects.Analyze(
+        key=f"sleep/{jobs.params(job)['seconds']}", content_type="", instructions=""
+    )
+    return Success(pipeline.Completion())
+
+
+class _Sleeps:
+    async def analyze(self, effect: effects.Analyze, progress: Any) -> Any:
+        await asyncio.sleep(float(effect.key.split("/")[1]))
+        return Success(effects.Analysis(model="sleep", output={}))
+
+
+WAIT = registry.JobType(name="wait", pipeline=_wait)
+ALL_TYPES = registry.register(TYPES, WAIT)
+
+
+async def _lifecycle(count: int, kind: str) -> dict[str, float]:
+    """`count` jobs one at a time, as a service sees them: submitted on an API instance,
+    run by an idle serving worker on another (woken by its doorbell), and polled once on
+    the API instance when done. Every read and write of both instances, listeners too."""
     config = _config()
+    sample = Path(samples.__file__).with_name("sample.pdf").read_bytes()
     async with (
-        jobkit_gcp.runtime(config, types=TYPES) as api,
-        jobkit_gcp.runtime(config, types=TYPES) as worker,
-        jobkit_gcp.runtime(config, types=TYPES) as poller,
+        jobkit_gcp.runtime(config, types=ALL_TYPES, listen=LISTEN) as api,
+        jobkit_gcp.runtime(config, types=ALL_TYPES, listen=LISTEN) as host,
     ):
-        ids = []
+        host.analyzer = OfflinePdfAnalyzer(host.blobs)
+        worker = host.worker(WorkerConfig(concurrency=8))
+        running = asyncio.ensure_future(worker.run())
+        await asyncio.sleep(1.0)  # idle: its first looks are done
+        service = _service(api)
+        before = (_usage(api).reads, _usage(api).writes, _usage(host).reads, _usage(host).writes)
+        listened = (_listened(api), _listened(host))
         for _ in range(count):
-            ids.append(jobs.id((await api.submit({"type": "noop"})).unwrap()))
-        drained = await worker.worker(WorkerConfig(concurrency=8, idle_seconds=0.05)).drain()
-        assert drained == count, drained
-        for job_id in ids:
-            found = await poller.get(job_id)
-            assert found is not None
-            assert jobs.status(found) == "completed"
-        submit, work, poll = _usage(api), _usage(worker), _usage(poller)
+            if kind == "pdf":
+                job = (
+                    await api.submit(
+                        {"type": "pdf-analysis"}, document=sample, filename="sample.pdf"
+                    )
+                ).unwrap()
+            else:
+                job = (await api.submit({"type": "noop"})).unwrap()
+            finished = worker.finished
+            while worker.finished == finished:
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.3)  # the worker goes idle again
+            polled = await service.polled(jobs.id(job), "local") or await api.get(jobs.id(job))
+            assert polled is not None
+            assert jobs.status(polled) == "completed", polled
+        worker.stop()
+        await running
+        api_reads = _usage(api).reads - before[0]
+        api_writes = _usage(api).writes - before[1]
+        host_reads = _usage(host).reads - before[2]
+        host_writes = _usage(host).writes - before[3]
+        api_listened = _listened(api) - listened[0]
+        host_listened = _listened(host) - listened[1]
     return {
-        "submit writes/job": submit.writes / count,
-        "worker reads/job": work.reads / count,
-        "worker writes/job": work.writes / count,
-        "poll reads/job": poll.reads / count,
-        "total reads/job": (submit.reads + work.reads + poll.reads) / count,
-        "total writes/job": (submit.writes + work.writes + poll.writes) / count,
+        "writes/job": (api_writes + host_writes) / count,
+        "reads/job (store)": (api_reads + host_reads) / count,
+        "reads/job (doorbell)": host_listened / count,
+        "reads/job (status poll, feed)": api_listened / count,
+        "reads/job (all)": (api_reads + host_reads + api_listened + host_listened) / count,
     }
 
 
-def cost_one() -> dict[str, float]:
-    """One job alone: its claim query finds only it, and the drain's last look finds none."""
-    return asyncio.run(_costs(1))
+def _service(runtime: Any) -> Any:
+    """The API's service object over `runtime`, for its status reads (no HTTP)."""
+    from jobkit_http.service import Service
+    from jobkit_http.settings import Settings
+
+    return Service(
+        runtime=runtime,
+        settings=Settings(),
+        authenticator=None,  # type: ignore[arg-type]
+        clock=utc_now,
+        metrics=None,  # type: ignore[arg-type]
+    )
 
 
-def cost_batch() -> dict[str, float]:
-    """200 jobs: a claim query reads several jobs at once."""
-    return asyncio.run(_costs(COST_JOBS))
+def cost_noop() -> dict[str, float]:
+    """20 no-op jobs, one at a time, each polled once when done."""
+    return asyncio.run(_lifecycle(20, "noop"))
+
+
+def cost_pdf() -> dict[str, float]:
+    """20 PDF jobs (the bundled 3-page sample, the offline analyzer), each polled once."""
+    return asyncio.run(_lifecycle(20, "pdf"))
+
+
+async def _polling(client: str, count: int, seconds: float) -> dict[str, float]:
+    """`count` jobs of `seconds` each, polled on the API instance from submission to the
+    end as a client does: `readme`, `?wait=25` with `If-None-Match` (the long-poll), or
+    `naive`, a plain poll every 2 s. The API instance's reads: its store and its listeners."""
+    config = _config()
+    async with (
+        jobkit_gcp.runtime(config, types=ALL_TYPES, analyzer=_Sleeps(), listen=LISTEN) as api,
+        jobkit_gcp.runtime(config, types=ALL_TYPES, analyzer=_Sleeps(), listen=LISTEN) as host,
+    ):
+        running = asyncio.ensure_future(host.worker(WorkerConfig(concurrency=8)).run())
+        service = _service(api)
+        reads, listened = _usage(api).reads, _listened(api)
+        polls = 0
+        for _ in range(count):
+            job = (await api.submit({"type": "wait", "params": {"seconds": seconds}})).unwrap()
+            job_id = jobs.id(job)
+            while jobs.status(job) not in ("completed", "failed"):
+                polls += 1
+                if client == "readme":
+                    tag = f'"v{jobs.version(job)}"'
+                    found = await service.polled(job_id, "local") or await api.get(job_id)
+                    assert found is not None
+                    job = await service.wait_for_change(found, tag, 25.0)
+                else:
+                    await asyncio.sleep(2.0)
+                    found = await service.polled(job_id, "local") or await api.get(job_id)
+                    assert found is not None
+                    job = found
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        store_reads = _usage(api).reads - reads
+        feed_reads = _listened(api) - listened
+    return {
+        "polls/job": polls / count,
+        "reads/job (store)": store_reads / count,
+        "reads/job (listeners)": feed_reads / count,
+        "reads/job (all)": (store_reads + feed_reads) / count,
+    }
+
+
+def poll_readme() -> dict[str, float]:
+    """Five 8-second jobs, each long-polled (`?wait=25`, `If-None-Match`) to the end."""
+    return asyncio.run(_polling("readme", 5, 8.0))
+
+
+def poll_naive() -> dict[str, float]:
+    """Five 8-second jobs, each polled every 2 s to the end."""
+    return asyncio.run(_polling("naive", 5, 8.0))
 
 
 # -- throughput ----------------------------------------------------------------------
@@ -127,7 +244,7 @@ def enqueue() -> dict[str, float]:
 
 async def _worker(project: str, bucket: str) -> None:
     config = jobkit_gcp.Config(project=project, bucket=bucket)
-    async with jobkit_gcp.runtime(config, types=TYPES) as runtime:
+    async with jobkit_gcp.runtime(config, types=TYPES, listen=LISTEN) as runtime:
         await runtime.ready()
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # wait for "go"
@@ -192,8 +309,10 @@ def drain_2() -> dict[str, float]:
 
 
 MEASURES = {
-    "cost_one": cost_one,
-    "cost_batch": cost_batch,
+    "cost_noop": cost_noop,
+    "cost_pdf": cost_pdf,
+    "poll_readme": poll_readme,
+    "poll_naive": poll_naive,
     "enqueue": enqueue,
     "drain_1": drain_1,
     "drain_2": drain_2,

@@ -57,13 +57,16 @@ class ProgressReported:
 @attrs.frozen(kw_only=True)
 class AttemptSucceeded:
     """The attempt finished; `result` is the pipeline's summary, `result_key` the blob of
-    the result document it wrote, if any."""
+    the result document it wrote, if any. `progress` (current, total, message), when
+    given, is a last progress report that was not written on its own: the same write
+    records it."""
 
     kind: ClassVar[str] = "succeeded"
     worker: str
     claim: int
     result: PMap[str, Any] = attrs.field(factory=pmap, converter=_frozen.mapping)
     result_key: str | None = None
+    progress: tuple[int, int, str] | None = None
 
 
 @attrs.frozen(kw_only=True)

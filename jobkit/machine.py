@@ -133,6 +133,11 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
             change = same.attempts(jobs.attempts(job) + 1).no_lease().result(result)
             change.attempt_ended(at=now, outcome=jobs.SUCCEEDED, result_key=key)
             change.error(None).status(COMPLETED)
+            if event.progress is not None:
+                done, total, message = event.progress
+                if not 0 <= done <= total:
+                    return _refuse(job, event, "invalid_progress", f"progress {done}/{total}")
+                change.progress(done, total, message)
             return change, COMPLETED, (_lifecycle(job, "completed", claim),)
         case events.AttemptFailed(worker=worker, claim=claim, error=err, policy=policy):
             if not _holds_lease(job, worker, claim):

@@ -61,6 +61,11 @@ class JobStore(Protocol):
     ) -> Sequence[jobs.Job]:
         """Due pending jobs in `schedule.claim_key` order."""
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        """How many pending jobs (in `queues`; None: every queue) are due at `now`, counted up
+        to `limit` (`schedule.count_due` is the reference). For push dispatch's sweep, which
+        compares it with the doorbells waiting: a count, so a long backlog costs no reads."""
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         """Processing jobs whose lease expired at or before `now`."""
 
@@ -184,6 +189,17 @@ class Doorbell(Protocol):
         the caller then polls instead."""
 
 
+@runtime_checkable
+class QueuedRings(Protocol):
+    """A doorbell whose rings wait in a queue until they are delivered, and can be counted
+    there (Cloud Tasks: one task per ring). Push dispatch's sweep compares the rings waiting
+    with the jobs due, and rings again for the difference: a lost ring never strands a job."""
+
+    async def waiting(self, until: datetime) -> int:
+        """The rings due by `until` that are neither delivered nor being delivered. May
+        raise (the queue does not answer): the caller then rings nothing more."""
+
+
 class Listener(Protocol):
     """What `Doorbell.listen` returns: stop it with `close()` (idempotent)."""
 
@@ -220,6 +236,16 @@ class ChangeFeed(Protocol):
 
     def watch_user(self, user_id: str) -> AbstractAsyncContextManager[Watch]:
         """Watch every job of one user."""
+
+
+@runtime_checkable
+class KeptJobs(Protocol):
+    """A change feed that also keeps the latest version of jobs read lately, current (the
+    Firestore feed's listeners), so that a status poll needs no read of the store."""
+
+    async def kept(self, job_id: str) -> tuple[bool, jobs.Job | None]:
+        """(True, the job, or None if there is none) when this feed keeps it current, and
+        keeps it a while longer; (False, None) when it does not: read the store then."""
 
 
 class Watch(Protocol):

@@ -31,6 +31,7 @@ active user. Workers that claim in batches, or from a random window after losing
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -148,6 +149,14 @@ def claimable(
     """The first `limit` due jobs in claim order."""
     due = (job for job in candidates if is_due(job, now) and in_queues(job, queues))
     return sorted(due, key=claim_key)[:limit]
+
+
+def count_due(
+    candidates: Iterable[jobs.Job], now: datetime, queues: Collection[str] | None, limit: int
+) -> int:
+    """How many jobs are due (in `queues`), counted up to `limit`."""
+    due = (job for job in candidates if is_due(job, now) and in_queues(job, queues))
+    return sum(1 for _ in itertools.islice(due, max(0, limit)))
 
 
 def stalled(candidates: Iterable[jobs.Job], now: datetime, limit: int) -> list[jobs.Job]:

@@ -14,6 +14,7 @@ The clients honour their own variables: `FIRESTORE_EMULATOR_HOST` and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Final, Literal
 
 import attrs
@@ -26,6 +27,8 @@ from jobkit.local.runtime import Runtime
 from jobkit.worker.observed import CallObserver
 from jobkit.worker.worker import Clock, utc_now
 from jobkit_gcp.firestore import FirestoreJobStore
+from jobkit_gcp.firestore_doorbell import FirestoreDoorbell
+from jobkit_gcp.firestore_feed import FirestoreChangeFeed
 from jobkit_gcp.gcs import GcsBlobStore, normalize_prefix
 
 Setting = Literal["credentials", "project", "database", "collection", "bucket", "prefix"]
@@ -77,6 +80,17 @@ def stores(config: Config) -> tuple[FirestoreJobStore, GcsBlobStore]:
     )
 
 
+def listening_client(config: Config) -> firestore.Client:
+    """A sync client for snapshot listeners (the async client has none); `SetupError` when
+    it cannot be built."""
+    try:
+        return firestore.Client(project=config.project, database=config.database)
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise SetupError("credentials", "no Google Cloud credentials") from None
+    except OSError as exc:
+        raise SetupError("project", f"no Google Cloud project: {exc}") from None
+
+
 def runtime(
     config: Config,
     *,
@@ -86,10 +100,26 @@ def runtime(
     observer: CallObserver | None = None,
     slow_seconds: float | None = None,
     changes_poll_seconds: float | None = 1.0,
+    listen: bool = True,
+    queues: Collection[str] | None = None,
+    wake: ports.Doorbell | None = None,
 ) -> Runtime:
     """A `Runtime` on Firestore and Cloud Storage; enter it (`async with`) to use it. Every
-    store and blob call is timed, as `Runtime` says."""
+    store and blob call is timed, as `Runtime` says.
+
+    Wake-ups: `wake` when given (push dispatch brings its own doorbell); else, with
+    `listen`, a Firestore listener on the head of the pending jobs of `queues` (the queues
+    this process's workers take; None: all), else one that reaches this process only.
+    With `listen`, readers wait on Firestore listeners too (`FirestoreChangeFeed`), not on a
+    poll of the store every `changes_poll_seconds`."""
     store, blobs = stores(config)
+    bell, feed = wake, None
+    if listen:  # one sync client, for every listener of this process
+        client = listening_client(config)
+        if bell is None:
+            bell = FirestoreDoorbell(client, collection=config.collection, queues=queues)
+            store.head = bell.head
+        feed = FirestoreChangeFeed(store, client, collection=config.collection)
     return Runtime(
         store=store,
         blobs=blobs,
@@ -99,6 +129,9 @@ def runtime(
         observer=observer,
         slow_seconds=slow_seconds,
         changes_poll_seconds=changes_poll_seconds,
+        doorbell=bell,
+        changes=feed,
+        claim_ahead=False,  # Firestore bills each read of a job being claimed
     )
 
 

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 import attrs
+from google.api_core import exceptions
 from google.cloud.firestore_v1.async_client import AsyncClient
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
@@ -52,6 +53,7 @@ from jobkit.status import PENDING, PROCESSING
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
 from jobkit_gcp import firestore_wire as wire
+from jobkit_gcp.firestore_doorbell import Head
 
 _REMEMBERED: Final = 16_384  # jobs whose latest (version, update time) the store keeps
 _DECODED: Final = 1024  # decoded jobs kept by (id, update time), for repeated reads
@@ -106,6 +108,10 @@ class FirestoreJobStore:
         self._jobs = client.collection(collection)
         self._known: dict[str, tuple[int, Any]] = {}
         self._decoded: dict[tuple[str, Any], jobs.Job] = {}
+        # The head of the pending queue a doorbell listens to (`firestore_doorbell`), read
+        # instead of Firestore while current; `skipped` counts the claim queries it saved.
+        self.head: Head | None = None
+        self.skipped = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -165,6 +171,10 @@ class FirestoreJobStore:
     ) -> Sequence[jobs.Job]:
         if limit <= 0:
             return []
+        head = self._head_of(queues)
+        if head is not None and (head[1] is None or head[1] > instants.format(now)):
+            self.skipped += 1
+            return []  # the listened head is not due: the query would find nothing
         if queues is None:
             return [self._decode(s) for s in await self._run(queries.claimable(now, None, limit))]
         groups = queries.chunks(queues)
@@ -216,12 +226,26 @@ class FirestoreJobStore:
             return 0
         return await self._tally(queries.active(user_id, limit))
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        """Count aggregations (one per 30 queues): one read per thousand jobs counted."""
+        if limit <= 0 or (queues is not None and not queues):
+            return 0
+        groups: list[list[str] | None] = [None] if queues is None else list(queries.chunks(queues))
+        found = await asyncio.gather(*(self._tally(queries.due(now, g, limit)) for g in groups))
+        return min(limit, sum(found))
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         if limit <= 0:
             return []
         return [self._decode(s) for s in await self._run(queries.stalled(now, limit))]
 
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
+        head = self._head_of(queues)
+        if head is not None:
+            # The listened head answers, with no read. Lease expiries are left out: an
+            # idle worker with a doorbell looks every `poll_seconds` anyway, and reaps
+            # stalls then (a stall waits a few seconds more, for no query per wake-up).
+            return None if head[1] is None else instants.parse(head[1])
         due = [queries.next_due(None)] if queues is None else []
         due += [queries.next_due(group) for group in queries.chunks(queues or ())]
         found = await asyncio.gather(
@@ -229,6 +253,8 @@ class FirestoreJobStore:
         )
         *heads, expiring = found
         times = [s.get("runAt") for snapshots in heads for s in snapshots]
+        if head is not None and head[1] is not None:
+            times.append(head[1])
         times += [s.get("leaseExpiresAt") for s in expiring]
         texts = [text for text in times if isinstance(text, str)]
         return instants.parse(min(texts)) if texts else None
@@ -239,6 +265,14 @@ class FirestoreJobStore:
         for snapshot in snapshots:
             self._remember(snapshot.id, snapshot.get("version"), snapshot.update_time)
         return snapshots
+
+    def _head_of(self, queues: Collection[str] | None) -> tuple[bool, str | None] | None:
+        """The listened head of exactly `queues` (`firestore_doorbell.Head`), when current."""
+        head = self.head
+        if head is None or not head.covers(queues):
+            return None
+        known, due = head.first()
+        return (known, due) if known else None
 
     def _decode(self, snapshot: Snapshot) -> jobs.Job:
         """The job in `snapshot`, decoded once per document version seen lately."""
@@ -317,10 +351,17 @@ class FirestoreJobStore:
                 for start in range(0, len(ready), wire.MAX_WRITES)
             ]
             answers = await asyncio.gather(
-                *(wire.batch_write(self.client, [self._wire(i) for i in c]) for c in chunks)
+                *(wire.batch_write(self.client, [self._wire(i) for i in c]) for c in chunks),
+                return_exceptions=True,
             )
             self._count(requests=len(chunks))
             for chunk, outcomes in zip(chunks, answers, strict=True):
+                if isinstance(outcomes, BaseException):
+                    if not isinstance(outcomes, exceptions.GoogleAPICallError):
+                        raise outcomes
+                    # No answer: whether the writes landed is unknown. A read tells.
+                    failure = await self._unanswered(chunk, outcomes) or failure
+                    continue
                 for item, answer in zip(chunk, outcomes, strict=True):
                     failure = self._settle(item, answer) or failure
             if any(item.answer is None and item.tries for item in items):
@@ -328,6 +369,53 @@ class FirestoreJobStore:
                 delay *= 2
         if failure is not None:
             raise failure
+
+    async def _unanswered(
+        self, items: builtins.list[_Write], error: exceptions.GoogleAPICallError
+    ) -> Exception | None:
+        """A BatchWrite failed without answers (after the client's own retries): read the
+        documents to learn which writes landed. A document holding exactly what an item
+        wrote is that write's (its version and times are in it); one still as the item
+        expected is written again; anything else lost. Once an item has been tried
+        `_RETRIES` times the error is raised, its outcome still unknown."""
+        refs = [self._jobs.document(item.job_id) for item in items]
+        try:
+            found = {snapshot.id: snapshot async for snapshot in self.client.get_all(refs)}
+        except exceptions.GoogleAPICallError:
+            found = None
+        self._count(reads=len(refs), requests=1)
+        failure: Exception | None = None
+        for item in items:
+            item.tries += 1
+            snapshot = None if found is None else found.get(item.job_id)
+            if found is None:
+                pass  # still unknown
+            elif snapshot is None or not snapshot.exists:
+                if item.kind == "delete":
+                    item.answer = True  # gone, as the delete wanted
+                    self._known.pop(item.job_id, None)
+                    continue
+                if item.kind == "replace":
+                    item.answer = False
+                    continue
+            elif item.kind != "delete" and snapshot.to_dict() == item.fields:
+                item.answer = True  # it landed
+                assert item.version is not None
+                self._remember(item.job_id, item.version, snapshot.update_time)
+                if self.head is not None and item.fields is not None:
+                    self.head.wrote(item.job_id, item.fields, snapshot.update_time)
+                self._count(writes=1)
+                continue
+            elif item.kind == "insert" or snapshot.get("version") != item.expected:
+                item.answer = False  # someone else's write is there
+                continue
+            else:  # as it expected: not written; write it again against what was read
+                self._remember(item.job_id, item.expected, snapshot.update_time)
+                item.guessed = False
+            if item.tries > _RETRIES:
+                item.answer = False
+                failure = error
+        return failure
 
     async def _guard(self, items: builtins.list[_Write]) -> None:
         """Set each item's precondition: from memory when it knows the expected version
@@ -379,6 +467,8 @@ class FirestoreJobStore:
                 else:
                     assert item.version is not None
                     self._remember(item.job_id, item.version, answer.update_time)
+                    if self.head is not None and item.fields is not None:
+                        self.head.wrote(item.job_id, item.fields, answer.update_time)
                     self._count(writes=1)
             case wire.Outcome.LOST:
                 self._known.pop(item.job_id, None)

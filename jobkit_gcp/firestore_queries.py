@@ -19,6 +19,8 @@ import attrs
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
 from google.cloud.firestore_v1.async_query import AsyncQuery
+from google.cloud.firestore_v1.collection import CollectionReference
+from google.cloud.firestore_v1.query import Query
 
 from jobkit import instants, listing
 from jobkit.status import PENDING, PROCESSING
@@ -86,6 +88,16 @@ def next_due(queues: Collection[str] | None) -> Shape:
     return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=1)
 
 
+def due(now: datetime, queues: Collection[str] | None, limit: int) -> Shape:
+    """The pending jobs (in `queues`, at most 30) due by `now`, counted up to `limit` for
+    push dispatch's sweep; ordered by `runAt` as `next_due` is, so they share its index."""
+    filters = [Filter("status", "==", PENDING.value)]
+    if queues is not None:
+        filters.append(_one_of("queue", queues))
+    filters.append(Filter("runAt", "<=", instants.format(now)))
+    return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=limit)
+
+
 def next_expiry() -> Shape:
     """The processing job whose lease runs out first (`>= ""`: only text, never null)."""
     return Shape(
@@ -118,6 +130,15 @@ def active(user_id: str, limit: int) -> Shape:
         orders=(),
         limit=limit,
     )
+
+
+LIVE_LIMIT: Final = 1000  # a user's live jobs a listener holds (a user's quota is lower)
+
+
+def live(user_id: str) -> Shape:
+    """A user's pending or processing jobs, listened to for the user's event stream (the
+    filters of `active`, so the same index serves it)."""
+    return active(user_id, LIVE_LIMIT)
 
 
 def page(user_id: str, query: listing.Query, *, with_types: bool, extra: int) -> Shape:
@@ -154,6 +175,17 @@ def chunks(names: Collection[str], size: int = MAX_DISJUNCTIONS) -> list[list[st
 
 
 def build(collection: AsyncCollectionReference, shape: Shape) -> AsyncQuery:
+    built: AsyncQuery = _built(collection, shape)
+    return built
+
+
+def build_listened(collection: CollectionReference, shape: Shape) -> Query:
+    """`build` on the sync client, whose queries can be listened to (`on_snapshot`)."""
+    built: Query = _built(collection, shape)
+    return built
+
+
+def _built(collection: Any, shape: Shape) -> Any:
     query: Any = collection
     for item in shape.filters:
         query = query.where(filter=FieldFilter(item.field, item.op, item.value))
@@ -164,8 +196,7 @@ def build(collection: AsyncCollectionReference, shape: Shape) -> AsyncQuery:
         )
     if shape.after is not None:
         query = query.start_after(dict(zip(_fields(shape.orders), shape.after, strict=True)))
-    built: AsyncQuery = query.limit(shape.limit)
-    return built
+    return query.limit(shape.limit)
 
 
 def _fields(orders: Sequence[Order]) -> list[str]:

@@ -14,10 +14,23 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from jobkit import plugins, registry
-from jobkit.local import bounded
+from jobkit.local import Runtime, bounded
 from jobkit.worker import orphans
+from jobkit.worker.config import Hook
+from jobkit.worker.dispatch import Dispatcher
 from jobkit.worker.worker import WorkerConfig, utc_now
-from jobkit_http import access, analyzers, auth, backends, cors, headers, problems, web
+from jobkit_http import (
+    access,
+    analyzers,
+    auth,
+    backends,
+    callers,
+    cors,
+    headers,
+    internal,
+    problems,
+    web,
+)
 from jobkit_http.gauges import Gauges
 from jobkit_http.metrics import Metrics, kinds
 from jobkit_http.routes import ROUTES
@@ -38,6 +51,48 @@ def worker_config(settings: Settings) -> WorkerConfig:
         queues=settings.queues,
         poll_seconds=settings.poll_seconds,
     )
+
+
+def push_dispatcher(
+    settings: Settings, runtime: Runtime, clock: Callable[[], datetime], on_effect: Hook
+) -> Dispatcher:
+    """Push dispatch's worker: one due job per Cloud Tasks request, as many at once as
+    Cloud Run sends (its concurrency), with the pull worker's leases and grace period."""
+    return Dispatcher(
+        store=runtime.store,
+        types=runtime.types,
+        performers_for=runtime.performers,
+        doorbell=runtime.doorbell,
+        config=worker_config(settings),
+        clock=clock,
+        on_effect=on_effect,
+    )
+
+
+def push_callers(settings: Settings, http: httpx.AsyncClient) -> callers.Callers:
+    """Who may ring: Cloud Tasks' OIDC token for the dispatch service account, or the secret."""
+    assert settings.dispatch_url is not None  # settings.from_env requires it with `push`
+    return callers.callers(
+        service_account=settings.dispatch_service_account,
+        audience=settings.dispatch_audience or settings.dispatch_url,
+        secret=settings.dispatch_secret,
+        metadata_url=settings.dispatch_metadata_url,
+        http=http,
+    )
+
+
+def on_shutdown(app: Starlette) -> Callable[[], None]:
+    """What the server calls first when it begins to shut down (SIGTERM), before it waits
+    for the open requests: end the event streams, and start the dispatches' grace period
+    (their attempts finish or are released, then their requests answer)."""
+
+    def stopping() -> None:
+        app.state.streams.stop()
+        push = getattr(app.state, "push", None)
+        if push is not None:
+            push.dispatcher.stop()
+
+    return stopping
 
 
 def document_pool(settings: Settings) -> bounded.Pool:
@@ -68,8 +123,9 @@ def create_app(
         async with (
             httpx.AsyncClient(timeout=10) as http,
             document_pool(settings) as pool,
+            backends.doorbell_for(settings, observer=metrics.on_call) as doorbell,
             backends.runtime_for(
-                settings, types=types, clock=clock, observer=metrics.on_call
+                settings, types=types, clock=clock, observer=metrics.on_call, doorbell=doorbell
             ) as runtime,
         ):
             await backends.verify(runtime, settings)
@@ -102,11 +158,17 @@ def create_app(
             )
 
             task = None
-            if settings.worker:
+            dispatcher = None
+            if settings.dispatch == "push":  # Cloud Tasks' requests run the jobs: no loop
+                dispatcher = push_dispatcher(settings, runtime, clock, service.on_effect)
+                app.state.push = internal.Push(
+                    dispatcher=dispatcher, callers=push_callers(settings, http)
+                )
+            elif settings.worker:
                 worker = runtime.worker(worker_config(settings), on_effect=service.on_effect)
                 service.workers.append(worker)
                 task = asyncio.create_task(worker.run(), name="jobkit-worker")
-            metrics.watch(service.workers)
+            metrics.watch([*service.workers, *([dispatcher] if dispatcher else [])])
             metrics.prime(kinds(runtime.types, settings.queues))
             gauges = Gauges(
                 store=runtime.store,
@@ -125,6 +187,7 @@ def create_app(
                     "backend": backends.describe(settings),
                     "auth": settings.auth,
                     "worker": settings.worker,
+                    "dispatch": settings.dispatch,
                 },
             )
             try:
@@ -137,12 +200,18 @@ def create_app(
                     worker.stop()
                 if task is not None:
                     await task
+                if dispatcher is not None:
+                    await dispatcher.close()
                 await asyncio.gather(sweeper, refresh, return_exceptions=True)
                 await analyzers.close(runtime.analyzer)
                 log.info("service stopped")
 
     app = Starlette(
-        routes=[*ROUTES, *(web.ROUTES if settings.web else ())],
+        routes=[
+            *ROUTES,
+            *(internal.ROUTES if settings.dispatch == "push" else ()),
+            *(web.ROUTES if settings.web else ()),
+        ],
         lifespan=lifespan,
         middleware=[
             Middleware(headers.SecurityHeaders),

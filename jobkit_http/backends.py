@@ -10,9 +10,10 @@ becomes one `ConfigurationError` line naming the variable to fix.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import TYPE_CHECKING, Any, Final
 
-from jobkit import errors, registry
+from jobkit import errors, ports, registry
 from jobkit.local import Runtime
 from jobkit.worker.observed import CallObserver
 from jobkit.worker.worker import Clock, utc_now
@@ -40,9 +41,11 @@ def runtime_for(
     types: registry.Registry | None = None,
     clock: Clock = utc_now,
     observer: CallObserver | None = None,
+    doorbell: ports.Doorbell | None = None,
 ) -> Runtime:
     """The runtime `settings` choose, not yet opened (`async with` it); its store and blob
-    calls told to `observer` (metrics) and logged when slower than the settings allow."""
+    calls told to `observer` (metrics) and logged when slower than the settings allow;
+    ringing `doorbell` when given (push dispatch's, from `doorbell_for`)."""
     slow = settings.slow_call_seconds
     if settings.backend == "gcp":
         from jobkit_gcp import backend
@@ -55,6 +58,9 @@ def runtime_for(
                 observer=observer,
                 slow_seconds=slow,
                 changes_poll_seconds=settings.changes_poll_seconds,
+                listen=settings.firestore_listen,
+                queues=settings.queues,
+                wake=doorbell,
             )
         except backend.SetupError as exc:
             raise one_line(exc) from None
@@ -66,6 +72,30 @@ def runtime_for(
         observer=observer,
         slow_seconds=slow,
         changes_poll_seconds=settings.changes_poll_seconds,
+    )
+
+
+def doorbell_for(
+    settings: Settings, observer: CallObserver | None = None
+) -> AbstractAsyncContextManager[Any]:
+    """Push dispatch's doorbell (Cloud Tasks) to open around the runtime, with
+    `JOBKIT_DISPATCH=push`; else nothing (`None` inside)."""
+    if settings.dispatch != "push":
+        return nullcontext(None)
+    from jobkit_gcp import tasks
+
+    assert settings.tasks_queue is not None  # settings.from_env requires them with `push`
+    assert settings.dispatch_url is not None
+    return tasks.CloudTasksDoorbell(
+        tasks.TasksConfig(
+            queue=settings.tasks_queue,
+            url=settings.dispatch_url,
+            service_account=settings.dispatch_service_account,
+            audience=settings.dispatch_audience or settings.dispatch_url,
+            secret=settings.dispatch_secret,
+            emulator_host=settings.tasks_emulator_host,
+        ),
+        observer=observer,
     )
 
 

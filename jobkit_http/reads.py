@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from jobkit import _cache, errors, instants, jobs, listing, ports, status
 from jobkit_http import views
-from jobkit_http.api import owned_job, principal_of, service
+from jobkit_http.api import job_id_of, owned_job, principal_of, service
 from jobkit_http.problems import Problem, invalid
 
 MAX_CURSOR = 512  # issued cursors are ~150 characters; longer ones are refused unparsed
@@ -172,7 +172,9 @@ async def get_status(request: Request) -> Response:
     user = await principal_of(request)
     svc = service(request)
     wait = wait_seconds(request, svc.settings.long_poll_max_seconds)
-    job = await owned_job(request, user)
+    job = await svc.polled(job_id_of(request), user)
+    if job is None:
+        job = await owned_job(request, user)
     seen = request.headers.get("if-none-match")
     if wait > 0:
         since = seen if seen is not None else etag(job)

@@ -104,20 +104,42 @@ class Service:
         was last, if it is deleted meanwhile).
 
         Waits on the change feed, which hears of every write this process makes at once
-        and of other processes' writes by its shared poll; it re-reads the job after each
-        report, and once after the watch began, so no write slips in between.
+        and of other processes' writes by its shared poll (or listeners); it re-reads the
+        job after each report, and once after the watch began, so no write slips in
+        between: from the feed when it keeps the job current (no read), else the store.
         """
         job_id = jobs.id(job)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        store = self.runtime.store
         async with self.runtime.changes.watch_job(job_id) as watch:
-            latest = await store.get(job_id)
+            latest = await self._latest(job_id)
             while latest is not None:
                 job = latest
                 left = deadline - loop.time()
                 if f'"v{jobs.version(job)}"' not in since or left <= 0:
                     break
                 if await watch.next(left):
-                    latest = await store.get(job_id)
+                    latest = await self._latest(job_id)
         return job
+
+    async def polled(self, job_id: str, user: str) -> jobs.Job | None:
+        """The caller's job as the change feed keeps it current (`ports.KeptJobs`: no read
+        of the store); None when the feed does not keep it (the caller reads the store). A
+        job of someone else's is reported as missing, as a read would."""
+        feed = self.runtime.changes
+        if not isinstance(feed, ports.KeptJobs):
+            return None
+        known, job = await feed.kept(job_id)
+        if not known:
+            return None
+        if job is None or jobs.user_id(job) != user:
+            raise Problem(404, "not-found", f"no job {job_id}")
+        return job
+
+    async def _latest(self, job_id: str) -> jobs.Job | None:
+        feed = self.runtime.changes
+        if isinstance(feed, ports.KeptJobs):
+            known, job = await feed.kept(job_id)
+            if known:
+                return job
+        return await self.runtime.store.get(job_id)

@@ -119,7 +119,7 @@ async def _close(chunks: AsyncIterator[bytes]) -> None:
 class Server(uvicorn.Server):
     """uvicorn's server, which first calls `stop_streams` when it shuts down: uvicorn waits
     for open responses to end before it stops, and a stream never would. `jobkit serve`
-    passes the app's `Streams.stop`."""
+    passes `app.on_shutdown`, which also starts push dispatch's grace period."""
 
     def __init__(self, config: uvicorn.Config, stop_streams: Callable[[], None]) -> None:
         super().__init__(config)

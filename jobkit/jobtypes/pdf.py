@@ -106,7 +106,9 @@ def analyze_pdf(job: jobs.Job, claim: int) -> pipeline.Pipeline:
         data=json.dumps(document, ensure_ascii=False, indent=2).encode(),
         content_type="application/json",
     )
-    yield effects.ReportProgress(current=1, total=1, message="done")
+    # In the analyzer's units (pages, when it reported them), so the count does not go back.
+    pages = analysis.pages or 1
+    yield effects.ReportProgress(current=pages, total=pages, message="result saved")
     summary: dict[str, Any] = {"model": analysis.model, "pages": analysis.pages, "bytes": info.size}
     if analysis.cost is not None:  # a billed model: what the job spent, on the job itself
         summary["usage"] = _frozen.thaw(analysis.usage)

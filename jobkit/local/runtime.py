@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
 from returns.result import Failure, Result, Success
 
 from jobkit import effects, errors, events, jobs, pipeline, plugins, ports, registry, submission
@@ -74,6 +75,9 @@ class Runtime:
     what it is given: a store or blob store that is an async context manager is entered
     with the runtime and left with it.
 
+    `claim_ahead` False: its workers never read the next claim before the last one landed
+    (`WorkerConfig.claim_ahead`), for a store that bills reads.
+
     Every store and blob call is timed (`jobkit.worker.observed`): told to `observer`
     when one is given (metrics), and logged at WARNING when slower than `slow_seconds`.
     """
@@ -93,7 +97,9 @@ class Runtime:
         doorbell: ports.Doorbell | None = None,
         changes: ports.ChangeFeed | None = None,
         changes_poll_seconds: float | None = 1.0,
+        claim_ahead: bool = True,
     ) -> None:
+        self.claim_ahead = claim_ahead
         self.folder = None if folder is None else Path(folder)
         if store is None or blobs is None:
             if self.folder is None:
@@ -234,7 +240,10 @@ class Runtime:
         if not drafts:
             return outcomes
         submitted = await commands.submit_many(self.store, drafts, now)
-        self.doorbell.ring(min(jobs.run_at(job) for job in submitted))
+        # One ring per job: a doorbell that delivers each ring as one job's worth of work
+        # (push dispatch's Cloud Tasks) needs them all; the others coalesce them.
+        for job in submitted:
+            self.doorbell.ring(jobs.run_at(job))
         stored = iter(submitted)
         return [Success(next(stored)) if isinstance(o, Success) else o for o in outcomes]
 
@@ -273,6 +282,8 @@ class Runtime:
     def worker(self, config: WorkerConfig | None = None, **options: Any) -> Worker:
         """A worker over this runtime; `run()` it in a task, or `drain()` it (burst mode)."""
         options.setdefault("doorbell", self.doorbell)
+        if not self.claim_ahead:
+            config = attrs.evolve(config or WorkerConfig(), claim_ahead=False)
         return Worker(
             store=self.store,
             types=self.types,

@@ -278,6 +278,18 @@ class SqliteJobStore:
         # Remembered: a worker reads the jobs of its claims still on their way once more.
         return [self._decode(doc) for (doc,) in rows]
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        if queues is None:
+            wanted = [name for (name,) in self._rows(schema.PENDING_QUEUES, ())]
+        else:
+            wanted = sorted(set(queues))
+        if not wanted:
+            return 0
+        counted: int = self._rows(*schema.count_due_in(wanted, instants.format(now), limit))[0][0]
+        return counted
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         if limit <= 0:
             return []

@@ -220,6 +220,17 @@ COUNT_ACTIVE: Final = (
     " WHERE user_id = ? AND status IN ('pending', 'processing') LIMIT ?)"
 )
 
+
+def count_due_in(queues: Sequence[str], now: str, limit: int) -> tuple[str, list[Any]]:
+    """The due pending jobs of some queues, counted up to `limit` (index seeks, no rows)."""
+    marks = ", ".join("?" * len(queues))
+    sql = (
+        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_due_queue"
+        f" WHERE status = 'pending' AND queue IN ({marks}) AND run_at <= ? LIMIT ?)"
+    )
+    return sql, [*queues, now, limit]
+
+
 _CLAIM_ORDER = "ORDER BY priority DESC, turn, run_at, created_at, id"
 # The queues that have pending jobs, one index seek each (a skip-scan of jobs_due_queue):
 # claims and due times across every queue are each queue's, merged. Every pending job is

@@ -76,16 +76,23 @@ def run_job(
         claim = jobs.claim(job)
         seen = job
         attempt = harness.run(job_type.pipeline(seen, claim), respond, faults=faults, claim=claim)
-        for step in attempt.steps:
-            if isinstance(step.effect, effects.ReportProgress) and step.fault is None:
-                report = events.ProgressReported(
-                    worker=worker,
-                    claim=claim,
-                    current=step.effect.current,
-                    total=step.effect.total,
-                    message=step.effect.message,
-                )
-                job = _stepped(job, report, now)
+        # Every report is written, but the last when the attempt succeeds: it rides on the
+        # completion's write, as the worker does with a report it has not written yet.
+        reports = [
+            step.effect
+            for step in attempt.steps
+            if isinstance(step.effect, effects.ReportProgress) and step.fault is None
+        ]
+        last = reports.pop() if reports and isinstance(attempt.outcome, Success) else None
+        for effect in reports:
+            report = events.ProgressReported(
+                worker=worker,
+                claim=claim,
+                current=effect.current,
+                total=effect.total,
+                message=effect.message,
+            )
+            job = _stepped(job, report, now)
         end: events.Event
         match attempt.outcome:
             case Success(completion):
@@ -94,6 +101,7 @@ def run_job(
                     claim=claim,
                     result=completion.result,
                     result_key=completion.document_key,
+                    progress=None if last is None else (last.current, last.total, last.message),
                 )
             case Failure(err):
                 end = events.AttemptFailed(

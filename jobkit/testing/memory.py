@@ -122,6 +122,9 @@ class MemoryJobStore:
     ) -> Sequence[jobs.Job]:
         return self.claimable_now(now, queues, limit)
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        return schedule.count_due(self._jobs.values(), now, queues, limit)
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         return self.stalled_now(now, limit)
 

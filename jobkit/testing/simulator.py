@@ -91,6 +91,7 @@ class SimConfig:
     reap_every: float = 5.0
     grace_seconds: float = 8.0
     progress_seconds: float = 0.5
+    claim_ahead: bool = True  # WorkerConfig.claim_ahead
     latency_seconds: float = 0.05  # the store's, each way (a mean)
     restart_seconds: float = 20.0  # mean delay before a dead worker's replacement
     cancel_window: float = 120.0
@@ -147,6 +148,7 @@ def sample(seed: int) -> SimConfig:
         latency_seconds=latency,
         restart_seconds=rng.choice([1.0, 10.0]),
         cancel_window=30.0,
+        claim_ahead=seed % 2 == 0,  # not a draw: the schedules drawn before stay the same
     )
 
 
@@ -325,6 +327,7 @@ class Run:
             reap_seconds=c.reap_every,
             grace_seconds=c.grace_seconds,
             progress_seconds=c.progress_seconds,
+            claim_ahead=c.claim_ahead,
         )
         worker = Worker(
             store=link,

@@ -251,6 +251,9 @@ class Wire:
     ) -> Sequence[jobs.Job]:
         return await self._read(lambda: self._store.claimable_now(now, queues, limit))
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        return await self._read(lambda: schedule.count_due(self._store.all(), now, queues, limit))
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         return await self._read(lambda: self._store.stalled_now(now, limit))
 

@@ -46,6 +46,7 @@ class Attempts:
         self._writes = writes
         self._wake = wake
         self.running: dict[str, Attempt] = {}
+        self._flushing: set[asyncio.Future[Success[None]]] = set()  # waiting reports' writes
 
     def forget(self, attempt: Attempt) -> None:
         """The attempt's last write is settled: its slot is free. (A lost attempt may end
@@ -57,7 +58,7 @@ class Attempts:
 
     def _track(self, job: jobs.Job) -> Attempt:
         attempt = Attempt(job=job, claim=jobs.claim(job))
-        attempt.renewed = asyncio.get_running_loop().time()
+        attempt.renewed = attempt.last_progress = asyncio.get_running_loop().time()
         self.running[jobs.id(job)] = attempt
         return attempt
 
@@ -157,6 +158,7 @@ class Attempts:
         return self._outcome(attempt, job_type, outcome)
 
     def _outcome(self, attempt: Attempt, job_type: registry.JobType, outcome: Any) -> events.Event:
+        report = self._unwritten(attempt)
         match outcome:
             case Success(completion):
                 return events.AttemptSucceeded(
@@ -164,6 +166,9 @@ class Attempts:
                     claim=attempt.claim,
                     result=completion.result,
                     result_key=completion.document_key,
+                    progress=None
+                    if report is None
+                    else (report.current, report.total, report.message),
                 )
             case Failure(err):
                 attempt.failure = journal.FailurePoint(effect=attempt.effect, step=attempt.step)
@@ -191,6 +196,7 @@ class Attempts:
     def _failed(
         self, attempt: Attempt, job_type: registry.JobType, err: errors.Error
     ) -> events.Event:
+        self._unwritten(attempt)  # a failure keeps the progress last written
         return events.AttemptFailed(
             worker=self._worker_id,
             claim=attempt.claim,
@@ -199,21 +205,67 @@ class Attempts:
             sample=self._rng.random(),
         )
 
+    def _unwritten(self, attempt: Attempt) -> events.ProgressReported | None:
+        """The attempt ends: the report still waiting for its write, which the end's write
+        records instead (when it succeeds; a failure keeps the progress last written)."""
+        report, attempt.pending = attempt.pending, None
+        if attempt.flush is not None:
+            attempt.flush.cancel()
+            attempt.flush = None
+        return report
+
     async def _progress(self, attempt: Attempt, effect: effects.ReportProgress) -> Success[None]:
-        now = asyncio.get_running_loop().time()
+        """Write the report now if the last progress write (or the claim) is at least
+        `progress_seconds` old; else keep it, the latest only, for a write when that time
+        comes (if the attempt still runs) or for the attempt's end. A report completing its
+        total always waits `progress_seconds` for the end. A job that finishes within
+        `progress_seconds` of its claim writes no progress of its own."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         attempt.step = effect.message or f"{effect.current}/{effect.total}"
-        final = effect.current >= effect.total
-        if final or now - attempt.last_progress >= self._config.progress_seconds:
-            attempt.last_progress = now
-            event = events.ProgressReported(
-                worker=self._worker_id,
-                claim=attempt.claim,
-                current=effect.current,
-                total=effect.total,
-                message=effect.message,
+        event = events.ProgressReported(
+            worker=self._worker_id,
+            claim=attempt.claim,
+            current=effect.current,
+            total=effect.total,
+            message=effect.message,
+        )
+        wait = attempt.last_progress + self._config.progress_seconds - now
+        if effect.current == effect.total and wait <= 0:
+            # It completes its total: the attempt's end is likely next, and records it.
+            wait = self._config.progress_seconds
+        if wait > 0 and 0 <= effect.current <= effect.total:
+            attempt.pending = event
+            if attempt.flush is None:
+                attempt.flush = loop.call_later(wait, self._flush, attempt)
+            return Success(None)
+        return await self._report(attempt, event)
+
+    def _flush(self, attempt: Attempt) -> None:
+        """The throttle allows a write: write the waiting report, if the attempt still runs."""
+        attempt.flush = None
+        event, attempt.pending = attempt.pending, None
+        if event is None or attempt.closed or attempt.lost or attempt.task is None:
+            return
+        if attempt.task.done():
+            return
+        flushing = asyncio.ensure_future(self._report(attempt, event))
+        self._flushing.add(flushing)
+        flushing.add_done_callback(self._flushing.discard)
+
+    async def _report(self, attempt: Attempt, event: events.ProgressReported) -> Success[None]:
+        attempt.last_progress = asyncio.get_running_loop().time()
+        try:
+            kept = await self._writes.advance(attempt, event)
+        except Exception:  # progress is best-effort: the work goes on, the next report or
+            log.warning(  # the end tells the store
+                "a progress report was not written",
+                exc_info=True,
+                extra={"jobId": jobs.id(attempt.job), "attempt": attempt.claim},
             )
-            if not await self._writes.advance(attempt, event) and attempt.task is not None:
-                attempt.task.cancel()  # the lease is gone: stop spending on the work
+            return Success(None)
+        if not kept and attempt.task is not None:
+            attempt.task.cancel()  # the lease is gone: stop spending on the work
         return Success(None)
 
     async def heartbeats(self) -> None:

@@ -58,6 +58,12 @@ class Claims:
     def busy(self) -> bool:
         return bool(self._tasks)
 
+    @property
+    def waiting(self) -> bool:
+        """A claim is on its way and the next may not be read before it lands
+        (`WorkerConfig.claim_ahead` off); its landing wakes the loop."""
+        return bool(self.ids) and not self._config.claim_ahead
+
     async def claim(self, free: int) -> tuple[int, int]:
         """Claim up to half the slots' worth of due jobs in one write, without waiting for
         it; (how many were due, how many it asked for).

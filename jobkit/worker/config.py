@@ -47,8 +47,14 @@ class WorkerConfig:
     poll_seconds: float = 5.0  # longest idle sleep with one: a safety net for lost rings
     reap_seconds: float = 5.0
     grace_seconds: float = 8.0
-    progress_seconds: float = 0.5  # at most one progress write per job this often
+    # At most one progress write per job this often, the claim counting as one: a report
+    # made sooner waits, and is written when the time comes or rides on the completion.
+    progress_seconds: float = 0.5
     queues: frozenset[str] | None = None
+    # Read the next claim while one is on its way (its jobs are read again and passed over):
+    # faster drains. A store that bills reads (Firestore) turns it off: the next read waits
+    # for the claim on its way to land.
+    claim_ahead: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.concurrency < 1:
@@ -74,7 +80,9 @@ class Attempt:
     report: ports.Progress | None = None  # progress of this attempt, for performers
     lost: bool = False
     closed: bool = False  # its final event (succeeded, failed, released) is written
-    last_progress: float = float("-inf")  # loop time of its last progress write
+    last_progress: float = float("-inf")  # loop time of its last progress write (or claim)
+    pending: events.ProgressReported | None = None  # the latest report not written yet
+    flush: asyncio.TimerHandle | None = None  # writes `pending` when the throttle allows
     renewed: float = 0.0  # loop time its lease was last taken or renewed
     effect: str | None = None  # the effect being performed, by its type's name
     step: str | None = None  # its last progress message, for a failure's point

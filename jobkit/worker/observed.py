@@ -110,6 +110,9 @@ class ObservedStore(_Timed):
     ) -> Sequence[jobs.Job]:
         return await self._timed("claimable", self.inner.claimable(now, queues, limit))
 
+    async def count_due(self, now: datetime, queues: Collection[str] | None, limit: int) -> int:
+        return await self._timed("count_due", self.inner.count_due(now, queues, limit))
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         return await self._timed("stalled", self.inner.stalled(now, limit))
 

@@ -36,6 +36,7 @@ from jobkit.worker.writes import Writes
 # and a look at the store just before the due time finds nothing and sleeps again.
 _PAST_DUE = 0.0005
 _RETRY_DUE = 0.01  # and this long after a due time already past (a stall awaiting the reaper)
+_FIRST_OUTAGE_SECONDS = 0.1  # the first wait after the store failed the loop; it doubles
 
 __all__ = [
     "Attempt",
@@ -54,6 +55,8 @@ class Worker:
     """Runs jobs from `store` with the performers `performers_for(attempt)` builds per attempt.
 
     `run()` works until `stop()`; `drain()` runs until nothing is due (burst mode).
+    `run()` outlives the store's failures (it logs them, backs off and goes on); `drain()`
+    raises the first.
 
     With a `doorbell` (`ports.Doorbell`), an idle worker listens for rings: it looks for
     work when one comes, at the next due time, and otherwise every `poll_seconds` (a safety
@@ -81,7 +84,7 @@ class Worker:
         self.types = types
         self.config = config = config or WorkerConfig()
         self.id = worker_id = worker_id or default_worker_id()
-        rng = rng or random.Random()
+        self._rng = rng = rng or random.Random()
         emit = emitter(on_effect, worker_id)
         self._clock = clock
         self._wake = asyncio.Event()
@@ -168,22 +171,33 @@ class Worker:
         await self._listen()  # before the first look at the store: a later ring is heard
         heartbeats = asyncio.create_task(self._attempts.heartbeats(), name=f"{self.id}:heartbeat")
         next_reap = loop.time()
+        failures = 0  # store calls of the loop that failed in a row
         try:
             while not self._stopping:
-                if loop.time() >= next_reap:
-                    await self._reap()
-                    next_reap = loop.time() + self.config.reap_seconds
-                self._claims.raise_error()
-                free = self._free()
-                due, asked = await self._claims.claim(free) if free > 0 else (0, 0)
-                if asked:  # more may be due: claim again while slots are free
-                    continue
-                if due:  # lost every race: other workers took them; look again
-                    await asyncio.sleep(0)
-                    continue
-                if until_idle and not self._busy() and not await self._reap():
-                    return  # drained
-                await self._idle(nothing_due=free > 0)
+                try:
+                    if loop.time() >= next_reap:
+                        await self._reap()
+                        next_reap = loop.time() + self.config.reap_seconds
+                    self._claims.raise_error()
+                    free = self._free()
+                    if free > 0 and self._claims.waiting:
+                        await self._idle(nothing_due=False)  # until the claim lands
+                        continue
+                    due, asked = await self._claims.claim(free) if free > 0 else (0, 0)
+                    failures = 0
+                    if asked:  # more may be due: claim again while slots are free
+                        continue
+                    if due:  # lost every race: other workers took them; look again
+                        await asyncio.sleep(0)
+                        continue
+                    if until_idle and not self._busy() and not await self._reap():
+                        return  # drained
+                    await self._idle(nothing_due=free > 0)
+                except Exception as exc:
+                    if until_idle:
+                        raise  # burst mode fails fast: its caller decides
+                    failures += 1
+                    await self._outage(exc, failures)
         finally:
             await self._shutdown()
             heartbeats.cancel()
@@ -238,6 +252,36 @@ class Worker:
         except TimeoutError:
             pass
         self._wake.clear()
+
+    async def _outage(self, exc: Exception, failures: int) -> None:
+        """The store failed the loop (a read, or a claim or reap write whose outcome is
+        unknown): log it, wait, and go on. The wait doubles with each failure in a row, up
+        to `poll_seconds`, with jitter, so an outage longer than the client's own retries
+        costs a request every few seconds, not a worker. Running attempts carry on; their
+        own writes fail or not on their own, and a claim whose outcome is unknown leaves
+        jobs leased to this worker until the reaper gives them back."""
+        delay = min(self.config.poll_seconds, _FIRST_OUTAGE_SECONDS * 2 ** (failures - 1))
+        delay *= self._rng.uniform(0.5, 1.0)
+        log.error(
+            "the job store failed the worker's loop (%s: %s); trying again in %.3g s",
+            type(exc).__name__,
+            exc,
+            delay,
+            extra={
+                "workerId": self.id,
+                "error": type(exc).__name__,
+                "failures": failures,
+                "retryInSeconds": round(delay, 3),
+            },
+            exc_info=exc if failures == 1 else None,
+        )
+        try:
+            async with asyncio.timeout(delay):
+                while not self._stopping:  # only `stop()` cuts the wait short
+                    self._wake.clear()
+                    await self._wake.wait()
+        except TimeoutError:
+            pass
 
     def _forget(self, attempt: Attempt) -> None:
         """An attempt's final write is settled."""

@@ -23,7 +23,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from jobkit.worker.process import tune_process
     from jobkit_http import backends, logs, sse
-    from jobkit_http.app import create_app
+    from jobkit_http.app import create_app, on_shutdown
 
     config = settings_from(args)
     logs.configure(config.log_level, config.log_format, project=config.gcp_project)
@@ -57,7 +57,7 @@ def serve(args: argparse.Namespace) -> int:
         threading.Thread(target=_demo, args=(config, args.user), daemon=True).start()
     server = sse.Server(
         uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False),
-        app.state.streams.stop,
+        on_shutdown(app),
     )
     server.run()
     return 0

@@ -19,6 +19,7 @@ AuthMode = Literal["local", "entra"]
 LogFormat = Literal["auto", "json", "text"]
 AnalyzerKind = Literal["offline", "gemini"]
 Backend = Literal["sqlite", "gcp"]
+Dispatch = Literal["pull", "push"]
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +54,16 @@ class Settings:
     log_format: LogFormat = "auto"
     # the GCP backend
     gcp_project: str | None = None
+    firestore_listen: bool = True
+    # push dispatch
+    dispatch: Dispatch = "pull"
+    tasks_queue: str | None = None
+    dispatch_url: str | None = None
+    dispatch_service_account: str | None = None
+    dispatch_audience: str | None = None
+    dispatch_secret: str | None = attrs.field(default=None, repr=False)
+    dispatch_metadata_url: str | None = None
+    tasks_emulator_host: str | None = None
     # Gemini
     analyzer: AnalyzerKind = "offline"
     gemini_api_key: str | None = attrs.field(default=None, repr=False)
@@ -131,12 +142,32 @@ def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
             values[setting.field] = setting.parse(raw)
         except ValueError as exc:
             problems.append(f"{name}={raw!r}: {exc}")
+    if environ.get("PORT") and environ.get("JOBKIT_HOST") is None:
+        values["host"] = "0.0.0.0"  # a container platform (Cloud Run) names the port to serve
     values.update({key: value for key, value in overrides.items() if value is not None})
     settings = Settings(**values)
     problems += _check(settings)
     if problems:
         raise errors.ConfigurationError("bad settings: " + "; ".join(problems))
     return settings
+
+
+def _check_push(settings: Settings) -> list[str]:
+    if settings.dispatch != "push":
+        return []
+    problems = []
+    if settings.backend != "gcp":
+        problems.append("JOBKIT_DISPATCH=push needs JOBKIT_BACKEND=gcp")
+    if settings.tasks_queue is None:
+        problems.append("JOBKIT_DISPATCH=push needs JOBKIT_TASKS_QUEUE")
+    if settings.dispatch_url is None:
+        problems.append("JOBKIT_DISPATCH=push needs JOBKIT_DISPATCH_URL")
+    if not (settings.dispatch_service_account or settings.dispatch_secret):
+        problems.append(
+            "JOBKIT_DISPATCH=push needs JOBKIT_DISPATCH_SERVICE_ACCOUNT (Cloud Tasks' OIDC"
+            " tokens) or JOBKIT_DISPATCH_SECRET: the internal endpoints accept nothing else"
+        )
+    return problems
 
 
 def _check(settings: Settings) -> list[str]:
@@ -147,6 +178,7 @@ def _check(settings: Settings) -> list[str]:
         problems.append("JOBKIT_AUTH=entra needs JOBKIT_ENTRA_SCOPE or JOBKIT_ENTRA_ROLE")
     if settings.backend == "gcp" and settings.gcs_bucket is None:
         problems.append("JOBKIT_BACKEND=gcp needs JOBKIT_GCS_BUCKET")
+    problems += _check_push(settings)
     if not 0 < settings.port < 65536:
         problems.append(f"JOBKIT_PORT must be within 1..65535, got {settings.port}")
     if not 0 <= settings.metrics_port < 65536:

@@ -56,6 +56,14 @@ CLOUD: tuple[Setting, ...] = (
         default="(none)",
         meaning="folder of the bucket every object goes under (`team/jobkit`)",
     ),
+    Setting(
+        name="JOBKIT_FIRESTORE_LISTEN",
+        field="firestore_listen",
+        parse=readers.boolean,
+        default="true",
+        meaning="wake idle workers and answer status polls from Firestore snapshot listeners"
+        " (false: poll the store, as the embedded default does)",
+    ),
     # -- Gemini
     Setting(
         name="JOBKIT_ANALYZER",
@@ -180,4 +188,68 @@ CLOUD: tuple[Setting, ...] = (
     #
     # -- push dispatch (Cloud Run, Cloud Tasks)
     #
+    Setting(
+        name="JOBKIT_DISPATCH",
+        field="dispatch",
+        parse=readers.choice("pull", "push"),
+        default="pull",
+        meaning="`pull` (workers claim in a loop) or `push` (Cloud Tasks rings"
+        " `POST /internal/dispatch` once per due job; needs `gcp`)",
+    ),
+    Setting(
+        name="JOBKIT_TASKS_QUEUE",
+        field="tasks_queue",
+        parse=readers.matching(
+            r"projects/[^/]+/locations/[^/]+/queues/[A-Za-z0-9-]{1,100}",
+            "a queue's full name: projects/P/locations/L/queues/Q",
+        ),
+        default="(none)",
+        meaning="the Cloud Tasks queue of the doorbells; required with `push`",
+    ),
+    Setting(
+        name="JOBKIT_DISPATCH_URL",
+        field="dispatch_url",
+        parse=readers.base_url,
+        default="(none)",
+        meaning="the service's own base URL as Cloud Tasks reaches it (doorbells call"
+        " `POST /internal/dispatch` under it); required with `push`",
+    ),
+    Setting(
+        name="JOBKIT_DISPATCH_SERVICE_ACCOUNT",
+        field="dispatch_service_account",
+        parse=readers.optional,
+        default="(none)",
+        meaning="the service account in the OIDC token Cloud Tasks and Cloud Scheduler attach;"
+        " the internal endpoints accept only its tokens",
+    ),
+    Setting(
+        name="JOBKIT_DISPATCH_AUDIENCE",
+        field="dispatch_audience",
+        parse=readers.optional,
+        default="(JOBKIT_DISPATCH_URL)",
+        meaning="the audience of those OIDC tokens",
+    ),
+    Setting(
+        name="JOBKIT_DISPATCH_SECRET",
+        field="dispatch_secret",
+        parse=readers.secret,
+        default="(none)",
+        meaning="a shared secret each doorbell carries in `X-Jobkit-Dispatch-Secret`, where no"
+        " OIDC token can be had (the emulator); push needs it or the service account",
+    ),
+    Setting(
+        name="JOBKIT_DISPATCH_METADATA_URL",
+        field="dispatch_metadata_url",
+        parse=readers.optional,
+        default="(Google's OpenID metadata)",
+        meaning="where the OIDC tokens' signing keys are found (tests)",
+    ),
+    Setting(
+        name="CLOUD_TASKS_EMULATOR_HOST",
+        field="tasks_emulator_host",
+        parse=readers.optional,
+        default="(none)",
+        meaning="`host:port` of a Cloud Tasks emulator: doorbells go there, over an insecure"
+        " channel",
+    ),
 )

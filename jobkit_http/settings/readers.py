@@ -93,6 +93,28 @@ def matching(pattern: str, expected: str) -> Callable[[str], str]:
     return parse
 
 
+def base_url(value: str) -> str | None:
+    """An http(s) URL with a host and no query, its trailing `/` dropped; empty for none."""
+    if not value:
+        return None
+    if not _BASE_URL.fullmatch(value):
+        raise ValueError("expected a base URL like https://jobkit-abc123-uc.a.run.app")
+    return value.rstrip("/")
+
+
+def secret(value: str) -> str | None:
+    """A shared secret: empty for none, else at least 16 characters."""
+    if not value:
+        return None
+    if len(value) < MIN_SECRET:
+        raise ValueError(f"expected a secret of at least {MIN_SECRET} characters")
+    return value
+
+
+MIN_SECRET = 16
+_BASE_URL = re.compile(r"https?://[^/?#\s]+(/[^?#\s]*)?")
+
+
 def bucket(value: str) -> str | None:
     if not value:
         return None

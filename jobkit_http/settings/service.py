@@ -21,15 +21,16 @@ SERVICE: tuple[Setting, ...] = (
         name="JOBKIT_HOST",
         field="host",
         parse=readers.text,
-        default="127.0.0.1",
+        default="127.0.0.1 (0.0.0.0 when PORT is set)",
         meaning="address `jobkit serve` listens on",
     ),
     Setting(
         name="JOBKIT_PORT",
         field="port",
         parse=readers.integer,
-        default="8000",
+        default="(PORT, as Cloud Run sets it, else 8000)",
         meaning="port `jobkit serve` listens on",
+        fallbacks=("PORT",),
     ),
     Setting(
         name="JOBKIT_URL",

@@ -529,6 +529,28 @@ class JobStoreConformance:
         assert await store.counts(at(10), asked) == self.expected_counts(population, at(10), asked)
         assert (await store.counts(T0, ["slow"]))["slow"] == schedule.QueueCounts(pending=1)
 
+    @scenario
+    async def test_count_due_counts_the_due_pending_jobs_up_to_a_limit(
+        self, store: ports.JobStore
+    ) -> None:
+        assert await store.count_due(T0, None, 10) == 0
+        population = [
+            new(1, queue="default"),
+            new(2, queue="default"),
+            new(3, queue="slow"),
+            new(4, queue="slow", delay=100),  # not yet due
+            claimed(new(5, queue="fast"), T0),  # running
+            moved(new(6), events.CancelRequested(), T0),
+        ]
+        await insert_all(store, population)
+        assert await store.count_due(at(10), None, 10) == 3
+        assert await store.count_due(at(10), None, 2) == 2
+        assert await store.count_due(at(10), ["default"], 10) == 2
+        assert await store.count_due(at(10), ["slow", "fast"], 10) == 1
+        assert await store.count_due(at(200), ["slow"], 10) == 2
+        assert await store.count_due(at(10), [], 10) == 0
+        assert await store.count_due(at(10), ["missing"], 10) == 0
+
     @given(population=populations(), data=st.data())
     @property_settings
     def test_scheduling_reads_match_the_reference(
@@ -551,6 +573,8 @@ class JobStoreConformance:
                     assert list(await store.stalled(now, limit)) == schedule.stalled(
                         population, now, limit
                     )
+                    expected_due = schedule.count_due(population, now, queues, limit)
+                    assert await store.count_due(now, queues, limit) == expected_due
                     expected_wakeup = schedule.next_wakeup(population, queues)
                     assert await store.next_wakeup(queues) == expected_wakeup
                     known = sorted(queues or ())

@@ -6,6 +6,7 @@ reach a real Google endpoint."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,25 @@ def emulators() -> Iterator[Emulators]:
             else:
                 os.environ[name] = value
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def tasks_emulator() -> Iterator[str]:
+    """The Cloud Tasks emulator for the whole session (`host:port`); each test makes its own
+    queue. Missing or broken, every test using it fails."""
+    with tempfile.TemporaryDirectory(prefix="jobkit-tasks-") as folder:
+        try:
+            emulator = emulator_processes.start_tasks(Path(folder), [])
+        except emulator_processes.EmulatorError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        try:
+            try:
+                emulator_processes.wait_ready(emulator)
+            except emulator_processes.EmulatorError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            yield emulator.address
+        finally:
+            emulator.stop()
 
 
 def unique(prefix: str) -> str:

@@ -32,6 +32,14 @@ JAR_PLACES = (
     Path("/work/shared/vendor/cloud-firestore-emulator") / JAR_NAME,
 )
 FIRESTORE_MAIN = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+# The Cloud Tasks emulator (PyPI's gcloud-tasks-emulator) pins protobuf below 5, which the
+# Google clients jobkit uses have left behind: it lives in a virtual environment of its own,
+# which `nox` (`make test`, `.ci/run`) makes and names in JOBKIT_TASKS_EMULATOR.
+TASKS_EMULATOR = "gcloud-tasks-emulator"
+TASKS_EMULATOR_PLACES = (
+    ROOT / ".nox/tasks-emulator/bin" / TASKS_EMULATOR,
+    ROOT / ".venv-tasks-emulator/bin" / TASKS_EMULATOR,
+)
 START_SECONDS = 90.0  # a JVM on a busy 2-core machine
 
 
@@ -96,6 +104,34 @@ def fake_gcs_binary() -> Path:
     return binary
 
 
+def tasks_emulator() -> Path:
+    named = os.environ.get("JOBKIT_TASKS_EMULATOR")
+    on_path = shutil.which(TASKS_EMULATOR)
+    places = [Path(named)] if named else []
+    places += [*TASKS_EMULATOR_PLACES, *([Path(on_path)] if on_path else [])]
+    for place in places:
+        if place.is_file():
+            return place
+    raise EmulatorError(
+        "the Cloud Tasks emulator is missing: `nox -s tests` (or `make test`, `.ci/run`)"
+        " installs it in .nox/tasks-emulator; by hand, `python3 -m venv .venv-tasks-emulator &&"
+        " .venv-tasks-emulator/bin/pip install gcloud-tasks-emulator==0.6.2`, or set"
+        " JOBKIT_TASKS_EMULATOR to its gcloud-tasks-emulator script"
+    )
+
+
+def start_tasks(logs: Path, queues: list[str]) -> Emulator:
+    """The Cloud Tasks emulator with `queues` created; it serves gRPC only, so its probe is
+    a TCP connection (`wait_listening`)."""
+    port = free_port()
+    script = tasks_emulator()
+    python = script.with_name("python")  # the emulator's own environment's
+    loopback = Path(__file__).with_name("tasks_emulator_loopback.py")
+    command = [str(python), str(loopback), "start", f"--port={port}", "--quiet"]
+    command += [f"--default-queue={queue}" for queue in queues]
+    return _spawn("cloud-tasks", command, f"127.0.0.1:{port}", "", logs)
+
+
 def start_firestore(logs: Path) -> Emulator:
     port, websocket = free_port(), free_port()
     command = [
@@ -149,7 +185,9 @@ def wait_ready(emulator: Emulator) -> None:
                 f"{emulator.name} exited at start ({emulator.process.returncode}):\n"
                 + _tail(emulator.log)
             )
-        if _answers(f"http://{emulator.address}{emulator.probe}"):
+        if emulator.probe and _answers(f"http://{emulator.address}{emulator.probe}"):
+            return
+        if not emulator.probe and _listening(emulator.address):
             return
         if time.monotonic() > deadline:
             raise EmulatorError(
@@ -163,6 +201,15 @@ def _answers(url: str) -> bool:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
+        return False
+
+
+def _listening(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
         return False
 
 

@@ -178,6 +178,7 @@ class GeminiServer:
         self.refused: list[str] = []  # why requests were refused, for failing tests to show
         self.file_state = "ACTIVE"
         self._script: collections.deque[Reply] = collections.deque()
+        self._by_model: dict[str, collections.deque[Reply]] = {}
         self._sessions: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -204,6 +205,11 @@ class GeminiServer:
         """Answer the next calls with `replies`, in order, then with `default`."""
         with self._lock:
             self._script.extend(replies)
+
+    def script_for(self, model: str, *replies: Reply) -> None:
+        """Answer the next calls to `model` with `replies`, before the common script."""
+        with self._lock:
+            self._by_model.setdefault(model, collections.deque()).extend(replies)
 
     def count(self) -> int:
         with self._lock:
@@ -239,6 +245,9 @@ class GeminiServer:
         )
         with self._lock:
             self.calls.append(call)
+            own = self._by_model.get(call.model)
+            if own:
+                return own.popleft()
             return self._script.popleft() if self._script else self.default
 
     def start_upload(self, headers: dict[str, str], body: bytes) -> Reply:

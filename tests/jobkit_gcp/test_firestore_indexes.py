@@ -20,6 +20,8 @@ from jobkit import listing
 from jobkit.status import Status
 from jobkit_gcp import firestore_queries as queries
 from jobkit_gcp.firestore import FirestoreJobStore
+from jobkit_gcp.firestore_doorbell import FirestoreDoorbell
+from jobkit_gcp.firestore_feed import FirestoreChangeFeed
 from tests.jobkit.conformance import T0, at, claimed, insert_all, new
 from tests.jobkit_gcp.conftest import Emulators, unique
 
@@ -51,15 +53,17 @@ def serving(index: list[tuple[str, bool]], wanted: Need) -> bool:
 
 @pytest.fixture
 def issued(monkeypatch: pytest.MonkeyPatch) -> list[queries.Shape]:
-    """Every shape the store builds a query from, recorded on its way to the client."""
+    """Every shape the store (and the listeners) build a query from, recorded on its way to
+    the client."""
     seen: list[queries.Shape] = []
-    build = queries.build
+    for name in ("build", "build_listened"):
+        built = getattr(queries, name)
 
-    def recording(collection: Any, shape: queries.Shape) -> Any:
-        seen.append(shape)
-        return build(collection, shape)
+        def recording(collection: Any, shape: queries.Shape, built: Any = built) -> Any:
+            seen.append(shape)
+            return built(collection, shape)
 
-    monkeypatch.setattr(queries, "build", recording)
+        monkeypatch.setattr(queries, name, recording)
     return seen
 
 
@@ -97,6 +101,8 @@ async def workload(store: FirestoreJobStore) -> None:
     for queues in (None, [], ["slow"], ["slow", "default"], many):
         await store.next_wakeup(queues)
     await store.stalled(at(5), 2)
+    for queues in (None, ["slow"], ["slow", "default"], many):
+        await store.count_due(at(5), queues, 10)
     await store.count_active("user-1", 10)
     await store.counts(at(5), ["default", "slow"])
     for query in list_queries():
@@ -105,12 +111,26 @@ async def workload(store: FirestoreJobStore) -> None:
     await store.list("user-1", lots)
 
 
+async def listened(store: FirestoreJobStore, client: firestore.Client) -> None:
+    """The queries listened to: the doorbell's heads, the feed's user watch."""
+    for queues in (None, ["slow"], [f"queue-{n}" for n in range(40)]):
+        bell = FirestoreDoorbell(client, queues=queues)
+        listener = await bell.listen(lambda: None)
+        await listener.close()
+    feed = FirestoreChangeFeed(store, client)
+    async with feed.watch_user("user-1"):
+        pass
+    await feed.close()
+
+
 def test_the_index_file_declares_exactly_the_indexes_the_queries_need(
     emulators: Emulators, issued: list[queries.Shape]
 ) -> None:
     async def main() -> None:
-        async with FirestoreJobStore(firestore.AsyncClient(project=unique("indexes"))) as store:
+        project = unique("indexes")
+        async with FirestoreJobStore(firestore.AsyncClient(project=project)) as store:
             await workload(store)
+            await listened(store, firestore.Client(project=project))
 
     asyncio.run(main())
     needs = {need(shape) for shape in issued}

@@ -53,9 +53,12 @@ class Instance:
 
 
 @contextlib.contextmanager
-def instance(data: Path, environ: Mapping[str, str], log: Path) -> Iterator[Instance]:
-    """`jobkit serve` in a process of its own, until the block ends (SIGTERM, then kill)."""
-    port = free_port()
+def instance(
+    data: Path, environ: Mapping[str, str], log: Path, *, port: int | None = None
+) -> Iterator[Instance]:
+    """`jobkit serve` in a process of its own (on `port`, or a free one), until the block
+    ends (SIGTERM, then kill)."""
+    port = port or free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "jobkit_http.cli", "serve", "--port", str(port), "--data", data],

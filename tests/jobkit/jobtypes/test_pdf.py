@@ -99,7 +99,7 @@ def test_the_pipeline_checks_analyses_and_writes_its_result_in_that_order() -> N
                 lambda e: isinstance(e, effects.WriteBlob) and e.key == key,
                 effects.BlobInfo(key=key, size=99, content_type="application/json"),
             ),
-            (effects.ReportProgress(current=1, total=1, message="done"), None),
+            (effects.ReportProgress(current=2, total=2, message="result saved"), None),
         ],
     )
     summary = {"model": "m-1", "pages": 2, "bytes": 2048}

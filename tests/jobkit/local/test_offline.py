@@ -373,7 +373,7 @@ def test_a_job_analyses_the_sample_end_to_end(tmp_path: Path) -> None:
     }
     assert [jobs.entry_outcome(entry) for entry in jobs.history(job)] == [jobs.SUCCEEDED]
     assert stored == [{"current": n, "total": 3, "message": f"page {n} of 3"} for n in (1, 2, 3)]
-    assert dict(jobs.progress(job) or {}) == {"current": 1, "total": 1, "message": "done"}
+    assert dict(jobs.progress(job) or {}) == {"current": 3, "total": 3, "message": "result saved"}
     assert document["model"] == "offline-pypdf"
     assert document["document"]["filename"] == "sample.pdf"
     assert document["document"]["metadata"]["author"] == make_sample.AUTHOR

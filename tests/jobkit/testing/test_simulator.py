@@ -223,3 +223,13 @@ def test_ten_thousand_jobs_on_eight_workers() -> None:
     assert report.stopped == "quiescent"
     assert report.counters["crashes_holding_lease"] > 0
     assert report.counters["slow"] > 0
+
+
+def test_workers_outlive_a_store_that_fails_their_writes() -> None:
+    """Claims and reaps whose writes fail (landed or not) are logged and retried after a
+    pause: the loops go on, no worker exits, and every invariant holds."""
+    report = simulate(attrs.evolve(FAULTY, jobs=200, fault_rate=0.0, store_fault_rate=0.3, seed=11))
+    assert_holds(report)
+    assert report.stopped == "quiescent"
+    assert report.counters["store_write_faults"] > 50
+    assert report.counters.get("worker_exits", 0) == 0, dict(report.counters)

@@ -379,13 +379,15 @@ def counting(snapshots: list[Any]) -> pipeline.PipelineFactory:
     return count
 
 
-def run_counting(progress_seconds: float) -> tuple[Any, jobs.Job]:
+def run_counting(progress_seconds: float, pause: float = 0.0) -> tuple[Any, jobs.Job]:
+    """The counting job; its read waits `pause` seconds, then snapshots the stored progress."""
     snapshots: list[Any] = []
     store = Watched()
     types = registry.of([registry.JobType(name="count", pipeline=counting(snapshots))])
     submit(store, types, "count", "job-1")
 
     async def snapshot(effect: effects.ReadBlob) -> Result[bytes, errors.Error]:
+        await asyncio.sleep(pause)
         snapshots.append(jobs.progress(get(store, effect.key)))
         return Success(b"")
 
@@ -396,12 +398,20 @@ def run_counting(progress_seconds: float) -> tuple[Any, jobs.Job]:
     return seen, get(store, "job-1")
 
 
-def test_progress_is_throttled_but_the_final_report_is_always_written() -> None:
+def test_progress_waits_its_turn_and_the_last_report_rides_on_the_completion() -> None:
     seen, job = run_counting(progress_seconds=1e9)  # longer than the whole run
-    assert seen == pmap({"current": 1, "total": 4, "message": "step 1"})
+    assert seen is None  # the claim counts as a progress write: none since
     assert jobs.progress(job) == pmap({"current": 4, "total": 4, "message": "done"})
-    # submitted, claimed, 1/4, 4/4, succeeded: the throttled reports were never written
-    assert (jobs.status(job), jobs.version(job)) == (Status.COMPLETED, 5)
+    # submitted, claimed, succeeded (recording 4/4): no progress write of its own
+    assert (jobs.status(job), jobs.version(job)) == (Status.COMPLETED, 3)
+
+
+def test_a_waiting_report_is_written_when_its_turn_comes() -> None:
+    seen, job = run_counting(progress_seconds=0.5, pause=2.0)
+    assert seen == pmap({"current": 3, "total": 4, "message": "step 3"})  # the latest, at 0.5 s
+    assert jobs.progress(job) == pmap({"current": 4, "total": 4, "message": "done"})
+    # submitted, claimed, 3/4 when its turn came, succeeded with 4/4
+    assert (jobs.status(job), jobs.version(job)) == (Status.COMPLETED, 4)
 
 
 def test_without_throttling_every_progress_report_is_written() -> None:
