@@ -22,8 +22,8 @@ from google.cloud.firestore_v1.async_query import AsyncQuery
 from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.query import Query
 
-from jobkit import instants, listing
-from jobkit.status import PENDING, PROCESSING
+from jobkit import instants, listing, schedule
+from jobkit.status import CANCELLED, PENDING, PROCESSING, Status
 
 Operator = Literal["==", "in", "<", "<=", ">", ">="]
 EQUALITY: Final = frozenset({"==", "in"})
@@ -64,8 +64,50 @@ def claimable(now: datetime, queues: Collection[str] | None, limit: int) -> Shap
     if queues is not None:
         filters.append(_one_of("queue", queues))
     filters.append(Filter("runAt", "<=", instants.format(now)))
-    orders = (Order("priority", True), Order("runAt"), Order("createdAt"), Order(NAME))
+    orders = (
+        Order("priority", True),
+        Order("turn"),
+        Order("runAt"),
+        Order("createdAt"),
+        Order(NAME),
+    )
     return Shape(filters=tuple(filters), orders=orders, limit=limit)
+
+
+def _statuses(statuses: Collection[Status]) -> Filter:
+    return Filter("status", "in", sorted(status.value for status in statuses))
+
+
+def served(queue: str, priority: int) -> Shape:
+    """The band's clock (`schedule.Turns.served`): its claimed job with the largest turn."""
+    return Shape(
+        filters=(
+            _statuses(schedule.SERVED),
+            Filter("queue", "==", queue),
+            Filter("priority", "==", priority),
+        ),
+        orders=(Order("turn", True),),
+        limit=1,
+    )
+
+
+COUNTED: Final = frozenset(set(Status) - {CANCELLED})
+
+
+def last_turn(line: schedule.Line) -> Shape:
+    """A user's last turn in a band (`schedule.Turns.last`): their job there with the largest
+    turn, cancelled ones aside (an `in` of four statuses: Firestore's `!=` would have to be
+    ordered first)."""
+    return Shape(
+        filters=(
+            Filter("userId", "==", line.user_id),
+            Filter("queue", "==", line.queue),
+            Filter("priority", "==", line.priority),
+            _statuses(COUNTED),
+        ),
+        orders=(Order("turn", True),),
+        limit=1,
+    )
 
 
 def stalled(now: datetime, limit: int) -> Shape:

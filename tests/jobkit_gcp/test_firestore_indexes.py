@@ -104,6 +104,7 @@ async def workload(store: FirestoreJobStore) -> None:
     for queues in (None, ["slow"], ["slow", "default"], many):
         await store.count_due(at(5), queues, 10)
     await store.count_active("user-1", 10)
+    await store.insert_in_turn([new(4, user="user-2"), new(5, queue="slow", priority=90)])
     await store.counts(at(5), ["default", "slow"])
     for query in list_queries():
         await store.list("user-1", query)

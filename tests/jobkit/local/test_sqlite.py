@@ -19,7 +19,7 @@ import pytest
 from jobkit import documents, errors, instants, jobs, listing
 from jobkit.local import sqlite, sqlite_schema
 from jobkit.status import Status
-from tests.jobkit import conformance
+from tests.jobkit import conformance, turns_conformance
 from tests.jobkit.conformance import T0, at, claim_all, claimed, ids, new, succeeded
 
 
@@ -28,7 +28,7 @@ def opener(tmp_path: Path) -> conformance.Opener:
     return lambda name: sqlite.SqliteJobStore(tmp_path / f"{name}.db")
 
 
-class TestSqliteJobStore(conformance.JobStoreConformance):
+class TestSqliteJobStore(conformance.JobStoreConformance, turns_conformance.TurnsConformance):
     pass
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from jobkit import ports
 from jobkit.testing import MemoryJobStore
-from tests.jobkit import conformance
+from tests.jobkit import conformance, turns_conformance
 
 
 @pytest.fixture
@@ -23,5 +23,5 @@ def opener() -> conformance.Opener:
     return open_store
 
 
-class TestMemoryJobStore(conformance.JobStoreConformance):
+class TestMemoryJobStore(conformance.JobStoreConformance, turns_conformance.TurnsConformance):
     pass
