@@ -68,7 +68,7 @@ def test_a_jobs_events_come_in_version_order_then_end(client: httpx.Client) -> N
     assert any(e.data["status"] == "processing" for e in changes)
     assert changes[-1].data["status"] == "completed"
     # A job this short writes no progress of its own: its last report rides on its end.
-    assert changes[-1].data["progress"] == {"current": 1, "total": 1, "message": "done"}
+    assert changes[-1].data["progress"] == {"current": 3, "total": 3, "message": "result saved"}
     assert changes[-1].data["resultUrl"] == f"{P}/jobs/{job_id}/result"
     assert changes[-1].data == client.get(f"{P}/jobs/{job_id}/status").json()
     assert last == Event(
