@@ -117,9 +117,8 @@ def main(argv: list[str]) -> int:
         print(f"{code} (median of {runs} processes)")
         for key in found[0]:
             values = [sample[key] for sample in found]
-            print(
-                f"  {key}: {statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
-            )
+            low, high = min(values), max(values)
+            print(f"  {key}: {statistics.median(values):.3f} (min {low:.3f}, max {high:.3f})")
     return 0
 
 
