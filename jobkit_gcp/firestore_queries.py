@@ -140,6 +140,16 @@ def due(now: datetime, queues: Collection[str] | None, limit: int) -> Shape:
     return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=limit)
 
 
+def pending_page(after: tuple[Any, ...] | None, limit: int) -> Shape:
+    """Every pending job, page by page in `runAt` order (`next_due`'s index serves it)."""
+    return Shape(
+        filters=(Filter("status", "==", PENDING.value),),
+        orders=(Order("runAt"), Order(NAME)),
+        limit=limit,
+        after=after,
+    )
+
+
 def next_expiry() -> Shape:
     """The processing job whose lease runs out first (`>= ""`: only text, never null)."""
     return Shape(

@@ -11,7 +11,7 @@ little. A submission whose id exists still counts in the turns of the batch's la
 
 Documents stored before jobs took turns lack the field, and a query ordered by a field
 leaves out the documents that lack it: `fill` gives the pending ones turn 0, once, on
-upgrade (`jobkit-gcp fill-turns`; `docs/how-to/firestore.md`).
+upgrade (`docs/how-to/use-firestore-and-gcs.md`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,16 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobkit import jobs, schedule
+from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
+
+if TYPE_CHECKING:
+    from jobkit_gcp.firestore import FirestoreJobStore
+
+_PAGE = 300
 
 Run = Callable[[queries.Shape], Awaitable[builtins.list[Any]]]  # a shape's snapshots
 
@@ -67,3 +73,25 @@ async def insert(store: _Inserts, batch: Sequence[jobs.Job]) -> builtins.list[in
         [jobs.with_turn(job, turn) for job, turn in zip(batch, taken, strict=True)]
     )
     return [turn if ok else None for turn, ok in zip(taken, won, strict=True)]
+
+
+async def fill(store: FirestoreJobStore) -> int:
+    """Give turn 0 to every pending job whose document lacks a turn (stored before jobs took
+    turns), so that claims see it; how many were filled. A read per pending job and a
+    write per one filled: run it once, on upgrade, before the new workers start. Each
+    write is guarded by the job's version, so a job that moved on meanwhile is left."""
+    filled = 0
+    after: tuple[Any, ...] | None = None
+    while True:
+        shape = queries.pending_page(after, _PAGE)
+        collection = store.client.collection(store.collection)
+        found = [s async for s in queries.build(collection, shape).stream()]
+        for snapshot in found:
+            fields = snapshot.to_dict() or {}
+            if "turn" in fields:
+                continue
+            job = documents.from_fields(fields)  # turn 0
+            filled += await store.compare_and_set(jobs.version(job), job)
+        if len(found) < _PAGE:
+            return filled
+        after = (found[-1].get("runAt"), found[-1].id)
