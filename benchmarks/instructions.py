@@ -1,10 +1,11 @@
 """Instructions one submission costs on the embedded default, counted by valgrind's callgrind:
 deterministic where wall-clock time on a shared machine is not.
 
-`Runtime.submit` awaited one at a time (as `queue.py`'s one-at-a-time enqueue), on a fresh
-SQLite file. Each count is a whole process run under callgrind twice, with `--few` and with
-`--many` submissions after the same warm-up; the difference over the extra submissions is the
-cost of one, start-up and warm-up cancelled out.
+`Runtime.submit` awaited one at a time (as `queue.py`'s one-at-a-time enqueue), and
+`Runtime.submit_many` 500 per call (as `queue.py`'s `enqueue_many`), on a fresh SQLite
+file. Each count is a whole process run under callgrind twice, with few and with many
+submissions after the same warm-up; the difference over the extra submissions is the cost
+of one, start-up and warm-up cancelled out.
 
 Run: `python benchmarks/instructions.py [--code PATH ...]` (needs valgrind): each PATH is a
 checkout whose `jobkit` is measured (put first on the import path), e.g. `--code . --code
@@ -31,7 +32,7 @@ WARM = 100
 SCRIPT = str(Path(__file__).resolve())
 
 
-async def _submit(folder: str, count: int) -> None:
+async def _submit(folder: str, count: int, bulk: bool) -> None:
     from returns.result import Success
 
     from jobkit import jobs, pipeline, registry
@@ -43,16 +44,22 @@ async def _submit(folder: str, count: int) -> None:
 
     types = registry.of([registry.JobType(name="noop", pipeline=noop)])
     async with Runtime(folder, types=types) as runtime:
+        if bulk:  # `submit_many`, 500 per call
+            for offset in range(0, WARM + count, 500):
+                size = min(500, WARM + count - offset)
+                for outcome in await runtime.submit_many([{"type": "noop"}] * size):
+                    outcome.unwrap()
+            return
         for _ in range(WARM + count):
             (await runtime.submit({"type": "noop"})).unwrap()
 
 
-def _inner(count: int) -> None:
+def _inner(count: int, bulk: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(_submit(folder, count))
+        asyncio.run(_submit(folder, count, bulk))
 
 
-def _instructions(code: str, count: int) -> int:
+def _instructions(code: str, count: int, bulk: bool) -> int:
     """Instructions executed by one process that makes `count` submissions."""
     with tempfile.TemporaryDirectory() as out:
         report = os.path.join(out, "callgrind.out")
@@ -66,6 +73,7 @@ def _instructions(code: str, count: int) -> int:
                 SCRIPT,
                 "--inner",
                 str(count),
+                "bulk" if bulk else "one",
             ],
             env=env,
             check=True,
@@ -78,20 +86,22 @@ def _instructions(code: str, count: int) -> int:
     return int(found.group(1))
 
 
-def per_submission(code: str) -> float:
-    return (_instructions(code, MANY) - _instructions(code, FEW)) / (MANY - FEW)
+def per_submission(code: str, bulk: bool = False) -> float:
+    few, many = (FEW * 5, MANY * 5) if bulk else (FEW, MANY)
+    return (_instructions(code, many, bulk) - _instructions(code, few, bulk)) / (many - few)
 
 
 def main(argv: list[str]) -> int:
     codes = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--code"] or ["."]
     for code in codes:
         path = str(Path(code).resolve())
-        print(f"{path}: {per_submission(path):,.0f} instructions per submission", flush=True)
+        one, bulk = per_submission(path), per_submission(path, bulk=True)
+        print(f"{path}: {one:,.0f} instructions per `submit`, {bulk:,.0f} per job of `submit_many`")
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--inner":
-        _inner(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--inner":
+        _inner(int(sys.argv[2]), sys.argv[3] == "bulk")
         sys.exit(0)
     sys.exit(main(sys.argv[1:]))
