@@ -14,7 +14,9 @@ store reads from its indexes (`Turns`):
 - `served`, the band's clock: the largest turn a claim in the band has taken (the turn of
   a job processing, completed or failed). It only grows, so it says which round is being
   served whatever the band did since: drained, or holding jobs that wait for a retry.
-- `last`: the largest turn among the user's own jobs in the band, cancelled ones aside.
+- `last`: the largest turn still held by the user in the band: of their jobs waiting or
+  running, or of their job claimed in the round being served (`served`). A job that
+  finished in an earlier round, or was cancelled, holds nothing: its round is past.
 
 `next_turn = max(served, last + 1)` (an absent value counts as 0): the round being served,
 unless the user already has a job there or later, then the round after their last. A job
@@ -39,7 +41,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from jobkit import jobs
-from jobkit.status import CANCELLED, COMPLETED, FAILED, PENDING, PROCESSING
+from jobkit.status import ACTIVE, COMPLETED, FAILED, PENDING, PROCESSING
 
 
 def claim_key(job: jobs.Job) -> tuple[Any, ...]:
@@ -73,8 +75,8 @@ def line_of(job: jobs.Job) -> Line:
 @attrs.frozen
 class Turns:
     """Where a user stands in a band: the band's clock (`served`: the largest turn a claim
-    has taken there) and the user's `last` turn there (their jobs not cancelled); None when
-    there is none."""
+    has taken there) and the user's `last` turn there (the largest of their jobs pending or
+    processing, or of their claimed job at `served`); None when there is none."""
 
     served: int | None = None
     last: int | None = None
@@ -103,26 +105,37 @@ def take_turns(found: Mapping[Line, Turns], batch: Iterable[jobs.Job]) -> list[i
 
 def turns(candidates: Iterable[jobs.Job], lines: Collection[Line]) -> dict[Line, Turns]:
     """Each of `lines`' `Turns` among `candidates` (a whole store's jobs): the reference
-    for `JobStore.turns`."""
+    for `JobStore.turns`.
+
+    `next_turn` of these is what it would be with `last` taken over every job of the user
+    not cancelled (a job finished before the round being served has a turn below it, and
+    one claimed in it has the clock's own): the narrower `last` lets a store read it from
+    the jobs that are live, or claimed, which it indexes anyway."""
     wanted = set(lines)
     bands = {(line.queue, line.priority) for line in wanted}
     served: dict[tuple[str, int], int] = {}
-    last: dict[Line, int] = {}
+    live: dict[Line, int] = {}  # the user's largest turn pending or processing
+    claimed: dict[Line, int] = {}  # the user's largest turn claimed
     for job in candidates:
         state = jobs.status_or_none(job)
         band = (jobs.queue(job), jobs.priority(job))
-        if state is None or state == CANCELLED or band not in bands:
+        if state is None or band not in bands:
             continue
         turn = jobs.turn(job)
-        if state in SERVED and turn > served.get(band, -1):
-            served[band] = turn
         line = Line(jobs.user_id(job), *band)
-        if line in wanted and turn > last.get(line, -1):
-            last[line] = turn
-    return {
-        line: Turns(served=served.get((line.queue, line.priority)), last=last.get(line))
-        for line in wanted
-    }
+        if state in SERVED:
+            served[band] = max(turn, served.get(band, turn))
+            claimed[line] = max(turn, claimed.get(line, turn))
+        if state in ACTIVE:
+            live[line] = max(turn, live.get(line, turn))
+    found: dict[Line, Turns] = {}
+    for line in wanted:
+        clock = served.get((line.queue, line.priority))
+        held = [live[line]] if line in live else []
+        if clock is not None and claimed.get(line) == clock:
+            held.append(clock)
+        found[line] = Turns(served=clock, last=max(held, default=None))
+    return found
 
 
 # -- claims and stalls ---------------------------------------------------------------------

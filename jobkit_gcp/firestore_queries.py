@@ -23,7 +23,7 @@ from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.query import Query
 
 from jobkit import instants, listing, schedule
-from jobkit.status import CANCELLED, PENDING, PROCESSING, Status
+from jobkit.status import PENDING, PROCESSING, Status
 
 Operator = Literal["==", "in", "<", "<=", ">", ">="]
 EQUALITY: Final = frozenset({"==", "in"})
@@ -91,19 +91,15 @@ def served(queue: str, priority: int) -> Shape:
     )
 
 
-COUNTED: Final = frozenset(set(Status) - {CANCELLED})
-
-
-def last_turn(line: schedule.Line) -> Shape:
-    """A user's last turn in a band (`schedule.Turns.last`): their job there with the largest
-    turn, cancelled ones aside (an `in` of four statuses: Firestore's `!=` would have to be
-    ordered first)."""
+def held(line: schedule.Line, statuses: Collection[Status]) -> Shape:
+    """A user's job in a band with the largest turn among `statuses`: their live jobs'
+    (pending, processing), or their claimed jobs' (`schedule.Turns.last` takes both)."""
     return Shape(
         filters=(
             Filter("userId", "==", line.user_id),
             Filter("queue", "==", line.queue),
             Filter("priority", "==", line.priority),
-            _statuses(COUNTED),
+            _statuses(statuses),
         ),
         orders=(Order("turn", True),),
         limit=1,

@@ -19,7 +19,7 @@ from typing import Any, Final, assert_never
 from jobkit import records, schedule
 from jobkit.local import sqlite_schema as schema
 from jobkit.local.sqlite_schema import COLUMNS, Row
-from jobkit.status import CANCELLED
+from jobkit.status import ACTIVE
 
 
 class Write(enum.Enum):
@@ -222,19 +222,21 @@ def _turns(cursor: sqlite3.Cursor, line: schedule.Line) -> schedule.Turns:
 
 
 _SERVED: Final = frozenset(status.value for status in schedule.SERVED)
+_LIVE: Final = frozenset(status.value for status in ACTIVE)
 
 
 def _count(found: dict[schedule.Line, schedule.Turns], row: Row) -> None:
-    """`found` once `row`, a job stored as it is (not in turn), is stored too."""
-    if row.status is None or row.status == CANCELLED.value:
-        return
+    """`found` once `row`, a job stored as it is (not in turn), is stored too: as
+    `schedule.turns` would read it, for `next_turn`'s sake."""
     for line, turns in found.items():
         if (line.queue, line.priority) != (row.queue, row.priority):
             continue
         served, last = turns.served, turns.last
         if row.status in _SERVED and (served is None or row.turn > served):
             served = row.turn
-        if line.user_id == row.user_id and (last is None or row.turn > last):
+        mine = line.user_id == row.user_id
+        holds = row.status in _LIVE or (row.status in _SERVED and row.turn == served)
+        if mine and holds and (last is None or row.turn > last):
             last = row.turn
         found[line] = schedule.Turns(served=served, last=last)
 

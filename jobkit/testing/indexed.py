@@ -4,7 +4,8 @@ The answers are the same (a test runs both stores and compares reports); a scan 
 and per submission for its turn, would make a 10,000-job run quadratic. Entries are
 dropped lazily, once the job they name has moved on: claims and stalls are filed by (job
 id, version); turns by (turn, job id), still good while the job holds that turn in the
-right status (a job's turn changes only when its owner retries it by hand).
+right status (a job's turn changes only when its owner retries it by hand): a band's
+claimed jobs, a user's live ones, and a user's claimed ones by turn.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from jobkit import jobs, schedule
-from jobkit.status import CANCELLED, PENDING, PROCESSING
+from jobkit.status import ACTIVE, PENDING, PROCESSING
 from jobkit.testing import memory
 
 Band = tuple[str, int]  # (queue, priority)
@@ -30,7 +31,8 @@ class IndexedStore(memory.MemoryJobStore):
         self._due: list[tuple[tuple[Any, ...], int]] = []  # pending and due, in claim order
         self._leases: list[tuple[datetime, str, int]] = []  # processing, by lease expiry
         self._served: dict[Band, list[tuple[int, str]]] = {}  # claimed: (-turn, id)
-        self._lasts: dict[schedule.Line, list[tuple[int, str]]] = {}  # not cancelled
+        self._lasts: dict[schedule.Line, list[tuple[int, str]]] = {}  # pending or processing
+        self._claimed_at: dict[tuple[schedule.Line, int], set[str]] = {}  # a user's, by turn
 
     def _index(self, job: jobs.Job) -> None:
         state, key = jobs.status_or_none(job), (jobs.id(job), jobs.version(job))
@@ -39,11 +41,13 @@ class IndexedStore(memory.MemoryJobStore):
         elif state == PROCESSING and (expires := jobs.lease_expires_at(job)) is not None:
             heapq.heappush(self._leases, (expires, *key))
         turn = (-jobs.turn(job), jobs.id(job))
+        line = schedule.line_of(job)
         if state in schedule.SERVED:
             band = (jobs.queue(job), jobs.priority(job))
             heapq.heappush(self._served.setdefault(band, []), turn)
-        if state is not None and state != CANCELLED:
-            heapq.heappush(self._lasts.setdefault(schedule.line_of(job), []), turn)
+            self._claimed_at.setdefault((line, jobs.turn(job)), set()).add(jobs.id(job))
+        if state in ACTIVE:
+            heapq.heappush(self._lasts.setdefault(line, []), turn)
 
     def _current(self, job_id: str, version: int) -> jobs.Job | None:
         job = self.get_now(job_id)
@@ -107,13 +111,24 @@ class IndexedStore(memory.MemoryJobStore):
         return min(times, default=None)
 
     def turns_now(self, lines: Collection[schedule.Line]) -> dict[schedule.Line, schedule.Turns]:
-        return {
-            line: schedule.Turns(
-                served=self._top(self._served.get((line.queue, line.priority)), _served),
-                last=self._top(self._lasts.get(line), _counted),
-            )
-            for line in lines
-        }
+        found = {}
+        for line in lines:
+            served = self._top(self._served.get((line.queue, line.priority)), _served)
+            held = self._top(self._lasts.get(line), _live)
+            if served is not None and self._holds_at(line, served):
+                held = served if held is None else max(held, served)
+            found[line] = schedule.Turns(served=served, last=held)
+        return found
+
+    def _holds_at(self, line: schedule.Line, turn: int) -> bool:
+        """Whether the user holds a claimed job at `turn` in the line's band."""
+        ids = self._claimed_at.get((line, turn), set())
+        for job_id in list(ids):
+            job = self.get_now(job_id)
+            if job is not None and jobs.turn(job) == turn and _served(jobs.status_or_none(job)):
+                return True
+            ids.discard(job_id)
+        return False
 
     def _top(self, heap: list[tuple[int, str]] | None, holds: Any) -> int | None:
         """The largest turn in `heap` still held by its job in a status `holds` accepts."""
@@ -130,5 +145,5 @@ def _served(state: object) -> bool:
     return state in schedule.SERVED
 
 
-def _counted(state: object) -> bool:
-    return state is not None and state != CANCELLED
+def _live(state: object) -> bool:
+    return state in ACTIVE

@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobkit import jobs, schedule
+from jobkit.status import Status
+from tests.jobkit import conformance
 from tests.jobkit.conformance import at, claimed, new, succeeded
 
 maybe_turn = st.none() | st.integers(0, 10**6)
@@ -78,3 +80,23 @@ def test_turns_read_the_bands_clock_from_claimed_jobs_and_skip_cancelled_ones() 
     assert schedule.turns([done, running, waiting, other_band], [line]) == {
         line: schedule.Turns(served=6, last=9)
     }
+
+
+@given(conformance.populations(), st.sampled_from(conformance.USERS))
+def test_the_narrow_last_gives_the_turn_the_last_of_every_job_not_cancelled_would(
+    population: list[jobs.Job], user: str
+) -> None:
+    """`turns` reads `last` from live jobs and the clock's round only; a finished job further
+    back has a turn below the clock, so the turn given is the same."""
+    for queue in conformance.QUEUES:
+        for priority in (0, 50, 100):
+            line = schedule.Line(user, queue, priority)
+            found = schedule.turns(population, [line])[line]
+            theirs = [
+                jobs.turn(job)
+                for job in population
+                if schedule.line_of(job) == line
+                and jobs.status_or_none(job) not in (None, Status.CANCELLED)
+            ]
+            wide = schedule.Turns(served=found.served, last=max(theirs, default=None))
+            assert schedule.next_turn(found) == schedule.next_turn(wide)
