@@ -325,6 +325,17 @@ def test_a_version_5_file_gives_its_pending_jobs_turns_in_each_users_line(
         rows = connection.execute("SELECT turn, doc FROM jobs").fetchall()
     assert all(json.loads(doc).get("turn", 0) == turn for turn, doc in rows)
     assert "turn" not in json.loads(next(doc for _, doc in rows if '"completed"' in doc))
+    with raw(path) as connection:
+        columns = {
+            name: [row[2] for row in connection.execute(f"PRAGMA index_info({name})")]
+            for name in ("jobs_claim_queue", "jobs_band_served", "jobs_user_active")
+        }
+    assert columns == {  # no index more than before to file a submission under
+        "jobs_claim_queue": ["queue", "priority", "turn", "run_at", "created_at", "id"],
+        "jobs_band_served": ["queue", "priority", "turn", "user_id"],
+        "jobs_user_active": ["user_id", "queue", "priority", "turn"],
+    }
+    assert "jobs_user_turn" not in indexes(path)
 
 
 def test_a_file_from_a_newer_jobkit_is_refused(tmp_path: Path) -> None:
