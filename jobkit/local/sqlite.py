@@ -62,7 +62,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar
 
 from jobkit import errors, instants, jobs, listing, schedule
-from jobkit.local import sqlite_checkpoints, sqlite_writes
+from jobkit.local import sqlite_checkpoints, sqlite_turns, sqlite_writes
 from jobkit.local import sqlite_schema as schema
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -375,7 +375,7 @@ class SqliteJobStore:
     async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
         """Each job's turn given where it is written: by the insert statement itself for a
         lone submission (`sqlite_schema.INSERT_IN_TURN`), or by the writer's transaction
-        (`sqlite_writes.InTurn`). Reading the turns first, as a store that cannot do this
+        (`sqlite_turns`). Reading the turns first, as a store that cannot do this
         must, would cost a statement of its own: a tenth of a submission's time here."""
         rows = [schema.encode(job) for job in batch]
         if len(rows) == 1:  # a lone write, maybe written at once
@@ -386,7 +386,7 @@ class SqliteJobStore:
         if not rows:
             return []
         answers: builtins.list[int | None] = await self._write(
-            sqlite_writes.Write.IN_TURN, sqlite_writes.InTurn(rows)
+            sqlite_writes.Write.IN_TURN, sqlite_turns.InTurn(rows)
         )
         return answers
 

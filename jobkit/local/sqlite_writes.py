@@ -16,10 +16,9 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, assert_never
 
-from jobkit import records, schedule
 from jobkit.local import sqlite_schema as schema
+from jobkit.local import sqlite_turns as turns
 from jobkit.local.sqlite_schema import COLUMNS, Row
-from jobkit.status import ACTIVE
 
 
 class Write(enum.Enum):
@@ -35,17 +34,6 @@ class Write(enum.Enum):
 
 
 Answer = Any  # bool, list[bool], list[int | None] (turns), dict (pragmas), or an exception
-
-
-class InTurn:
-    """An `IN_TURN` write: rows of submissions (`JobStore.insert_in_turn`), whose turns the
-    transaction that stores them gives; `turns`, once given by the optimistic way."""
-
-    __slots__ = ("rows", "turns")
-
-    def __init__(self, rows: list[Row]) -> None:
-        self.rows = rows
-        self.turns: list[int] = []
 
 
 PRAGMAS: Final = (
@@ -189,56 +177,21 @@ def _in_turn(cursor: sqlite3.Cursor, items: list[tuple[Write, Any]]) -> list[Row
     of where its line stands in this transaction, each row counted as stored for the next
     (the run's other rows too). Every row is taken to be new: the optimistic way undoes the
     run when one is not."""
-    lines = {_line(row) for kind, payload in items if kind is Write.IN_TURN for row in payload.rows}
+    lines = {
+        turns.line(r) for kind, payload in items if kind is Write.IN_TURN for r in payload.rows
+    }
     if not lines:
         return _flat(items)
-    found = {line: _turns(cursor, line) for line in lines}
+    found = {line: turns.read(cursor, line) for line in lines}
     rows: list[Row] = []
     for kind, payload in items:
-        if kind is not Write.IN_TURN:
-            for row in _flat([(kind, payload)]):
-                _count(found, row)
-                rows.append(row)
+        if kind is Write.IN_TURN:
+            rows += turns.give(found, payload)
             continue
-        payload.turns = []
-        for row in payload.rows:
-            turns = found[_line(row)]
-            turn = schedule.next_turn(turns)
-            found[_line(row)] = schedule.Turns(served=turns.served, last=turn)
-            payload.turns.append(turn)
-            rows.append(records.with_turn(row, turn))
+        for row in _flat([(kind, payload)]):
+            turns.count(found, row)
+            rows.append(row)
     return rows
-
-
-def _line(row: Row) -> schedule.Line:
-    return schedule.Line(row.user_id, row.queue, row.priority)
-
-
-def _turns(cursor: sqlite3.Cursor, line: schedule.Line) -> schedule.Turns:
-    served, last = cursor.execute(
-        schema.TURNS, (line.queue, line.priority, line.user_id)
-    ).fetchone()
-    return schedule.Turns(served=served, last=last)
-
-
-_SERVED: Final = frozenset(status.value for status in schedule.SERVED)
-_LIVE: Final = frozenset(status.value for status in ACTIVE)
-
-
-def _count(found: dict[schedule.Line, schedule.Turns], row: Row) -> None:
-    """`found` once `row`, a job stored as it is (not in turn), is stored too: as
-    `schedule.turns` would read it, for `next_turn`'s sake."""
-    for line, turns in found.items():
-        if (line.queue, line.priority) != (row.queue, row.priority):
-            continue
-        served, last = turns.served, turns.last
-        if row.status in _SERVED and (served is None or row.turn > served):
-            served = row.turn
-        mine = line.user_id == row.user_id
-        holds = row.status in _LIVE or (row.status in _SERVED and row.turn == served)
-        if mine and holds and (last is None or row.turn > last):
-            last = row.turn
-        found[line] = schedule.Turns(served=served, last=last)
 
 
 def _exact(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer]:
