@@ -9,13 +9,14 @@ from jobkit_http import api, metrics, openapi, reads, streams, submit
 P = api.PREFIX
 
 ROUTES = [
+    # Starlette tries routes in order: the one clients poll comes first.
+    Route(f"{P}/jobs/{{job_id}}/status", reads.get_status, methods=["GET"], name="get_status"),
     Route(f"{P}/jobs", submit.create_job, methods=["POST"], name="create_job"),
     Route(f"{P}/jobs", reads.list_jobs, methods=["GET"], name="list_jobs"),
     Route(f"{P}/pdf-processing", submit.create_pdf_job, methods=["POST"], name="create_pdf_job"),
     Route(f"{P}/jobs/{{job_id}}", reads.get_job, methods=["GET"], name="get_job"),
     Route(f"{P}/jobs/{{job_id}}", api.cancel_job, methods=["DELETE"], name="cancel_job"),
     Route(f"{P}/jobs/{{job_id}}/retry", api.retry_job, methods=["PUT"], name="retry_job"),
-    Route(f"{P}/jobs/{{job_id}}/status", reads.get_status, methods=["GET"], name="get_status"),
     Route(f"{P}/jobs/{{job_id}}/result", reads.get_result, methods=["GET"], name="get_result"),
     Route(
         f"{P}/jobs/{{job_id}}/record", api.delete_record, methods=["DELETE"], name="delete_record"

@@ -124,15 +124,6 @@ SUMMARY = {
 }
 
 
-@pytest.fixture
-def gemini() -> Iterator[GeminiServer]:
-    server = GeminiServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.slow
 def test_prometheus_scrapes_serve_and_worker_and_records_the_dashboard_s_series(
     tmp_path: Path, gemini: GeminiServer

@@ -15,7 +15,6 @@ import attrs
 import pytest
 
 from tests.jobkit_gcp import emulators as emulator_processes
-from tests.jobkit_gcp.gemini_server import GeminiServer
 from tests.jobkit_gcp.metadata_server import MetadataServer
 
 # Variables through which the SDK or the auth library would find real credentials or
@@ -45,21 +44,9 @@ def no_google(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def gemini() -> Iterator[GeminiServer]:
-    server = GeminiServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def metadata() -> Iterator[MetadataServer]:
-    server = MetadataServer().start()
-    try:
+    with MetadataServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 VARIABLES = ("FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")

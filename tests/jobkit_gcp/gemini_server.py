@@ -15,10 +15,12 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import attrs
+
+from tests.loopback import Loopback, Quiet
 
 VERTEX_PATH = re.compile(
     r"^/(?P<version>v1[a-z0-9]*)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
@@ -165,7 +167,7 @@ def empty() -> Reply:
 # -- the server ---------------------------------------------------------------------------
 
 
-class GeminiServer:
+class GeminiServer(Loopback):
     """Accepts Vertex calls bearing `token` and developer calls bearing `api_key`."""
 
     def __init__(self, *, token: str = "vertex-token", api_key: str = "developer-key") -> None:
@@ -181,25 +183,7 @@ class GeminiServer:
         self._by_model: dict[str, collections.deque[Reply]] = {}
         self._sessions: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> GeminiServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(_handler(self))
 
     def script(self, *replies: Reply) -> None:
         """Answer the next calls with `replies`, in order, then with `default`."""
@@ -310,7 +294,7 @@ class GeminiServer:
 
 
 def _handler(server: GeminiServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
@@ -341,18 +325,6 @@ def _handler(server: GeminiServer) -> type[BaseHTTPRequestHandler]:
             data = (
                 reply.text.encode() if reply.text is not None else json.dumps(reply.body).encode()
             )
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in reply.headers:
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test): nothing to answer
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass
+            self.reply(reply.status, data, headers=reply.headers)
 
     return Handler

@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import Loopback, Quiet
 
 ROOT = "/computeMetadata/v1/"
 ACCOUNT = ROOT + "instance/service-accounts/default/"
 
 
-class MetadataServer:
+class MetadataServer(Loopback):
     """Hands out `token` for the default service account of `project`; counts requests."""
 
     def __init__(self, *, token: str = "metadata-token", project: str = "test-project") -> None:
@@ -23,29 +24,11 @@ class MetadataServer:
         self.project = project
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    @property
-    def host(self) -> str:
-        """`host:port`, the form `GCE_METADATA_HOST` and `GCE_METADATA_IP` take."""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
+        super().__init__(_handler(self))
 
     def environ(self) -> dict[str, str]:
+        """`host:port` where `GCE_METADATA_HOST` and `GCE_METADATA_IP` want it."""
         return {"GCE_METADATA_HOST": self.host, "GCE_METADATA_IP": self.host}
-
-    def start(self) -> MetadataServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def count(self, path: str) -> int:
         with self._lock:
@@ -75,21 +58,13 @@ class MetadataServer:
 
 
 def _handler(server: MetadataServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_GET(self) -> None:
             if self.headers.get("Metadata-Flavor") != "Google":
                 status, kind, body = 403, "text/plain", "missing Metadata-Flavor: Google"
             else:
                 status, kind, body = server.answer(self.path.split("?", 1)[0])
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Metadata-Flavor", "Google")
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass
+            flavor = [("Metadata-Flavor", "Google")]
+            self.reply(status, body.encode(), content_type=kind, headers=flavor)
 
     return Handler

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import grpc
@@ -27,6 +26,7 @@ import jobkit_gcp
 from tests.jobkit_gcp.conftest import Emulators, unique
 from tests.jobkit_gcp.gemini_server import GeminiServer
 from tests.jobkit_http.jwks_server import JwksServer
+from tests.loopback import Loopback, Quiet
 
 SUMMARY = {
     "title": "A sample",
@@ -158,7 +158,7 @@ def push_environ(
     }
 
 
-class Front:
+class Front(Loopback):
     """An HTTP front on loopback that sends each request to the next instance that accepts a
     connection (round robin), as Cloud Run routes a service's traffic to its instances; an
     instance that stopped listening gets no more."""
@@ -168,22 +168,10 @@ class Front:
         self.routed: list[tuple[str, str, int]] = []  # (backend, path, status)
         self._turn = itertools.count()
         self._http = httpx.Client(timeout=httpx.Timeout(600.0, connect=2.0))
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Front:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def stop(self) -> None:
+        super().stop()
         self._http.close()
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
@@ -201,24 +189,16 @@ class Front:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def do_POST(self) -> None:
                 size = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(size)
                 answer = front.forward("POST", self.path, dict(self.headers), body)
                 if answer is None:
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.reply(503)
                     return
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("content-type", ""))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
+                kind = answer.headers.get("content-type", "")
+                self.reply(answer.status_code, answer.content, content_type=kind)
 
         return Handler
 

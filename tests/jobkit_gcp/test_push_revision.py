@@ -54,7 +54,7 @@ def test_a_stopping_instance_releases_its_jobs_in_time_and_the_other_finishes_th
                 project=project,
                 bucket=bucket,
                 queue=queue,
-                url=front.url,
+                url=front.base_url,
                 gemini=stub,
                 issuer=google,
             )

@@ -6,11 +6,9 @@ refuses is dropped, not raised; rings still being created at close are sent firs
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
@@ -21,6 +19,7 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 
 from jobkit_gcp import tasks
 from tests.jobkit_gcp.conftest import unique
+from tests.loopback import Loopback, Quiet
 
 SECRET = "a-secret-of-enough-length"
 
@@ -33,41 +32,22 @@ class Hit:
     body: bytes
 
 
-class Receiver:
+class Receiver(Loopback):
     """Where the doorbells go: records each request and answers 200."""
 
     def __init__(self) -> None:
         self.hits: list[Hit] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def do_POST(self) -> None:
                 size = int(self.headers.get("content-length") or 0)
                 receiver.hits.append(
                     Hit(time.time(), self.path, dict(self.headers), self.rfile.read(size))
                 )
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(200)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
@@ -115,7 +95,9 @@ def test_a_ring_calls_the_dispatch_endpoint_at_its_time_with_the_secret_and_no_j
     rung_at = time.time()
 
     async def main() -> int:
-        async with tasks.CloudTasksDoorbell(config(tasks_emulator, queue, receiver.url)) as bell:
+        async with tasks.CloudTasksDoorbell(
+            config(tasks_emulator, queue, receiver.base_url)
+        ) as bell:
             bell.ring(datetime.now(UTC) + timedelta(seconds=2))
             bell.ring(None)
             await asyncio.sleep(0.5)
@@ -136,7 +118,9 @@ def test_waiting_counts_the_tasks_due_by_a_time(tasks_emulator: str, receiver: R
     queue = make_queue(tasks_emulator)
 
     async def main() -> tuple[int, int, int]:
-        async with tasks.CloudTasksDoorbell(config(tasks_emulator, queue, receiver.url)) as bell:
+        async with tasks.CloudTasksDoorbell(
+            config(tasks_emulator, queue, receiver.base_url)
+        ) as bell:
             now = datetime.now(UTC)
             for minutes in (10, 10, 20):
                 bell.ring(now + timedelta(minutes=minutes))
@@ -156,7 +140,9 @@ def test_a_ring_the_queue_refuses_is_dropped_and_counted(
     missing = f"projects/{unique('tasks')}/locations/here/queues/none"
 
     async def main() -> tuple[int, int]:
-        async with tasks.CloudTasksDoorbell(config(tasks_emulator, missing, receiver.url)) as bell:
+        async with tasks.CloudTasksDoorbell(
+            config(tasks_emulator, missing, receiver.base_url)
+        ) as bell:
             bell.ring(None)
             await asyncio.sleep(0.5)
             return bell.rung, bell.failed
@@ -168,7 +154,9 @@ def test_rings_made_just_before_closing_are_sent(tasks_emulator: str, receiver: 
     queue = make_queue(tasks_emulator)
 
     async def main() -> int:
-        async with tasks.CloudTasksDoorbell(config(tasks_emulator, queue, receiver.url)) as bell:
+        async with tasks.CloudTasksDoorbell(
+            config(tasks_emulator, queue, receiver.base_url)
+        ) as bell:
             for _ in range(40):  # more than one batch
                 bell.ring(None)
         return bell.rung

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import Loopback, Quiet
 
 METADATA_PATH = "/tenant/v2.0/.well-known/openid-configuration"
 JWKS_PATH = "/tenant/discovery/v2.0/keys"
 
 
-class JwksServer:
+class JwksServer(Loopback):
     """Serves `metadata` and `jwks` (both replaceable while running) and counts requests by path.
 
     `status` other than 200 makes every answer that status, to play a failing provider.
@@ -24,29 +26,11 @@ class JwksServer:
         self.status = 200
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(_handler(self))
 
     @property
     def metadata_url(self) -> str:
         return self.base_url + METADATA_PATH
-
-    def start(self) -> JwksServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def count(self, path: str) -> int:
         with self._lock:
@@ -65,17 +49,9 @@ class JwksServer:
 
 
 def _handler(server: JwksServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_GET(self) -> None:
             status, document = server.answer(self.path)
-            body = json.dumps(document).encode() if document is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass  # keep test output clean
+            self.reply(status, json.dumps(document).encode() if document is not None else b"")
 
     return Handler

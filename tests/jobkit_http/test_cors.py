@@ -9,9 +9,7 @@ set-up (`.ci/run` installs them): without them the test fails, it does not skip.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from jobkit_http import api, cors
 from tests.jobkit_http.conftest import new_user
 from tests.jobkit_http.server import SAMPLE_PDF, RunningServer, serve
+from tests.loopback import Loopback, Quiet
 
 P = api.PREFIX
 PAGE = Path(__file__).with_name("browser") / "page.html"
@@ -31,7 +30,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 ALLOWED = "http://127.0.0.1:{port}"
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
+class _Files(Quiet):
     """The front end's own origin: the page, and a PDF for it to upload."""
 
     def do_GET(self) -> None:
@@ -43,28 +42,14 @@ class _Files(http.server.BaseHTTPRequestHandler):
         else:
             self.send_error(404)
             return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        return
+        self.reply(200, body, content_type=kind)
 
 
 @contextlib.contextmanager
 def page_server() -> Iterator[str]:
     """A static server on a free loopback port; yields its origin."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with Loopback(_Files) as server:
+        yield server.base_url
 
 
 @pytest.fixture

@@ -110,15 +110,6 @@ def settled(port: int, text: str) -> str:
     return text
 
 
-@pytest.fixture
-def gemini() -> Iterator[GeminiServer]:
-    server = GeminiServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_a_killed_worker_s_job_is_logged_as_stalled_and_counted_by_the_next_worker(
     tmp_path: Path, workers: Callable[..., Worker], gemini: GeminiServer
 ) -> None:
