@@ -21,6 +21,7 @@ from jobkit._values import (
     RESULT,
     RUN_AT,
     STATUS,
+    TURN,
     UPDATED_AT,
     VERSION,
     make_entry,
@@ -54,6 +55,10 @@ class Change:
 
     def run_at(self, at: datetime) -> Change:
         self._values[RUN_AT] = at
+        return self
+
+    def turn(self, value: int) -> Change:
+        self._values[TURN] = value
         return self
 
     def attempts(self, value: int) -> Change:

@@ -58,11 +58,14 @@ def to_document(job: jobs.Job) -> dict[str, Any]:
 
 
 def from_document(doc: Mapping[str, Any]) -> jobs.Job:
-    """Inverse of `to_document`; a missing field is a store bug. Fields not in `jobs.FIELDS`
+    """Inverse of `to_document`; a missing field is a store bug, but for `turn`, which
+    documents stored before jobs took turns lack: theirs is 0. Fields not in `jobs.FIELDS`
     are left out; a history entry's missing keys are unset."""
     try:
         values = _values.IN_ORDER(doc)
     except KeyError:
+        if "turn" not in doc:
+            return from_document({**doc, "turn": 0})
         missing = [name for name in jobs.FIELDS if name not in doc]
         raise errors.JobkitError(f"job document lacks fields {missing}") from None
     return from_fields(list(values))

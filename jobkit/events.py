@@ -108,9 +108,12 @@ class CancelRequested:
 
 @attrs.frozen(kw_only=True)
 class RetryRequested:
-    """The owner retries a failed job: attempts start again from zero, due now."""
+    """The owner retries a failed job: attempts start again from zero, due now, and the job
+    takes `turn` (`schedule.next_turn` where its band stands now, as a new submission would:
+    `commands.apply` reads it), or keeps its own when None."""
 
     kind: ClassVar[str] = "retry"
+    turn: int | None = None
 
 
 @attrs.frozen(kw_only=True)

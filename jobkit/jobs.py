@@ -41,6 +41,7 @@ from jobkit._values import (
     RESULT,
     RUN_AT,
     STATUS,
+    TURN,
     TYPE,
     UPDATED_AT,
     USER_ID,
@@ -115,6 +116,22 @@ def priority(job: Job) -> int:
 def queue(job: Job) -> str:
     value: str = job._values[QUEUE]
     return value
+
+
+def turn(job: Job) -> int:
+    """The job's place in its band's round of claims (`schedule`): within a (queue, priority),
+    lower turns are claimed first. Given when it is stored (`JobStore.insert_in_turn`) and
+    again when its owner retries it by hand; kept through automatic retries and releases."""
+    value: int = job._values[TURN]
+    return value
+
+
+def with_turn(job: Job, turn: int) -> Job:
+    """The job holding `turn` and otherwise the same: what a store keeps of a submitted job
+    once it has given it its turn (`JobStore.insert_in_turn`). Not a new version."""
+    values = list(job._values)
+    values[TURN] = turn
+    return _values.make_job(tuple(values))
 
 
 def run_at(job: Job) -> datetime:
@@ -311,6 +328,7 @@ def draft(
                 "status": None,
                 "priority": priority,
                 "queue": queue,
+                "turn": 0,
                 "runAt": run_at,
                 "params": freeze(params),
                 "input": input,

@@ -167,8 +167,10 @@ def _apply(job: jobs.Job, current: Status | None, event: events.Event, now: date
         case events.CancelRequested():
             cancelled = _lifecycle(job, "cancelled", jobs.claim(job))
             return same.status(CANCELLED), CANCELLED, (cancelled,)
-        case events.RetryRequested():
+        case events.RetryRequested(turn=turn):
             change = same.attempts(0).error(None).status(PENDING).run_at(now)
+            if turn is not None:
+                change.turn(turn)
             return change, PENDING, (_lifecycle(job, "requeued", jobs.claim(job)),)
         case events.Purged():
             assert current is not None

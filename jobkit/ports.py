@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -31,6 +31,20 @@ class JobStore(Protocol):
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
         """Several independent inserts in one round trip; one answer per job, as `insert`'s."""
+
+    async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        """Store new pending jobs (submissions), each with its turn: `jobs.with_turn(job,
+        turn)`, the turn `schedule.take_turns` gives it where the store stands at the write
+        (every job of `batch` as if stored one after another). One answer per job: its
+        turn, or None (and nothing written) if its id exists. In one round trip where the
+        store can: the SQLite store reads and writes in one statement or transaction; a
+        store that must read first (Firestore) may give two concurrent submissions of one
+        user the same turn, which costs fairness nothing (the tie goes by `runAt`)."""
+
+    async def turns(
+        self, lines: Collection[schedule.Line]
+    ) -> Mapping[schedule.Line, schedule.Turns]:
+        """Where each of `lines` stands (`schedule.turns` is the reference), from indexes."""
 
     async def get(self, job_id: str) -> jobs.Job | None: ...
 

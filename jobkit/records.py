@@ -27,6 +27,8 @@ _INT = int
 # An error or an input lives on, unchanged, in later versions of its job (and an error in
 # its history entry too): their text is remembered by identity.
 _TEXTS: Final = _cache.IdentityCache[str](max_entries=1024)
+TURN_KEY: Final = ',"turn":'  # the turn's key in the text, and the key after it (`around_turn`)
+_AFTER_TURN: Final = ',"runAt":'
 
 
 def _error_text(error: errors.Error) -> str:
@@ -91,12 +93,13 @@ def _text_of(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
     way, through its document.
     """
     (
-        job_id, user_id, type_name, state, priority, queue, run_at, params, input_, result,
-        error, attempts, max_attempts, history, progress, owner, expires,
+        job_id, user_id, type_name, state, priority, queue, turn, run_at, params, input_,
+        result, error, attempts, max_attempts, history, progress, owner, expires,
         version, created, updated, metadata, idempotency,
     ) = values  # fmt: skip
     if not (
         type(priority) is _INT
+        and type(turn) is _INT
         and type(attempts) is _INT
         and type(max_attempts) is _INT
         and type(version) is _INT
@@ -117,6 +120,7 @@ def _text_of(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
                 ',"status":', "null" if state is None else _string(state),
                 ',"priority":', int.__repr__(priority),
                 ',"queue":', _string(queue),
+                TURN_KEY, int.__repr__(turn),
                 ',"runAt":"', run_at_text,
                 '","params":', _part(params, shared=True),
                 ',"input":', "null" if input_ is None else _input_text(input_),
@@ -154,6 +158,27 @@ def _reference_text(values: Sequence[Any]) -> tuple[str, str, str, str | None]:
     )
 
 
+# -- the turn, given as the job is stored ---------------------------------------------------
+
+
+def around_turn(text: str) -> tuple[str, str]:
+    """`to_json`'s text cut around the turn's value: (what comes before it, what comes after
+    it), so that `before + str(turn) + after` is the text of `jobs.with_turn(job, turn)`,
+    for a store that gives the turn in the statement that writes the job (`sqlite_writes`).
+
+    The turn follows `id`, `userId`, `type`, `status`, `priority` and `queue`, whose text
+    cannot hold `,"turn":` (a string's quotes are escaped), so its first match is the key.
+    """
+    start = text.index(TURN_KEY) + len(TURN_KEY)
+    return text[:start], text[text.index(_AFTER_TURN, start) :]
+
+
+def with_turn(record: Record, turn: int) -> Record:
+    """`to_record(jobs.with_turn(job, turn))`, from `to_record(job)`, without encoding again."""
+    before, after = around_turn(record.doc)
+    return record._replace(turn=turn, doc=f"{before}{turn}{after}")
+
+
 def from_json(text: str | bytes) -> jobs.Job:
     """The job `to_json` wrote (or any JSON text of its document)."""
     doc = json.loads(text)
@@ -178,6 +203,7 @@ class Record(NamedTuple):
     status: str | None
     priority: int
     queue: str
+    turn: int
     run_at: str  # instants as `instants.format` text, as in the JSON
     created_at: str
     lease_expires_at: str | None
@@ -197,6 +223,7 @@ def to_record(job: jobs.Job) -> Record:
         None if state is None else jobs.STATUS_TEXTS[jobs.as_status(state)],
         values[_values.PRIORITY],
         values[_values.QUEUE],
+        values[_values.TURN],
         run_at,
         created_at,
         expires,

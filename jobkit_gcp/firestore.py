@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -52,6 +52,7 @@ from jobkit import instants, jobs, listing, schedule
 from jobkit.status import PENDING, PROCESSING
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
+from jobkit_gcp import firestore_turns as turns
 from jobkit_gcp import firestore_wire as wire
 from jobkit_gcp.firestore_doorbell import Head
 
@@ -234,6 +235,11 @@ class FirestoreJobStore:
         found = await asyncio.gather(*(self._tally(queries.due(now, g, limit)) for g in groups))
         return min(limit, sum(found))
 
+    async def turns(
+        self, lines: Collection[schedule.Line]
+    ) -> Mapping[schedule.Line, schedule.Turns]:
+        return await turns.read(self._run, lines)
+
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
         if limit <= 0:
             return []
@@ -306,6 +312,9 @@ class FirestoreJobStore:
             seen.add(item.job_id)
         await self._apply([item for item in pending if item.answer is None])
         return [bool(item.answer) for item in pending]
+
+    async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        return await turns.insert(self, batch)
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         (answer,) = await self.compare_and_set_many([(expected_version, job)])

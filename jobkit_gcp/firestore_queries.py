@@ -22,8 +22,8 @@ from google.cloud.firestore_v1.async_query import AsyncQuery
 from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.query import Query
 
-from jobkit import instants, listing
-from jobkit.status import PENDING, PROCESSING
+from jobkit import instants, listing, schedule
+from jobkit.status import PENDING, PROCESSING, Status
 
 Operator = Literal["==", "in", "<", "<=", ">", ">="]
 EQUALITY: Final = frozenset({"==", "in"})
@@ -64,8 +64,46 @@ def claimable(now: datetime, queues: Collection[str] | None, limit: int) -> Shap
     if queues is not None:
         filters.append(_one_of("queue", queues))
     filters.append(Filter("runAt", "<=", instants.format(now)))
-    orders = (Order("priority", True), Order("runAt"), Order("createdAt"), Order(NAME))
+    orders = (
+        Order("priority", True),
+        Order("turn"),
+        Order("runAt"),
+        Order("createdAt"),
+        Order(NAME),
+    )
     return Shape(filters=tuple(filters), orders=orders, limit=limit)
+
+
+def _statuses(statuses: Collection[Status]) -> Filter:
+    return Filter("status", "in", sorted(status.value for status in statuses))
+
+
+def served(queue: str, priority: int) -> Shape:
+    """The band's clock (`schedule.Turns.served`): its claimed job with the largest turn."""
+    return Shape(
+        filters=(
+            _statuses(schedule.SERVED),
+            Filter("queue", "==", queue),
+            Filter("priority", "==", priority),
+        ),
+        orders=(Order("turn", True),),
+        limit=1,
+    )
+
+
+def held(line: schedule.Line, statuses: Collection[Status]) -> Shape:
+    """A user's job in a band with the largest turn among `statuses`: their live jobs'
+    (pending, processing), or their claimed jobs' (`schedule.Turns.last` takes both)."""
+    return Shape(
+        filters=(
+            Filter("userId", "==", line.user_id),
+            Filter("queue", "==", line.queue),
+            Filter("priority", "==", line.priority),
+            _statuses(statuses),
+        ),
+        orders=(Order("turn", True),),
+        limit=1,
+    )
 
 
 def stalled(now: datetime, limit: int) -> Shape:
@@ -96,6 +134,16 @@ def due(now: datetime, queues: Collection[str] | None, limit: int) -> Shape:
         filters.append(_one_of("queue", queues))
     filters.append(Filter("runAt", "<=", instants.format(now)))
     return Shape(filters=tuple(filters), orders=(Order("runAt"),), limit=limit)
+
+
+def pending_page(after: tuple[Any, ...] | None, limit: int) -> Shape:
+    """Every pending job, page by page in `runAt` order (`next_due`'s index serves it)."""
+    return Shape(
+        filters=(Filter("status", "==", PENDING.value),),
+        orders=(Order("runAt"), Order(NAME)),
+        limit=limit,
+        after=after,
+    )
 
 
 def next_expiry() -> Shape:

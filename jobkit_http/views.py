@@ -6,7 +6,9 @@ and the logs show), with two changes, made here and nowhere else:
 - what belongs to operators is left out: which worker process held it (`leaseOwner`,
   each history entry's `worker`: a host name and a process id), where its files are
   stored (`input.blob`, `input.uri`, each history entry's `resultKey`), and the
-  fingerprint of an idempotent request. Operators read those in logs and metrics.
+  fingerprint of an idempotent request, and the job's `turn` (its round in its band's fair
+  claims, `jobkit.schedule`: a scheduling detail that may change with the policy, not a
+  promise). Operators read those in logs and metrics.
 - links the client can follow are added: `resultUrl` (the API's result endpoint, once
   the job has a result document; `jobs.result_key` decides that, for every view) and
   `links`.
@@ -23,7 +25,7 @@ from jobkit import documents, errors, instants, jobs
 PREFIX = "/api/v1"
 
 # Keys of the document that belong to operators, by where they are.
-PRIVATE: Final = frozenset({"leaseOwner"})
+PRIVATE: Final = frozenset({"leaseOwner", "turn"})
 PRIVATE_IN_ENTRIES: Final = frozenset({"worker", "resultKey"})
 PRIVATE_IN_INPUT: Final = frozenset({"blob", "uri"})
 PRIVATE_IN_IDEMPOTENCY: Final = frozenset({"fingerprint"})

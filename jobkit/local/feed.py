@@ -298,6 +298,13 @@ class RingingStore:
         self._feed.ring_jobs(job for job, ok in zip(batch, answers, strict=True) if ok)
         return answers
 
+    async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        answers = await self.inner.insert_in_turn(batch)
+        self._feed.ring_jobs(
+            job for job, turn in zip(batch, answers, strict=True) if turn is not None
+        )
+        return answers
+
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         written = await self.inner.compare_and_set(expected_version, job)
         if written:

@@ -22,6 +22,12 @@ from typing import Any, Final
 
 from jobkit import errors, instants, jobs, listing, records
 
+# The jobs a claim has taken, whose turns make a band's clock; and a user's live jobs, whose
+# turns count for their next (`schedule.turns`): the statements below repeat these terms,
+# so that SQLite may use the partial indexes they define.
+_SERVED: Final = "status IN ('processing', 'completed', 'failed')"
+_LIVE: Final = "status IN ('pending', 'processing')"
+
 # Each step moves the file from version n to n + 1 (`PRAGMA user_version`).
 # Append only: a shipped step is never edited, since files in the field ran it.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -63,6 +69,24 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # a pending job is filed under two scheduling indexes rather than four
         "DROP INDEX jobs_claim",
         "DROP INDEX jobs_due",
+    ),
+    (  # 6: turns, for claims fair across users (`schedule`): the claim order takes them in;
+        # a band's clock is read from claimed jobs (an index a submission does not touch),
+        # and a user's last turn from the index of their live jobs, which quotas count,
+        # reshaped: no index more to file a submission under. Jobs stored before hold turn 0
+        # (their documents lack it: `documents.from_document`), but for pending ones,
+        # numbered 0, 1, ... in each user's line in claim order, as if taken one by one.
+        "ALTER TABLE jobs ADD COLUMN turn INTEGER NOT NULL DEFAULT 0",
+        "UPDATE jobs SET turn = ranked.turn, doc = json_set(doc, '$.turn', ranked.turn)"
+        " FROM (SELECT id, row_number() OVER (PARTITION BY user_id, queue, priority"
+        " ORDER BY run_at, created_at, id) - 1 AS turn FROM jobs WHERE status = 'pending')"
+        " AS ranked WHERE jobs.id = ranked.id",
+        "DROP INDEX jobs_claim_queue",
+        "CREATE INDEX jobs_claim_queue ON jobs"
+        " (queue, priority DESC, turn, run_at, created_at, id) WHERE status = 'pending'",
+        f"CREATE INDEX jobs_band_served ON jobs (queue, priority, turn, user_id) WHERE {_SERVED}",
+        "DROP INDEX jobs_user_active",
+        f"CREATE INDEX jobs_user_active ON jobs (user_id, queue, priority, turn) WHERE {_LIVE}",
     ),
 )
 VERSION: Final = len(MIGRATIONS)
@@ -116,6 +140,7 @@ COLUMNS: Final[tuple[str, ...]] = (
     "status",
     "priority",
     "queue",
+    "turn",
     "run_at",
     "created_at",
     "lease_expires_at",
@@ -152,6 +177,60 @@ INSERT: Final = (
     " ON CONFLICT (id) DO NOTHING"
 )  # parameters: the row itself
 
+# -- turns (`schedule.turns`) ---------------------------------------------------------
+
+# A line's `Turns`, read where it stands (`schedule.turns`): the band's clock, one seek; the
+# user's last, the larger of their live jobs' last turn (one seek) and the clock, if they
+# hold a claimed job at it (one seek).
+_SERVED_IN = (
+    f"SELECT turn FROM jobs INDEXED BY jobs_band_served WHERE {_SERVED}"
+    " AND queue = {queue} AND priority = {priority} ORDER BY turn DESC LIMIT 1"
+)
+_LIVE_IN = (
+    f"SELECT turn FROM jobs INDEXED BY jobs_user_active WHERE {_LIVE}"
+    " AND user_id = {user} AND queue = {queue} AND priority = {priority}"
+    " ORDER BY turn DESC LIMIT 1"
+)
+_AT_CLOCK = (
+    f"SELECT turn FROM jobs INDEXED BY jobs_band_served WHERE {_SERVED} AND queue = {{queue}}"
+    " AND priority = {priority} AND turn = {served} AND user_id = {user} LIMIT 1"
+)
+# Turns are never negative: -1 stands for none.
+_LAST_IN = f"max(coalesce(({_LIVE_IN}), -1), coalesce(({_AT_CLOCK}), -1))"
+_AT = {"queue": "?1", "priority": "?2", "user": "?3", "served": "band.served"}
+TURNS: Final = (
+    f"SELECT band.served, nullif({_LAST_IN.format(**_AT)}, -1)"
+    f" FROM (SELECT ({_SERVED_IN.format(**_AT)}) AS served) AS band"
+)
+
+# A submission stored in turn, in one statement: its turn is `schedule.next_turn` of where
+# its line stands as it is written, set in its column and in its document's text (given
+# cut around the turn: `records.around_turn`). Parameters: `in_turn_parameters(row)`;
+# answers the turn taken, or no row when the id exists.
+_GIVEN = [column for column in COLUMNS if column not in ("turn", "doc")]
+_PLACE = {column: f"?{n}" for n, column in enumerate(_GIVEN, 1)}
+_BEFORE, _AFTER = f"?{len(_GIVEN) + 1}", f"?{len(_GIVEN) + 2}"
+_WHERE = {
+    "queue": _PLACE["queue"],
+    "priority": _PLACE["priority"],
+    "user": _PLACE["user_id"],
+    "served": "band.served",
+}
+_VALUE = {**_PLACE, "turn": "taken.turn", "doc": f"{_BEFORE} || taken.turn || {_AFTER}"}
+INSERT_IN_TURN: Final = (
+    f"INSERT INTO jobs ({', '.join(COLUMNS)})"
+    f" SELECT {', '.join(_VALUE[column] for column in COLUMNS)}"
+    f" FROM (SELECT max(coalesce(band.served, 0), {_LAST_IN.format(**_WHERE)} + 1)"
+    f" AS turn FROM (SELECT ({_SERVED_IN.format(**_WHERE)}) AS served) AS band) AS taken"
+    " WHERE true ON CONFLICT (id) DO NOTHING RETURNING turn"
+)
+_given_values: Final = operator.attrgetter(*(FIELD[column] for column in _GIVEN))
+
+
+def in_turn_parameters(row: Row) -> tuple[Any, ...]:
+    """INSERT_IN_TURN's parameters for a row (its own turn is not read)."""
+    return (*_given_values(row), *records.around_turn(row.doc))
+
 
 # -- reads ---------------------------------------------------------------------------
 
@@ -172,7 +251,7 @@ def count_due_in(queues: Sequence[str], now: str, limit: int) -> tuple[str, list
     return sql, [*queues, now, limit]
 
 
-_CLAIM_ORDER = "ORDER BY priority DESC, run_at, created_at, id"
+_CLAIM_ORDER = "ORDER BY priority DESC, turn, run_at, created_at, id"
 # The queues that have pending jobs, one index seek each (a skip-scan of jobs_due_queue):
 # claims and due times across every queue are each queue's, merged. Every pending job is
 # filed under the per-queue indexes only, which halves what filing it costs.
@@ -184,7 +263,7 @@ _QUEUES = (
 )
 PENDING_QUEUES: Final = f"{_QUEUES} SELECT name FROM queues WHERE name IS NOT NULL"
 _CLAIMABLE_IN_QUEUE = (
-    "SELECT * FROM (SELECT doc, priority, run_at, created_at, id FROM jobs"
+    "SELECT * FROM (SELECT doc, priority, turn, run_at, created_at, id FROM jobs"
     " INDEXED BY jobs_claim_queue WHERE status = 'pending' AND queue = ? AND run_at <= ?"
     f" {_CLAIM_ORDER} LIMIT ?)"
 )

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final, assert_never
 
 from jobkit.local import sqlite_schema as schema
+from jobkit.local import sqlite_turns as turns
 from jobkit.local.sqlite_schema import COLUMNS, Row
 
 
@@ -25,13 +26,16 @@ class Write(enum.Enum):
 
     INSERT = "insert"  # Row
     INSERT_MANY = "insert_many"  # list[Row]
+    IN_TURN = "in_turn"  # InTurn: submissions, stored in turn
     REPLACE = "replace"  # (expected version, Row)
     REPLACE_MANY = "replace_many"  # list[(expected version, Row)]
     DELETE = "delete"  # (id, expected version)
     PRAGMAS = "pragmas"  # None
 
 
-Answer = Any  # bool, list[bool], dict (pragmas), or the exception the write met alone
+Answer = Any  # bool, list[bool], list[int | None] (turns), dict (pragmas), or an exception
+
+
 PRAGMAS: Final = (
     "journal_mode",
     "synchronous",
@@ -45,8 +49,9 @@ PRAGMAS: Final = (
 # The machine never changes id, userId, type, priority, queue or createdAt, so a
 # compare-and-set sets only the other columns and leaves the user indexes alone;
 # the guard on the fixed columns sends a write that does change them to
-# REPLACE_ALL, keeping the columns true to the document in every case.
-_MUTABLE: Final = ("status", "run_at", "lease_expires_at", "version", "doc")
+# REPLACE_ALL, keeping the columns true to the document in every case. (A retry by hand
+# gives a job a new turn.)
+_MUTABLE: Final = ("status", "turn", "run_at", "lease_expires_at", "version", "doc")
 _FIXED: Final = ("user_id", "type", "priority", "queue", "created_at")
 _ALL_BUT_ID: Final = COLUMNS[1:]
 if set(_MUTABLE) | set(_FIXED) != set(_ALL_BUT_ID):
@@ -118,9 +123,11 @@ _Run = tuple[Write | None, list[tuple[Write, Any]]]
 
 
 def all_won(answers: Sequence[Answer]) -> bool:
-    """Whether every write of a group won (an insert or compare-and-set of many: each row)."""
+    """Whether every write of a group won (an insert or compare-and-set of many: each row;
+    a submission in turn: each took a turn)."""
     return all(
-        answer is True or (type(answer) is list and all(row is True for row in answer))
+        answer is True
+        or (type(answer) is list and all(row is True or type(row) is int for row in answer))
         for answer in answers
     )
 
@@ -129,23 +136,23 @@ def _optimistic(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer] | None
     """Every write of `runs` winning, in one transaction with one statement per run and
     chunk; None, with nothing written, when that is not so or cannot be told this way: a
     write lost or failed, or the group has another sort of write or one job twice in a run.
+    Submissions take their turns as their run comes (`_in_turn`): after the runs before it.
     """
-    plans: list[tuple[str, list[tuple[Any, ...]]]] = []
     for sort, items in runs:
         if sort is None:
             return None
-        rows = _flat(items)
-        if sort is Write.INSERT_MANY:
-            if len({row.id for row in rows}) < len(rows):
-                return None
-            plans.append(("insert", rows))
-        else:
-            if len({row.id for _, row in rows}) < len(rows):
-                return None
-            plans.append(("update", [_guarded(expected, row) for expected, row in rows]))
+        ids = _ids(items)
+        if len(set(ids)) < len(ids):
+            return None
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        for shape, rows in plans:
+        for sort, items in runs:
+            shape = "insert" if sort is Write.INSERT_MANY else "update"
+            rows: Sequence[tuple[Any, ...]] = (
+                _in_turn(cursor, items)
+                if sort is Write.INSERT_MANY
+                else [_guarded(expected, row) for expected, row in _flat(items)]
+            )
             for sql, parameters in _statements(shape, rows):
                 cursor.execute(sql, parameters)
                 if cursor.rowcount != len(parameters) // _WIDTH[shape]:
@@ -162,7 +169,29 @@ def _optimistic(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer] | None
         if cursor.connection.in_transaction:
             cursor.connection.rollback()
         raise
-    return [answer for _, items in runs for answer in _answers(items, [True] * len(_flat(items)))]
+    return [answer for _, items in runs for answer in _answers(items, [True] * len(_ids(items)))]
+
+
+def _in_turn(cursor: sqlite3.Cursor, items: list[tuple[Write, Any]]) -> list[Row]:
+    """The rows of a run of inserts, each submission's given its turn: `schedule.next_turn`
+    of where its line stands in this transaction, each row counted as stored for the next
+    (the run's other rows too). Every row is taken to be new: the optimistic way undoes the
+    run when one is not."""
+    lines = {
+        turns.line(r) for kind, payload in items if kind is Write.IN_TURN for r in payload.rows
+    }
+    if not lines:
+        return _flat(items)
+    found = {line: turns.read(cursor, line) for line in lines}
+    rows: list[Row] = []
+    for kind, payload in items:
+        if kind is Write.IN_TURN:
+            rows += turns.give(found, payload)
+            continue
+        for row in _flat([(kind, payload)]):
+            turns.count(found, row)
+            rows.append(row)
+    return rows
 
 
 def _exact(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer]:
@@ -187,6 +216,7 @@ def _exact(cursor: sqlite3.Cursor, runs: list[_Run]) -> list[Answer]:
 _RUN_OF: Final[dict[Write, Write]] = {
     Write.INSERT: Write.INSERT_MANY,
     Write.INSERT_MANY: Write.INSERT_MANY,
+    Write.IN_TURN: Write.INSERT_MANY,
     Write.REPLACE: Write.REPLACE_MANY,
     Write.REPLACE_MANY: Write.REPLACE_MANY,
 }
@@ -206,20 +236,30 @@ def _runs(group: Sequence[tuple[Write, Any, Any]]) -> list[_Run]:
 
 
 def _flat(items: list[tuple[Write, Any]]) -> list[Any]:
-    """The rows (or compare-and-sets) of a run's writes, in order."""
+    """The rows (or compare-and-sets) of a run's writes, in order (a submission's as asked,
+    its turn not yet given)."""
     flat: list[Any] = []
     for kind, payload in items:
         if kind is Write.INSERT or kind is Write.REPLACE:
             flat.append(payload)
+        elif kind is Write.IN_TURN:
+            flat += payload.rows
         else:
             flat += payload
     return flat
 
 
+def _ids(items: list[tuple[Write, Any]]) -> list[str]:
+    """The ids of the jobs a run's writes name, in order."""
+    return [entry[1].id if type(entry) is tuple else entry.id for entry in _flat(items)]
+
+
 def _apply_run(cursor: sqlite3.Cursor, sort: Write, items: list[tuple[Write, Any]]) -> list[Answer]:
     """A run of inserts or compare-and-sets, batched; each item answers in its own shape."""
     flat = _flat(items)
-    if len(flat) == 1:  # one row: its own statement is quicker than a batch's two
+    if len(flat) == 1 or any(kind is Write.IN_TURN for kind, _ in items):
+        # One row: its own statement is quicker than a batch's two. Submissions in turn,
+        # each in its own statement, which gives the turn where the writes before left it.
         return [_apply_one(cursor, kind, payload) for kind, payload in items]
     decide = _insert_run if sort is Write.INSERT_MANY else _replace_run
     try:
@@ -244,6 +284,12 @@ def _answers(items: list[tuple[Write, Any]], rows: list[bool]) -> list[Answer]:
         if kind is Write.INSERT or kind is Write.REPLACE:
             answers.append(rows[at])
             at += 1
+        elif kind is Write.IN_TURN:
+            won = rows[at : at + len(payload.rows)]
+            answers.append(
+                [turn if ok else None for turn, ok in zip(payload.turns, won, strict=True)]
+            )
+            at += len(payload.rows)
         else:
             answers.append(rows[at : at + len(payload)])
             at += len(payload)
@@ -381,7 +427,7 @@ def _statements(shape: str, rows: Sequence[tuple[Any, ...]]) -> _Statements:
 def _apply_one(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
     """One write of a group, alone: if it fails, it is undone whole (a write of many rows
     too) and answers with its error; the rest of the group goes on."""
-    several = kind is Write.INSERT_MANY or kind is Write.REPLACE_MANY
+    several = kind in (Write.INSERT_MANY, Write.REPLACE_MANY, Write.IN_TURN)
     try:
         with _whole(cursor, "write", several):
             answer = _perform(cursor, kind, payload)
@@ -416,6 +462,8 @@ def _perform(cursor: sqlite3.Cursor, kind: Write, payload: Any) -> Answer:
             return _insert(cursor, payload)
         case Write.INSERT_MANY:
             return [_insert(cursor, row) for row in payload]
+        case Write.IN_TURN:
+            return [_insert_in_turn(cursor, row) for row in payload.rows]
         case Write.REPLACE:
             return _replace(cursor, *payload)
         case Write.REPLACE_MANY:
@@ -433,6 +481,13 @@ def _insert(cursor: sqlite3.Cursor | sqlite3.Connection, row: Row) -> bool:
     return cursor.execute(schema.INSERT, row).rowcount == 1
 
 
+def _insert_in_turn(cursor: sqlite3.Cursor | sqlite3.Connection, row: Row) -> int | None:
+    """Store `row` in turn, in one statement (`sqlite_schema.INSERT_IN_TURN`): the turn it
+    took, or None when its id exists."""
+    taken = cursor.execute(schema.INSERT_IN_TURN, schema.in_turn_parameters(row)).fetchall()
+    return taken[0][0] if taken else None
+
+
 def _replace(cursor: sqlite3.Cursor | sqlite3.Connection, expected_version: int, row: Row) -> bool:
     if cursor.execute(REPLACE, replace_parameters(expected_version, row)).rowcount == 1:
         return True
@@ -444,4 +499,5 @@ def _replace(cursor: sqlite3.Cursor | sqlite3.Connection, expected_version: int,
 # A lone write, outside any group: on a connection in autocommit mode, each statement is
 # its own transaction (a compare-and-set's second statement is guarded by the version too).
 insert = _insert
+insert_in_turn = _insert_in_turn
 replace = _replace

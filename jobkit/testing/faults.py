@@ -1,4 +1,4 @@
-"""The simulator's world: its job type, performers and indexed store, and the faults it injects.
+"""The simulator's world: its job type and performers, and the faults it injects.
 
 A fault is drawn at every call of a performer (an effect boundary of a pipeline): the
 worker may crash there, the performer may answer with a transient or a permanent error,
@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import heapq
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 from pyrsistent import pmap
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, jobs, pipeline, registry, retry, schedule
-from jobkit.status import PENDING, PROCESSING
-from jobkit.testing import memory
+from jobkit import effects, errors, jobs, pipeline, registry, retry
 from jobkit.worker.interpreter import Performers
 
 JOB_TYPE = "sim.document"
@@ -203,86 +199,3 @@ def performers(
         return world.perform(effect)
 
     return dict.fromkeys(_WEIGHT, perform)
-
-
-class IndexedStore(memory.MemoryJobStore):
-    """`MemoryJobStore` answering `claimable_now`/`stalled_now` from heaps, not a full scan.
-
-    The answers are the same (a test runs both stores and compares reports); the
-    scan per claim would make a 10,000-job run quadratic. Entries are (job id,
-    version) pairs, dropped lazily once the job has moved on.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._future: list[tuple[datetime, str, int]] = []  # pending, by runAt
-        self._due: list[tuple[tuple[Any, ...], int]] = []  # pending and due, in claim order
-        self._leases: list[tuple[datetime, str, int]] = []  # processing, by lease expiry
-
-    def _index(self, job: jobs.Job) -> None:
-        state, key = jobs.status_or_none(job), (jobs.id(job), jobs.version(job))
-        if state == PENDING:
-            heapq.heappush(self._future, (jobs.run_at(job), *key))
-        elif state == PROCESSING and (expires := jobs.lease_expires_at(job)) is not None:
-            heapq.heappush(self._leases, (expires, *key))
-
-    def _current(self, job_id: str, version: int) -> jobs.Job | None:
-        job = self.get_now(job_id)
-        return job if job is not None and jobs.version(job) == version else None
-
-    def insert_now(self, job: jobs.Job) -> bool:
-        done = super().insert_now(job)
-        if done:
-            self._index(job)
-        return done
-
-    def compare_and_set_now(self, expected_version: int, job: jobs.Job) -> bool:
-        done = super().compare_and_set_now(expected_version, job)
-        if done:
-            self._index(job)
-        return done
-
-    def claimable_now(
-        self, now: datetime, queues: Collection[str] | None, limit: int
-    ) -> list[jobs.Job]:
-        if queues is not None:
-            return super().claimable_now(now, queues, limit)
-        while self._future and self._future[0][0] <= now:
-            _, job_id, version = heapq.heappop(self._future)
-            if (job := self._current(job_id, version)) is not None:
-                heapq.heappush(self._due, (schedule.claim_key(job), version))
-        found: list[jobs.Job] = []
-        kept: list[tuple[tuple[Any, ...], int]] = []
-        while self._due and len(found) < limit:
-            entry = heapq.heappop(self._due)
-            if (job := self._current(entry[0][-1], entry[1])) is not None:
-                found.append(job)
-                kept.append(entry)
-        for entry in kept:
-            heapq.heappush(self._due, entry)
-        return found
-
-    def stalled_now(self, now: datetime, limit: int) -> list[jobs.Job]:
-        found: list[jobs.Job] = []
-        kept: list[tuple[datetime, str, int]] = []
-        while self._leases and self._leases[0][0] <= now and len(found) < limit:
-            entry = heapq.heappop(self._leases)
-            if (job := self._current(entry[1], entry[2])) is not None:
-                found.append(job)
-                kept.append(entry)
-        for entry in kept:
-            heapq.heappush(self._leases, entry)
-        return found
-
-    def next_wakeup_now(self) -> datetime | None:
-        """What `schedule.next_wakeup` answers for every queue: the earliest pending runAt
-        or lease expiry."""
-        while self._future and self._current(self._future[0][1], self._future[0][2]) is None:
-            heapq.heappop(self._future)
-        while self._leases and self._current(self._leases[0][1], self._leases[0][2]) is None:
-            heapq.heappop(self._leases)
-        self._due = [entry for entry in self._due if self._current(entry[0][-1], entry[1])]
-        heapq.heapify(self._due)
-        times = [jobs.run_at(self._jobs[entry[0][-1]]) for entry in self._due]
-        times += [heap[0][0] for heap in (self._future, self._leases) if heap]
-        return min(times, default=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from jobkit import jobs, listing, schedule
@@ -32,6 +32,26 @@ class MemoryJobStore:
         self._jobs[jobs.id(job)] = job
         self.writes += 1
         return True
+
+    def insert_in_turn_now(self, batch: Sequence[jobs.Job]) -> list[int | None]:
+        """`insert_in_turn`: the jobs whose ids are new take their turns, in order."""
+        fresh: dict[str, jobs.Job] = {}
+        for job in batch:
+            if jobs.id(job) not in self._jobs:
+                fresh.setdefault(jobs.id(job), job)
+        kept = list(fresh.values())
+        found = self.turns_now({schedule.line_of(job) for job in kept})
+        taken = dict(zip(fresh, schedule.take_turns(found, kept), strict=True))
+        answers: list[int | None] = []
+        for job in batch:
+            turn = taken.pop(jobs.id(job), None)
+            if turn is not None:
+                self.insert_now(jobs.with_turn(job, turn))
+            answers.append(turn)
+        return answers
+
+    def turns_now(self, lines: Collection[schedule.Line]) -> dict[schedule.Line, schedule.Turns]:
+        return schedule.turns(self._jobs.values(), lines)
 
     def get_now(self, job_id: str) -> jobs.Job | None:
         return self._jobs.get(job_id)
@@ -70,6 +90,14 @@ class MemoryJobStore:
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
         return [self.insert_now(job) for job in batch]
+
+    async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        return self.insert_in_turn_now(batch)
+
+    async def turns(
+        self, lines: Collection[schedule.Line]
+    ) -> Mapping[schedule.Line, schedule.Turns]:
+        return self.turns_now(lines)
 
     async def get(self, job_id: str) -> jobs.Job | None:
         return self.get_now(job_id)

@@ -42,7 +42,7 @@ from pyrsistent.typing import PMap
 
 from jobkit import effects, errors, events, instants, jobs, pipeline, submission
 from jobkit.status import PROCESSING
-from jobkit.testing import faults, wire
+from jobkit.testing import faults, indexed, wire
 from jobkit.testing import loop as virtual
 from jobkit.testing.invariants import check
 from jobkit.testing.memory import MemoryJobStore
@@ -441,7 +441,7 @@ class Run:
 def simulate(config: SimConfig, *, store: MemoryJobStore | None = None) -> Report:
     """Run `config` to quiescence or to its horizon; `store` (empty) replaces the indexed one."""
     loop = virtual.VirtualLoop()
-    run = Run(config, faults.IndexedStore() if store is None else store, loop)
+    run = Run(config, indexed.IndexedStore() if store is None else store, loop)
     try:
         asyncio.set_event_loop(loop)
         stopped = loop.run_until_complete(run.main())

@@ -15,7 +15,7 @@ import asyncio
 import builtins
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -23,7 +23,7 @@ import attrs
 
 from jobkit import jobs, listing, schedule
 from jobkit.status import ACTIVE, FAILED, Status
-from jobkit.testing import faults
+from jobkit.testing import indexed
 from jobkit.testing.memory import MemoryJobStore
 
 T = TypeVar("T")
@@ -202,6 +202,17 @@ class Wire:
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
         return await self._write(lambda: [self._insert(job) for job in batch])
 
+    def _insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        taken = self._store.insert_in_turn_now(batch)
+        for job, turn in zip(batch, taken, strict=True):
+            if turn is not None:
+                self._ledger.record(None, jobs.with_turn(job, turn), self.actor)
+        return taken
+
+    async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        """Atomic, as the SQLite store's: the turns are read and taken where the jobs land."""
+        return await self._write(lambda: self._insert_in_turn(batch))
+
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:
         return await self._write(lambda: self._cas(expected_version, job), [job])
 
@@ -227,6 +238,11 @@ class Wire:
             )
         )
 
+    async def turns(
+        self, lines: Collection[schedule.Line]
+    ) -> Mapping[schedule.Line, schedule.Turns]:
+        return await self._read(lambda: self._store.turns_now(lines))
+
     async def count_active(self, user_id: str, limit: int) -> int:
         return await self._read(lambda: self._store.count_active_now(user_id, limit))
 
@@ -246,6 +262,6 @@ class Wire:
 
     async def next_wakeup(self, queues: Collection[str] | None) -> datetime | None:
         store = self._store
-        if isinstance(store, faults.IndexedStore) and queues is None:
+        if isinstance(store, indexed.IndexedStore) and queues is None:
             return await self._read(store.next_wakeup_now)
         return await self._read(lambda: schedule.next_wakeup(store.all(), queues))

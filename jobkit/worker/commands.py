@@ -16,7 +16,8 @@ from typing import Final
 import attrs
 from returns.result import Failure, Result, Success
 
-from jobkit import effects, errors, events, jobs, machine, ports
+from jobkit import effects, errors, events, jobs, machine, ports, schedule
+from jobkit.status import FAILED
 from jobkit.worker import journal
 
 Clock = Callable[[], datetime]
@@ -70,7 +71,8 @@ def _told(on_effect: Hook | None, done: machine.Effects, job: jobs.Job) -> None:
 async def submit(
     store: ports.JobStore, draft: jobs.Job, now: datetime, on_effect: Hook | None = None
 ) -> jobs.Job:
-    """Store a validated draft as a pending job; its id must be new."""
+    """Store a validated draft as a pending job, in turn (`JobStore.insert_in_turn`); its id
+    must be new."""
     job = await submit_new(store, draft, now, on_effect)
     if job is None:
         raise errors.JobkitError(f"job id {jobs.id(draft)} already exists")
@@ -84,9 +86,10 @@ async def submit_new(
     idempotent submission that lost the race to its twin)."""
     match machine.step(draft, events.Submitted(), now):
         case Success((submitted, done)):
-            job: jobs.Job = submitted
-            if not await store.insert(job):
+            (turn,) = await store.insert_in_turn([submitted])
+            if turn is None:
                 return None
+            job = jobs.with_turn(submitted, turn)
             _told(on_effect, done, job)
             return job
         case Failure(refusal):
@@ -108,16 +111,19 @@ async def submit_many(
                 moved.append((submitted, done))
             case Failure(refusal):
                 raise errors.JobkitError(f"a fresh draft was refused: {refusal.message}")
-    stored = await store.insert_many([job for job, _ in moved])
+    turns = await store.insert_in_turn([job for job, _ in moved])
+    stored: list[jobs.Job] = []
     taken: list[str] = []
-    for (job, done), ok in zip(moved, stored, strict=True):
-        if ok:
-            _told(on_effect, done, job)
-        else:
+    for (job, done), turn in zip(moved, turns, strict=True):
+        if turn is None:
             taken.append(jobs.id(job))
+            continue
+        held = jobs.with_turn(job, turn)
+        _told(on_effect, done, held)
+        stored.append(held)
     if taken:
         raise errors.JobkitError(f"job ids {taken} already exist; the others were stored")
-    return [job for job, _ in moved]
+    return stored
 
 
 async def owned(store: ports.JobStore, job_id: str, user_id: str | None) -> jobs.Job | None:
@@ -138,12 +144,17 @@ async def apply(
     clock: Clock,
     on_effect: Hook | None = None,
 ) -> Result[jobs.Job, Refused]:
-    """Apply a user's event to a stored job; retried on a lost race, refused by the machine."""
+    """Apply a user's event to a stored job; retried on a lost race, refused by the machine.
+    A retry takes the turn a new submission would (`events.RetryRequested`), read here."""
     for _ in range(MAX_RACES):
         job = await owned(store, job_id, user_id)
         if job is None:
             return Failure(NotFound(job_id=job_id))
-        match machine.step(job, event, clock()):
+        move = event
+        retried = isinstance(event, events.RetryRequested) and event.turn is None
+        if retried and jobs.status(job) == FAILED:  # else the machine refuses: no turn to read
+            move = events.RetryRequested(turn=await _next_turn(store, job))
+        match machine.step(job, move, clock()):
             case Failure(refusal):
                 return Failure(refusal)
             case Success((new, done)):
@@ -156,6 +167,11 @@ async def apply(
                     _told(on_effect, done, new)
                     return Success(new)
     raise errors.JobkitError(f"job {job_id} kept changing under {event.kind}; gave up")
+
+
+async def _next_turn(store: ports.JobStore, job: jobs.Job) -> int:
+    line = schedule.line_of(job)
+    return schedule.next_turn((await store.turns([line]))[line])
 
 
 async def _purge(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import builtins
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -90,6 +90,14 @@ class ObservedStore(_Timed):
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:
         return await self._timed("insert_many", self.inner.insert_many(batch), len(batch))
+
+    async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        return await self._timed("insert_in_turn", self.inner.insert_in_turn(batch), len(batch))
+
+    async def turns(
+        self, lines: Collection[schedule.Line]
+    ) -> Mapping[schedule.Line, schedule.Turns]:
+        return await self._timed("turns", self.inner.turns(lines))
 
     async def get(self, job_id: str) -> jobs.Job | None:
         return await self._timed("get", self.inner.get(job_id))

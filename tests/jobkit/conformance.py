@@ -169,6 +169,7 @@ def populations(draw: st.DrawFn) -> list[jobs.Job]:
             delay=draw(st.sampled_from((0, 0, 3, 30))),
             created=created,
         )
+        job = jobs.with_turn(job, draw(st.integers(0, 3)))  # ties on turns, and orders by them
         start = jobs.run_at(job)
         match draw(st.sampled_from(FATES)):
             case "later":  # retried: pending again, due later
@@ -567,6 +568,13 @@ class JobStoreConformance:
         async def main() -> None:
             async with opener(f"schedule-{next(_names)}") as store:
                 await insert_all(store, population)
+                lines = {
+                    schedule.Line(user, queue, priority)
+                    for user in USERS
+                    for queue in (*QUEUES, "missing")
+                    for priority in (0, 50, 100)
+                }
+                assert await store.turns(lines) == schedule.turns(population, lines)
                 for now, queues, limit in checks:
                     expected = schedule.claimable(population, now, queues, limit)
                     assert list(await store.claimable(now, queues, limit)) == expected

@@ -18,7 +18,10 @@ RESULT_KEY = "results/job-1/attempt-2.json"
 FLAKY = errors.transient("unavailable", "backend down")
 POLICY = retry.RetryPolicy(backoff=retry.Backoff(base=10.0, factor=2.0, cap=300.0))
 
-every_job = st.one_of(strategies.drafts().map(lambda drawn: drawn[0]), strategies.submitted_jobs())
+every_job = st.one_of(
+    strategies.drafts().map(lambda drawn: drawn[0]),
+    st.builds(jobs.with_turn, strategies.submitted_jobs(), st.integers(0, 2**40)),
+)
 
 
 def at(seconds: float) -> datetime:

@@ -37,6 +37,7 @@ def test_the_document_of_a_completed_job() -> None:
         "status": "completed",
         "priority": 20,
         "queue": "echoes",
+        "turn": 0,
         "runAt": "2030-01-01T09:00:07.000000Z",
         "params": {"pages": 3},
         "input": {

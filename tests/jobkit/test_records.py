@@ -6,10 +6,11 @@ import json
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from jobkit import _frozen, documents, errors, instants, jobs, records
 from tests.jobkit import strategies
-from tests.jobkit.jobs_support import every_job
+from tests.jobkit.jobs_support import completed_on_second_attempt, every_job
 
 
 @given(every_job)
@@ -39,6 +40,7 @@ def test_a_record_holds_what_the_readers_read(job: jobs.Job) -> None:
         status=None if state is None else state.value,
         priority=jobs.priority(job),
         queue=jobs.queue(job),
+        turn=jobs.turn(job),
         run_at=instants.format(jobs.run_at(job)),
         created_at=instants.format(jobs.created_at(job)),
         lease_expires_at=None if expires is None else instants.format(expires),
@@ -46,6 +48,33 @@ def test_a_record_holds_what_the_readers_read(job: jobs.Job) -> None:
         doc=records.to_json(job),
     )
     assert type(record.status) in (str, type(None))  # the plain text, not the enum
+
+
+@given(every_job, st.integers(0, 2**62))
+def test_a_turn_given_in_the_text_is_the_text_of_the_job_holding_it(
+    job: jobs.Job, turn: int
+) -> None:
+    before, after = records.around_turn(records.to_json(job))
+    assert before + str(turn) + after == records.to_json(jobs.with_turn(job, turn))
+    given_ = records.with_turn(records.to_record(job), turn)
+    assert given_ == records.to_record(jobs.with_turn(job, turn))
+
+
+@given(strategies.submitted_jobs(), st.sampled_from(['a,"turn":1', '","turn":"', "turn"]))
+def test_the_turns_place_is_found_whatever_the_strings_before_it_hold(
+    job: jobs.Job, text: str
+) -> None:
+    odd = jobs.Job({**dict(job), "id": text, "userId": text, "type": text, "queue": text})
+    before, after = records.around_turn(records.to_json(jobs.with_turn(odd, 7)))
+    assert before + "12" + after == records.to_json(jobs.with_turn(odd, 12))
+
+
+def test_a_document_stored_before_jobs_took_turns_reads_as_turn_0() -> None:
+    job = jobs.with_turn(completed_on_second_attempt(), 0)
+    document = json.loads(records.to_json(job))
+    del document["turn"]
+    assert records.from_json(json.dumps(document)) == job
+    assert documents.from_document(document) == job
 
 
 @given(strategies.submitted_jobs())

@@ -27,7 +27,7 @@ from jobkit import (
 from jobkit.status import Status
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp.firestore import FirestoreJobStore, Usage
-from tests.jobkit import conformance
+from tests.jobkit import conformance, turns_conformance
 from tests.jobkit.conformance import (
     POLICY,
     at,
@@ -56,7 +56,7 @@ def opener(emulators: Emulators) -> conformance.Opener:
     return open_store
 
 
-class TestFirestoreJobStore(conformance.JobStoreConformance):
+class TestFirestoreJobStore(conformance.JobStoreConformance, turns_conformance.TurnsConformance):
     COUNTS_FIND_QUEUES = False  # count aggregations cannot group by queue
 
 

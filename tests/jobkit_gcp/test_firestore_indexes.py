@@ -19,6 +19,7 @@ from google.cloud import firestore
 from jobkit import listing
 from jobkit.status import Status
 from jobkit_gcp import firestore_queries as queries
+from jobkit_gcp import firestore_turns
 from jobkit_gcp.firestore import FirestoreJobStore
 from jobkit_gcp.firestore_doorbell import FirestoreDoorbell
 from jobkit_gcp.firestore_feed import FirestoreChangeFeed
@@ -104,6 +105,8 @@ async def workload(store: FirestoreJobStore) -> None:
     for queues in (None, ["slow"], ["slow", "default"], many):
         await store.count_due(at(5), queues, 10)
     await store.count_active("user-1", 10)
+    await store.insert_in_turn([new(4, user="user-2"), new(5, queue="slow", priority=90)])
+    await firestore_turns.fill(store)
     await store.counts(at(5), ["default", "slow"])
     for query in list_queries():
         await store.list("user-1", query)

@@ -25,6 +25,7 @@ def test_a_completed_job_shows_its_result_link_and_no_internals() -> None:
     assert view["input"] == {"filename": "a.pdf", "size": 9, "contentType": "application/pdf"}
     assert [set(entry) for entry in view["history"]] == [set(views.ENTRY_KEYS)] * 2
     assert "leaseOwner" not in view
+    assert "turn" not in view  # a scheduling detail, not a promise
     assert RESULT_KEY not in repr(view)
     assert "w1" not in repr(view["history"])  # no worker names (hosts, process ids)
 

@@ -19,8 +19,8 @@ import pytest
 from jobkit import documents, errors, instants, jobs, listing
 from jobkit.local import sqlite, sqlite_schema
 from jobkit.status import Status
-from tests.jobkit import conformance
-from tests.jobkit.conformance import T0, at, claim_all, claimed, ids, new
+from tests.jobkit import conformance, turns_conformance
+from tests.jobkit.conformance import T0, at, claim_all, claimed, ids, new, succeeded
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def opener(tmp_path: Path) -> conformance.Opener:
     return lambda name: sqlite.SqliteJobStore(tmp_path / f"{name}.db")
 
 
-class TestSqliteJobStore(conformance.JobStoreConformance):
+class TestSqliteJobStore(conformance.JobStoreConformance, turns_conformance.TurnsConformance):
     pass
 
 
@@ -180,12 +180,24 @@ def test_an_empty_file_is_migrated_to_the_latest_version(tmp_path: Path) -> None
     assert {"jobs_claim_queue", "jobs_lease", "jobs_user_created"} <= indexes(path)
 
 
+# The columns before migration 6 (turns), and a job's row as a file of that age holds it.
+OLD_COLUMNS = tuple(column for column in sqlite_schema.COLUMNS if column != "turn")
+OLD_INSERT = f"INSERT INTO jobs ({', '.join(OLD_COLUMNS)}) VALUES ({','.join('?' * 11)})"
+
+
+def old_row(job: jobs.Job) -> tuple[Any, ...]:
+    row = sqlite_schema.encode(job)
+    document = json.loads(row.doc)
+    del document["turn"]
+    return (*(getattr(row, sqlite_schema.FIELD[c]) for c in OLD_COLUMNS[:-1]), json.dumps(document))
+
+
 def test_an_older_file_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     old = new(1)
     with raw(path) as connection:
         assert sqlite_schema.migrate(connection, "old", target=1) == 0
-        connection.execute(sqlite_schema.INSERT, sqlite_schema.encode(old))
+        connection.execute(OLD_INSERT, old_row(old))
     assert indexes(path) == set()
 
     async def main() -> None:
@@ -254,7 +266,7 @@ def test_a_version_2_row_is_migrated_to_one_place_for_its_result(tmp_path: Path)
     with raw(path) as connection:
         sqlite_schema.migrate(connection, "old", target=2)
         connection.execute(
-            sqlite_schema.INSERT,
+            OLD_INSERT,
             (doc["id"], "alice", "pdf-analysis", "completed", 50, "default", doc["runAt"],
              doc["createdAt"], None, 4, json.dumps(doc)),
         )  # fmt: skip
@@ -274,6 +286,56 @@ def test_a_version_2_row_is_migrated_to_one_place_for_its_result(tmp_path: Path)
     assert "resultUrl" not in stored
     assert "resultKey" not in stored["result"]
     assert documents.from_document(stored) == job
+
+
+def test_a_version_5_file_gives_its_pending_jobs_turns_in_each_users_line(
+    tmp_path: Path,
+) -> None:
+    """Migration 6: the jobs waiting when it runs are numbered in each user's line (queue,
+    priority) in claim order, so that the backlogs already there are claimed in rounds; the
+    others take turn 0, their documents as they were (read as turn 0)."""
+    path = tmp_path / "jobs.db"
+    backlog = [new(n, user="user-1", created=at(n)) for n in range(4)]
+    urgent = [new(10 + n, user="user-1", priority=90, created=at(n)) for n in range(2)]
+    theirs = [new(20, user="user-2", created=at(5)), new(21, user="user-2", created=at(9))]
+    done = succeeded(claimed(new(30, user="user-2"), T0), T0)
+    with raw(path) as connection:
+        sqlite_schema.migrate(connection, "old", target=5)
+        for job in [*backlog, *urgent, *theirs, done]:
+            connection.execute(OLD_INSERT, old_row(job))
+
+    async def main() -> tuple[list[jobs.Job | None], list[str]]:
+        async with sqlite.SqliteJobStore(path) as store:
+            found = [await store.get(f"job-{n:04d}") for n in (0, 1, 2, 3, 10, 11, 20, 21, 30)]
+            return found, ids(await store.claimable(at(60), None, 20))
+
+    found, order = asyncio.run(main())
+    assert [jobs.turn(job) for job in found if job is not None] == [0, 1, 2, 3, 0, 1, 0, 1, 0]
+    assert found == [
+        jobs.with_turn(job, turn)
+        for job, turn in zip(
+            [*backlog, *urgent, *theirs, done], [0, 1, 2, 3, 0, 1, 0, 1, 0], strict=True
+        )
+    ]
+    assert order == [
+        "job-0010", "job-0011",  # priority 90 first
+        "job-0000", "job-0020", "job-0001", "job-0021", "job-0002", "job-0003",
+    ]  # fmt: skip
+    with raw(path) as connection:
+        rows = connection.execute("SELECT turn, doc FROM jobs").fetchall()
+    assert all(json.loads(doc).get("turn", 0) == turn for turn, doc in rows)
+    assert "turn" not in json.loads(next(doc for _, doc in rows if '"completed"' in doc))
+    with raw(path) as connection:
+        columns = {
+            name: [row[2] for row in connection.execute(f"PRAGMA index_info({name})")]
+            for name in ("jobs_claim_queue", "jobs_band_served", "jobs_user_active")
+        }
+    assert columns == {  # no index more than before to file a submission under
+        "jobs_claim_queue": ["queue", "priority", "turn", "run_at", "created_at", "id"],
+        "jobs_band_served": ["queue", "priority", "turn", "user_id"],
+        "jobs_user_active": ["user_id", "queue", "priority", "turn"],
+    }
+    assert "jobs_user_turn" not in indexes(path)
 
 
 def test_a_file_from_a_newer_jobkit_is_refused(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ def test_runs_longer_than_one_statement_are_applied_whole(tmp_path: Path, count:
 
 def test_batched_writes_find_jobs_by_their_key(tmp_path: Path) -> None:
     with database(tmp_path) as connection:
-        for shape, width in (("update", 12), ("update_all", 12), ("current", 1)):
+        for shape, width in (("update", 13), ("update_all", 13), ("current", 1)):
             details = [
                 detail
                 for *_, detail in connection.execute(
