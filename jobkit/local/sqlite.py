@@ -49,46 +49,26 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import logging
 import os
-import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from jobkit import errors, instants, jobs, listing, schedule
-from jobkit.local import sqlite_checkpoints, sqlite_turns, sqlite_writes
 from jobkit.local import sqlite_schema as schema
+from jobkit.local import sqlite_turns, sqlite_writer, sqlite_writes
+from jobkit.local.sqlite_writer import connect
 
-Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
-
-_Write = tuple[sqlite_writes.Write, Any, asyncio.Future[Any]]
+Synchronous = sqlite_writer.Synchronous
 T = TypeVar("T")
 
 log = logging.getLogger("jobkit.local.sqlite")
 
-_MAX_GROUP: Final = 2000  # writes per transaction; bounds one commit's latency
-_RETRIES: Final = 12
-_FIRST_BACKOFF: Final = 0.005
-_MAX_BACKOFF: Final = 1.0
 _MAX_DECODED: Final = 1024  # jobs remembered by `get`; cleared when full, like `_frozen`'s caches
 _MAX_DECODED_CHARS: Final = 1 << 22  # and by the size of their text, so big jobs cannot hoard
-
-
-def _connect(path: str, busy_timeout: float, *, check_same_thread: bool) -> sqlite3.Connection:
-    # isolation_level=None: no implicit BEGIN; every transaction here is explicit.
-    return sqlite3.connect(
-        path,
-        timeout=busy_timeout,
-        isolation_level=None,
-        check_same_thread=check_same_thread,
-        cached_statements=256,
-    )
 
 
 class SqliteJobStore:
@@ -130,17 +110,13 @@ class SqliteJobStore:
             )
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = busy_timeout
-        self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._queued = 0  # writes queued or being written: the loop thread's count
         self._asking = 0  # lone writes waiting out this turn of the loop (`_alone`)
         self._direct: sqlite3.Connection | None = None  # lone writes, when idle (above)
-        self._checkpointer: sqlite_checkpoints.Checkpointer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: sqlite3.Connection | None = None
-        self._writer: threading.Thread | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._writer: sqlite_writer.Writer | None = None  # the writer thread
         self._open = False
-        self._optimistic = True  # the writer's: whether its last group won whole
         self._decoded: dict[str, jobs.Job] = {}
         self._decoded_chars = 0
 
@@ -161,27 +137,21 @@ class SqliteJobStore:
         if self._loop is not None:
             raise errors.JobkitError("a SqliteJobStore starts once")
         self._loop = loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        self._stopped = loop.create_future()
-        self._writer = threading.Thread(
-            target=self._write_loop,
-            args=(ready,),
-            name=f"jobkit-sqlite-writer:{self.path}",
-            daemon=True,
+        self._writer = sqlite_writer.Writer(
+            self.path,
+            synchronous=self.synchronous,
+            busy_timeout=self.busy_timeout,
+            loop=loop,
+            written=self._written,
         )
-        self._writer.start()
-        try:
-            await ready  # the file is in WAL mode and migrated; raises what the writer met
-        except BaseException:
-            await self._stop_writer()
-            raise
-        reader = _connect(self.path, self.busy_timeout, check_same_thread=True)
+        await self._writer.start()  # the file is in WAL mode and migrated, or it raises
+        reader = connect(self.path, self.busy_timeout, check_same_thread=True)
         direct = None
         try:
             reader.execute("PRAGMA query_only = ON")
             reader.execute(f"PRAGMA synchronous = {self.synchronous}")
             if self.synchronous in ("OFF", "NORMAL"):
-                direct = _connect(self.path, 0.0, check_same_thread=True)  # never waits
+                direct = connect(self.path, 0.0, check_same_thread=True)  # never waits
                 direct.execute(f"PRAGMA synchronous = {self.synchronous}")
                 direct.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
         except BaseException:
@@ -206,10 +176,8 @@ class SqliteJobStore:
         await self._stop_writer()
 
     async def _stop_writer(self) -> None:
-        if self._writer is not None and self._stopped is not None:
-            self._writes.put(None)
-            await self._stopped
-            self._writer.join()
+        if self._writer is not None:
+            await self._writer.stop()
             self._writer = None
 
     async def __aenter__(self) -> Self:
@@ -326,18 +294,18 @@ class SqliteJobStore:
     # -- the port: writes, queued for the writer thread ---------------------------------
 
     def _write(self, kind: sqlite_writes.Write, payload: Any) -> asyncio.Future[Any]:
-        if not self._open or self._loop is None:
+        if not self._open or self._loop is None or self._writer is None:
             raise errors.JobkitError("the SqliteJobStore is not open")
         future = self._loop.create_future()
         self._queued += 1
-        self._writes.put((kind, payload, future))
+        self._writer.put((kind, payload, future))
         return future
 
     def _written(
         self, futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[Any]
     ) -> None:
         self._queued -= len(futures)
-        _answer(futures, answers)
+        sqlite_writer.answer(futures, answers)
 
     async def _alone(self, write: Callable[[sqlite3.Connection], T]) -> T | _NotAlone:
         """`write` done at once on the direct connection, when it is alone: the writer has
@@ -360,8 +328,8 @@ class SqliteJobStore:
             if direct.in_transaction:
                 direct.rollback()
             return NOT_ALONE
-        if self._checkpointer is not None:
-            self._checkpointer.wake()
+        if self._writer is not None and self._writer.checkpointer is not None:
+            self._writer.checkpointer.wake()
         return answer
 
     async def insert(self, job: jobs.Job) -> bool:
@@ -433,109 +401,9 @@ class SqliteJobStore:
         answer: dict[str, Any] = await self._write(sqlite_writes.Write.PRAGMAS, None)
         return answer
 
-    # -- the writer thread --------------------------------------------------------------
-
-    def _write_loop(self, ready: asyncio.Future[None]) -> None:
-        try:
-            connection = self._open_writer()
-        except BaseException as exc:  # reported to start(), which raises it
-            self._call(_settle, ready, exc)
-            self._call(_settle, self._stopped, None)
-            return
-        self._checkpointer = checkpointer = sqlite_checkpoints.Checkpointer(
-            self.path, self.busy_timeout
-        )
-        self._call(_settle, ready, None)
-        try:
-            running = True
-            while running:
-                group: builtins.list[_Write] = []
-                item = self._writes.get()
-                while item is not None:
-                    group.append(item)
-                    if len(group) >= _MAX_GROUP:
-                        break
-                    try:
-                        item = self._writes.get_nowait()
-                    except queue.Empty:
-                        break
-                running = item is not None
-                if group:
-                    answers = self._commit_group(connection, group)
-                    self._call(self._written, [future for _, _, future in group], answers)
-                    checkpointer.wake()
-        finally:
-            checkpointer.stop()
-            connection.close()
-            self._call(_settle, self._stopped, None)
-
-    def _open_writer(self) -> sqlite3.Connection:
-        connection = _connect(self.path, self.busy_timeout, check_same_thread=True)
-        try:
-            self._retry(lambda: schema.configure(connection, self.synchronous))
-            # The checkpointer thread checkpoints; a commit never does it in passing.
-            connection.execute("PRAGMA wal_autocheckpoint = 0")
-            self._retry(lambda: schema.migrate(connection, self.path))
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _retry(self, action: Callable[[], T]) -> T:
-        delay = _FIRST_BACKOFF
-        for attempt in range(_RETRIES + 1):
-            try:
-                return action()
-            except sqlite3.OperationalError as exc:
-                if not schema.is_busy(exc) or attempt == _RETRIES:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _commit_group(
-        self, connection: sqlite3.Connection, group: builtins.list[_Write]
-    ) -> builtins.list[sqlite_writes.Answer]:
-        optimistic = self._optimistic
-        try:
-            answers = self._retry(
-                lambda: sqlite_writes.apply_group(connection, group, optimistic=optimistic)
-            )
-        except Exception as exc:  # the group is rolled back: every write in it failed
-            return [exc] * len(group)
-        self._optimistic = sqlite_writes.all_won(answers)
-        return answers
-
-    def _call(self, callback: Any, *args: Any) -> None:
-        if self._loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            self._loop.call_soon_threadsafe(callback, *args)
-
 
 class _NotAlone:
     """What `SqliteJobStore._alone` answers when it did not write: the writer must."""
 
 
 NOT_ALONE: Final = _NotAlone()
-
-
-def _settle(future: asyncio.Future[Any] | None, outcome: BaseException | None) -> None:
-    if future is None or future.done():
-        return
-    if outcome is None:
-        future.set_result(None)
-    else:
-        future.set_exception(outcome)
-
-
-def _answer(
-    futures: builtins.list[asyncio.Future[Any]], answers: builtins.list[sqlite_writes.Answer]
-) -> None:
-    for future, answer in zip(futures, answers, strict=True):
-        if future.done():  # the caller was cancelled; its write still happened
-            continue
-        if isinstance(answer, BaseException):
-            future.set_exception(answer)
-        else:
-            future.set_result(answer)

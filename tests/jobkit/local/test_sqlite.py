@@ -86,6 +86,13 @@ def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
     assert asyncio.run(main()) > 500_000
 
 
+def optimistic(store: sqlite.SqliteJobStore) -> bool:
+    """Whether the store's writer thread will try its next group optimistically."""
+    writer = store._writer
+    assert writer is not None
+    return writer.optimistic
+
+
 def test_after_a_lost_race_the_writer_applies_the_next_group_exactly(tmp_path: Path) -> None:
     """Lost races come in bursts (workers reading one queue head): after a group with a
     losing write the writer skips the optimistic try, until a group wins whole again."""
@@ -95,15 +102,15 @@ def test_after_a_lost_race_the_writer_applies_the_next_group_exactly(tmp_path: P
             population = [new(n) for n in range(1, 6)]
             await store.insert_many(population)
             one, two, three, four, five = (claimed(job, at(1)) for job in population)
-            seen = [store._optimistic]
+            seen = [optimistic(store)]
             # Writes of many go through the writer thread (a lone write may not: see
             # test_sqlite_lone).
             assert await store.compare_and_set_many([(7, one), (1, two)]) == [False, True]
-            seen.append(store._optimistic)
+            seen.append(optimistic(store))
             assert await store.compare_and_set_many([(1, one), (1, three)]) == [True, True]
-            seen.append(store._optimistic)
+            seen.append(optimistic(store))
             assert await store.compare_and_set_many([(1, four), (1, five)]) == [True, True]
-            seen.append(store._optimistic)
+            seen.append(optimistic(store))
             return seen
 
     assert asyncio.run(main()) == [True, False, True, True]
