@@ -55,7 +55,7 @@ class SetupError(errors.ConfigurationError):
         self.setting: Setting = setting
 
 
-def stores(config: Config) -> tuple[FirestoreJobStore, GcsBlobStore]:
+def stores(config: Config, *, fair: bool = True) -> tuple[FirestoreJobStore, GcsBlobStore]:
     """Both stores, on new clients; `SetupError` when the clients cannot be built."""
     if not config.collection or "/" in config.collection or config.collection.startswith("__"):
         raise SetupError("collection", f"{config.collection!r} is not a collection id")
@@ -75,7 +75,7 @@ def stores(config: Config) -> tuple[FirestoreJobStore, GcsBlobStore]:
     except OSError as exc:  # the client found credentials but no project
         raise SetupError("project", f"no Google Cloud project: {exc}") from None
     return (
-        FirestoreJobStore(documents, collection=config.collection),
+        FirestoreJobStore(documents, collection=config.collection, fair=fair),
         GcsBlobStore(files, config.bucket, prefix=prefix),
     )
 
@@ -103,16 +103,18 @@ def runtime(
     listen: bool = True,
     queues: Collection[str] | None = None,
     wake: ports.Doorbell | None = None,
+    fair: bool = True,
 ) -> Runtime:
     """A `Runtime` on Firestore and Cloud Storage; enter it (`async with`) to use it. Every
-    store and blob call is timed, as `Runtime` says.
+    store and blob call is timed, as `Runtime` says. `fair`: claim fairly across users
+    (`FirestoreJobStore`'s `fair`).
 
     Wake-ups: `wake` when given (push dispatch brings its own doorbell); else, with
     `listen`, a Firestore listener on the head of the pending jobs of `queues` (the queues
     this process's workers take; None: all), else one that reaches this process only.
     With `listen`, readers wait on Firestore listeners too (`FirestoreChangeFeed`), not on a
     poll of the store every `changes_poll_seconds`."""
-    store, blobs = stores(config)
+    store, blobs = stores(config, fair=fair)
     bell, feed = wake, None
     if listen:  # one sync client, for every listener of this process
         client = listening_client(config)

@@ -49,7 +49,7 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.types import write
 
 from jobkit import instants, jobs, listing, schedule
-from jobkit.status import PENDING, PROCESSING
+from jobkit_gcp import firestore_counts as counts
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
 from jobkit_gcp import firestore_turns as turns
@@ -58,7 +58,6 @@ from jobkit_gcp.firestore_doorbell import Head
 
 _REMEMBERED: Final = 16_384  # jobs whose latest (version, update time) the store keeps
 _DECODED: Final = 1024  # decoded jobs kept by (id, update time), for repeated reads
-_COUNT_ALL: Final = 2**31 - 1  # a count aggregation's limit that never binds (int32)
 _RETRIES: Final = 6  # for writes Firestore did not apply for a passing reason
 _FIRST_BACKOFF: Final = 0.05
 _TYPE_FILTER_BATCH: Final = 100  # rows per query when types are filtered here, not there
@@ -99,12 +98,14 @@ class FirestoreJobStore:
 
     The store owns `client` and closes it on `close()`. Use it as `async with
     FirestoreJobStore(client) as store:`. It belongs to the event loop that
-    first uses it (the client's channel does).
+    first uses it (the client's channel does). `fair` False: first come, first served
+    within a priority (turn 0 for every job; a submission sends no turn queries).
     """
 
-    def __init__(self, client: AsyncClient, *, collection: str = "jobs") -> None:
+    def __init__(self, client: AsyncClient, *, collection: str = "jobs", fair: bool = True) -> None:
         self.client = client
         self.collection = collection
+        self.fair = fair
         self.usage = Usage()
         self._jobs = client.collection(collection)
         self._known: dict[str, tuple[int, Any]] = {}
@@ -188,35 +189,12 @@ class FirestoreJobStore:
         return sorted(merged, key=schedule.claim_key)[:limit] if len(groups) > 1 else merged
 
     async def counts(self, now: datetime, queues: Collection[str]) -> schedule.Counts:
-        """Each of `queues` only (count aggregations cannot group by queue): per queue, three
-        count aggregations (pending, due, processing: a read each per thousand jobs counted,
-        at least one) and the oldest due job (one read), all at once. The gauges call it on
-        an interval, so its cost is bounded by the number of queues, not of scrapes."""
-        names = sorted(set(queues))
-        found = await asyncio.gather(*(self._queue_counts(now, name) for name in names))
-        return dict(zip(names, found, strict=True))
-
-    async def _queue_counts(self, now: datetime, queue: str) -> schedule.QueueCounts:
-        pending, due, processing, oldest = await asyncio.gather(
-            self._tally(queries.in_queue(PENDING.value, queue, limit=_COUNT_ALL)),
-            self._tally(queries.in_queue(PENDING.value, queue, due_by=now, limit=_COUNT_ALL)),
-            self._tally(queries.in_queue(PROCESSING.value, queue, limit=_COUNT_ALL)),
-            self._run(queries.in_queue(PENDING.value, queue, due_by=now, limit=1)),
-        )
-        first = oldest[0].get("runAt") if oldest else None
-        return schedule.QueueCounts(
-            pending=pending,
-            due=due,
-            processing=processing,
-            oldest_due=instants.parse(first) if isinstance(first, str) else None,
-        )
+        """Count aggregations per queue (`firestore_counts`), bounded by the queues."""
+        return await counts.counts(self._tally, self._run, now, queues)
 
     async def _tally(self, shape: queries.Shape) -> int:
         """A count aggregation of `shape` (up to its limit): one read per thousand counted."""
-        # The client annotates `count()` as returning a class; it returns an instance.
-        counting: Any = queries.build(self._jobs, shape).count(alias="n")
-        found = await counting.get()
-        counted = int(found[0][0].value)
+        counted = await counts.tally(self._jobs, shape)
         self._count(reads=max(1, math.ceil(counted / 1000)), requests=1)
         return counted
 
@@ -238,6 +216,8 @@ class FirestoreJobStore:
     async def turns(
         self, lines: Collection[schedule.Line]
     ) -> Mapping[schedule.Line, schedule.Turns]:
+        if not self.fair:
+            return {line: schedule.Turns() for line in lines}  # turn 0, for a retry too
         return await turns.read(self._run, lines)
 
     async def stalled(self, now: datetime, limit: int) -> Sequence[jobs.Job]:
@@ -314,6 +294,8 @@ class FirestoreJobStore:
         return [bool(item.answer) for item in pending]
 
     async def insert_in_turn(self, batch: Sequence[jobs.Job]) -> builtins.list[int | None]:
+        if not self.fair:  # first come, first served: every job takes turn 0
+            return [0 if stored else None for stored in await self.insert_many(batch)]
         return await turns.insert(self, batch)
 
     async def compare_and_set(self, expected_version: int, job: jobs.Job) -> bool:

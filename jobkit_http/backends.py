@@ -64,6 +64,7 @@ def runtime_for(
                 listen=settings.firestore_listen,
                 queues=settings.queues,
                 wake=doorbell,
+                fair=settings.fair_claiming,
             )
         except backend.SetupError as exc:
             raise one_line(exc) from None
@@ -71,6 +72,7 @@ def runtime_for(
         settings.data,
         types=types,
         synchronous=settings.sqlite_synchronous,
+        fair=settings.fair_claiming,
         clock=clock,
         observer=observer,
         slow_seconds=slow,

@@ -78,6 +78,9 @@ class Runtime:
     `claim_ahead` False: its workers never read the next claim before the last one landed
     (`WorkerConfig.claim_ahead`), for a store that bills reads.
 
+    `fair` False: its SQLite store serves first come, first served within a priority
+    instead of claiming fairly across users (`SqliteJobStore`'s `fair`).
+
     Every store and blob call is timed (`jobkit.worker.observed`): told to `observer`
     when one is given (metrics), and logged at WARNING when slower than `slow_seconds`.
     """
@@ -98,6 +101,7 @@ class Runtime:
         changes: ports.ChangeFeed | None = None,
         changes_poll_seconds: float | None = 1.0,
         claim_ahead: bool = True,
+        fair: bool = True,
     ) -> None:
         self.claim_ahead = claim_ahead
         self.folder = None if folder is None else Path(folder)
@@ -109,7 +113,9 @@ class Runtime:
         raw_store: ports.JobStore = (
             store
             if store is not None
-            else SqliteJobStore(_inside(self.folder) / "jobs.db", synchronous=synchronous)
+            else SqliteJobStore(
+                _inside(self.folder) / "jobs.db", synchronous=synchronous, fair=fair
+            )
         )
         raw_blobs: ports.BlobStore = (
             blobs if blobs is not None else FileBlobStore(_inside(self.folder) / "blobs")

@@ -45,6 +45,7 @@ class Settings:
     queues: frozenset[str] | None = None
     worker: bool = True
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    fair_claiming: bool = True
     backend: Backend = "sqlite"
     firestore_database: str = "(default)"
     firestore_collection: str = "jobs"

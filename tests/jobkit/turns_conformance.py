@@ -102,3 +102,21 @@ class TurnsConformance:
         assert jobs.turn(released) == 0
         assert await store.compare_and_set(jobs.version(taken), released)
         assert ids(await store.claimable(at(60), None, 1)) == ["job-0000"]
+
+
+class FirstComeConformance:
+    """A store made with `fair=False` (`JOBKIT_FAIR_CLAIMING=false`): every job takes turn 0,
+    so claims go first come, first served within a priority, as before turns."""
+
+    @scenario
+    async def test_without_fairness_claims_go_first_come_first_served(
+        self, store: ports.JobStore
+    ) -> None:
+        backlog = [new(n, created=at(n)) for n in range(3)]
+        assert await store.insert_in_turn(backlog) == [0, 0, 0]
+        assert await store.insert_in_turn([new(10, user="user-2", created=at(9))]) == [0]
+        assert await store.insert_in_turn([new(1, user="user-3")]) == [None]  # its id exists
+        assert await store.get(jobs.id(backlog[2])) == jobs.with_turn(backlog[2], 0)
+        order = ids(await store.claimable(at(60), None, 10))
+        assert order == ["job-0000", "job-0001", "job-0002", "job-0010"]
+        assert await store.turns([line("user-1")]) == {line("user-1"): schedule.Turns()}

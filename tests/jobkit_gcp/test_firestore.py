@@ -60,6 +60,20 @@ class TestFirestoreJobStore(conformance.JobStoreConformance, turns_conformance.T
     COUNTS_FIND_QUEUES = False  # count aggregations cannot group by queue
 
 
+class TestFirestoreFirstComeFirstServed(turns_conformance.FirstComeConformance):
+    @pytest.fixture
+    def opener(self, emulators: Emulators) -> conformance.Opener:
+        project = unique("first-come")
+
+        @asynccontextmanager
+        async def open_store(name: str) -> AsyncIterator[ports.JobStore]:
+            client = firestore.AsyncClient(project=f"{project}-{name}")
+            async with FirestoreJobStore(client, fair=False) as store:
+                yield store
+
+        return open_store
+
+
 def store_on(project: str) -> FirestoreJobStore:
     return FirestoreJobStore(firestore.AsyncClient(project=project))
 

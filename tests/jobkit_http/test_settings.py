@@ -3,10 +3,13 @@ defaults and limits, and secrets kept out of messages."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from jobkit import errors
-from jobkit_http import settings
+from jobkit.local.sqlite import SqliteJobStore
+from jobkit_http import backends, settings
 
 
 def test_the_gcp_project_falls_back_to_google_cloud_project() -> None:
@@ -55,3 +58,14 @@ def test_allowed_models_are_a_comma_separated_list() -> None:
 def test_a_bad_gemini_setting_is_named(name: str, value: str) -> None:
     with pytest.raises(errors.ConfigurationError, match=name):
         settings.from_env({name: value})
+
+
+def test_fair_claiming_is_on_unless_turned_off_and_reaches_the_store(tmp_path: Path) -> None:
+    assert settings.from_env({}).fair_claiming is True
+    off = settings.from_env({"JOBKIT_FAIR_CLAIMING": "false", "JOBKIT_DATA": str(tmp_path)})
+    assert off.fair_claiming is False
+    store = backends.runtime_for(off).raw_store
+    assert isinstance(store, SqliteJobStore)
+    assert store.fair is False
+    with pytest.raises(errors.ConfigurationError, match="JOBKIT_FAIR_CLAIMING"):
+        settings.from_env({"JOBKIT_FAIR_CLAIMING": "sometimes"})

@@ -32,6 +32,12 @@ class TestSqliteJobStore(conformance.JobStoreConformance, turns_conformance.Turn
     pass
 
 
+class TestSqliteFirstComeFirstServed(turns_conformance.FirstComeConformance):
+    @pytest.fixture
+    def opener(self, tmp_path: Path) -> conformance.Opener:
+        return lambda name: sqlite.SqliteJobStore(tmp_path / f"{name}.db", fair=False)
+
+
 @contextlib.contextmanager
 def raw(path: Path) -> Iterator[sqlite3.Connection]:
     connection = sqlite3.connect(path, isolation_level=None)
