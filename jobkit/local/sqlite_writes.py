@@ -46,11 +46,9 @@ PRAGMAS: Final = (
 
 # -- the statements of one write ---------------------------------------------------------
 
-# The machine never changes id, userId, type, priority, queue or createdAt, so a
-# compare-and-set sets only the other columns and leaves the user indexes alone;
-# the guard on the fixed columns sends a write that does change them to
-# REPLACE_ALL, keeping the columns true to the document in every case. (A retry by hand
-# gives a job a new turn.)
+# The machine never changes id, userId, type, priority, queue or createdAt, so a compare-and-set
+# sets only the other columns (user indexes untouched); the guard on the fixed columns sends a
+# write that changes them to REPLACE_ALL. (A retry by hand gives a job a new turn.)
 _MUTABLE: Final = ("status", "turn", "run_at", "lease_expires_at", "version", "doc")
 _FIXED: Final = ("user_id", "type", "priority", "queue", "created_at")
 _ALL_BUT_ID: Final = COLUMNS[1:]
@@ -236,8 +234,7 @@ def _runs(group: Sequence[tuple[Write, Any, Any]]) -> list[_Run]:
 
 
 def _flat(items: list[tuple[Write, Any]]) -> list[Any]:
-    """The rows (or compare-and-sets) of a run's writes, in order (a submission's as asked,
-    its turn not yet given)."""
+    """The rows (or compare-and-sets) of a run's writes, in order (submissions not yet in turn)."""
     flat: list[Any] = []
     for kind, payload in items:
         if kind is Write.INSERT or kind is Write.REPLACE:
