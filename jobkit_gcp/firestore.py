@@ -239,8 +239,6 @@ class FirestoreJobStore:
         )
         *heads, expiring = found
         times = [s.get("runAt") for snapshots in heads for s in snapshots]
-        if head is not None and head[1] is not None:
-            times.append(head[1])
         times += [s.get("leaseExpiresAt") for s in expiring]
         texts = [text for text in times if isinstance(text, str)]
         return instants.parse(min(texts)) if texts else None
