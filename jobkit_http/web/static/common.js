@@ -151,6 +151,7 @@
     let controller = null;
     let closed = false;
     let finished = false;
+    let again = false; // reopened while the stream was still ending: connect once it ends
     const state = { open: false };
 
     function dispatch(block) {
@@ -206,6 +207,11 @@
         }
       } catch (_) { /* the connection broke: reconnect below */ }
       state.open = false;
+      if (finished && again && !closed) {
+        again = false;
+        finished = false;
+        return connect();
+      }
       if (finished || closed) {
         onState("closed");
         return;
@@ -229,7 +235,11 @@
         if (controller) controller.abort();
       },
       reopen() { // after `end`: the job moved again (retried)
-        if (!finished || closed) return;
+        if (closed) return;
+        if (state.open || !finished) { // `end` not read yet: follow again once it is
+          again = true;
+          return;
+        }
         finished = false;
         connect();
       },

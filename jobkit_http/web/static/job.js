@@ -166,6 +166,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("retry").addEventListener("click", (e) =>
     act(e.currentTarget, "PUT", "/api/v1/jobs/" + id + "/retry", (doc) => {
       render(doc);
+      seen = null; // the new attempts may fail as the last did: their events must still show
       following.reopen(); // the stream ended with the failure: follow the new attempt
     }));
   $("delete").addEventListener("click", (e) => {
