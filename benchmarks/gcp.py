@@ -43,6 +43,8 @@ SCRIPT = str(Path(__file__).resolve())
 # JOBKIT_FIRESTORE_LISTEN=false: no listeners (the worker polls, readers poll the store), to
 # compare with.
 LISTEN = os.environ.get("JOBKIT_FIRESTORE_LISTEN", "true") != "false"
+# JOBKIT_FAIR_CLAIMING=false: submissions without turns (no turn queries), to compare with.
+FAIR = os.environ.get("JOBKIT_FAIR_CLAIMING", "true") != "false"
 DRAIN_JOBS = 2_000
 DRAIN = WorkerConfig(concurrency=64, idle_seconds=0.05)
 
@@ -106,8 +108,8 @@ async def _lifecycle(count: int, kind: str) -> dict[str, float]:
     config = _config()
     sample = Path(samples.__file__).with_name("sample.pdf").read_bytes()
     async with (
-        jobkit_gcp.runtime(config, types=ALL_TYPES, listen=LISTEN) as api,
-        jobkit_gcp.runtime(config, types=ALL_TYPES, listen=LISTEN) as host,
+        jobkit_gcp.runtime(config, types=ALL_TYPES, listen=LISTEN, fair=FAIR) as api,
+        jobkit_gcp.runtime(config, types=ALL_TYPES, listen=LISTEN, fair=FAIR) as host,
     ):
         host.analyzer = OfflinePdfAnalyzer(host.blobs)
         worker = host.worker(WorkerConfig(concurrency=8))
@@ -178,9 +180,10 @@ async def _polling(client: str, count: int, seconds: float) -> dict[str, float]:
     end as a client does: `readme`, `?wait=25` with `If-None-Match` (the long-poll), or
     `naive`, a plain poll every 2 s. The API instance's reads: its store and its listeners."""
     config = _config()
+    options: dict[str, Any] = {"types": ALL_TYPES, "listen": LISTEN, "fair": FAIR}
     async with (
-        jobkit_gcp.runtime(config, types=ALL_TYPES, analyzer=_Sleeps(), listen=LISTEN) as api,
-        jobkit_gcp.runtime(config, types=ALL_TYPES, analyzer=_Sleeps(), listen=LISTEN) as host,
+        jobkit_gcp.runtime(config, analyzer=_Sleeps(), **options) as api,
+        jobkit_gcp.runtime(config, analyzer=_Sleeps(), **options) as host,
     ):
         running = asyncio.ensure_future(host.worker(WorkerConfig(concurrency=8)).run())
         service = _service(api)
@@ -227,7 +230,7 @@ def poll_naive() -> dict[str, float]:
 
 
 async def _enqueue(config: jobkit_gcp.Config, count: int, chunk: int = 200) -> float:
-    async with jobkit_gcp.runtime(config, types=TYPES) as runtime:
+    async with jobkit_gcp.runtime(config, types=TYPES, fair=FAIR) as runtime:
         started = time.perf_counter()
         for offset in range(0, count, chunk):
             batch = [runtime.submit({"type": "noop"}) for _ in range(min(chunk, count - offset))]
@@ -244,7 +247,7 @@ def enqueue() -> dict[str, float]:
 
 async def _worker(project: str, bucket: str) -> None:
     config = jobkit_gcp.Config(project=project, bucket=bucket)
-    async with jobkit_gcp.runtime(config, types=TYPES, listen=LISTEN) as runtime:
+    async with jobkit_gcp.runtime(config, types=TYPES, listen=LISTEN, fair=FAIR) as runtime:
         await runtime.ready()
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # wait for "go"
@@ -257,7 +260,7 @@ def _drain(processes: int) -> dict[str, float]:
     config = _config()
 
     async def seed() -> None:
-        async with jobkit_gcp.runtime(config, types=TYPES) as runtime:
+        async with jobkit_gcp.runtime(config, types=TYPES, fair=FAIR) as runtime:
             for _ in range(0, DRAIN_JOBS, 500):
                 for outcome in await runtime.submit_many([{"type": "noop"}] * 500):
                     outcome.unwrap()
