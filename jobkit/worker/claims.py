@@ -8,14 +8,46 @@ import functools
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 
 from returns.result import Failure, Success
 
 from jobkit import events, jobs, machine, ports, registry, schedule
+from jobkit.errors import JobError
 from jobkit.worker.config import Clock, Emit, WorkerConfig, log
 
 Moves = list[tuple[int, jobs.Job, machine.Effects]]
+
+
+def step_each(
+    found: Iterable[jobs.Job], event_of: Callable[[jobs.Job], events.Event], now: datetime
+) -> tuple[Moves, list[tuple[jobs.Job, JobError]]]:
+    """Each job moved by its event, with the version it was read at (for the write's
+    compare-and-set); and the jobs the machine refused, with why (changed since read)."""
+    moves: Moves = []
+    refused: list[tuple[jobs.Job, JobError]] = []
+    for job in found:
+        match machine.step(job, event_of(job), now):
+            case Success((moved, done)):
+                moves.append((jobs.version(job), moved, done))
+            case Failure(refusal):
+                refused.append((job, refusal))
+    return moves, refused
+
+
+async def write_moves(store: ports.JobStore, moves: Moves, emit: Emit) -> list[jobs.Job]:
+    """`moves` in one compare-and-set write; the jobs whose writes landed, each told to
+    `emit` (the others were changed meanwhile: someone else's now)."""
+    if not moves:
+        return []
+    won = await store.compare_and_set_many([(version, job) for version, job, _ in moves])
+    landed: list[jobs.Job] = []
+    for (_, job, done), ok in zip(moves, won, strict=True):
+        if ok:
+            emit(done, job, None)
+            landed.append(job)
+    return landed
 
 
 class Claims:
@@ -81,13 +113,9 @@ class Claims:
         candidates = [job for job in found if jobs.id(job) not in claiming][:window]
         if len(candidates) > batch:
             candidates = sorted(self._rng.sample(candidates, batch), key=schedule.claim_key)
-        moves: Moves = []
-        for job in candidates:
-            match machine.step(job, self._event, now):
-                case Success((claimed, done)):
-                    moves.append((jobs.version(job), claimed, done))
-                case Failure(refusal):  # changed since it was read: someone else's now
-                    log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
+        moves, refused = step_each(candidates, lambda _: self._event, now)
+        for job, refusal in refused:  # changed since it was read: someone else's now
+            log.debug("claim refused", extra={"jobId": jobs.id(job), "code": refusal.code})
         if not moves:
             return len(candidates), 0
         write = self._store.compare_and_set_many([(version, job) for version, job, _ in moves])
@@ -166,20 +194,10 @@ async def reap(
     """Give stalled jobs (expired leases) back to the retry policy, in one batch; returns
     how many it took."""
     now = clock()
-    moves: Moves = []
-    for job in await store.stalled(now, 100):
+
+    def expired(job: jobs.Job) -> events.Event:
         policy = registry.get(types, jobs.type_name(job)).retry
-        expired = events.LeaseExpired(policy=policy, sample=rng.random())
-        match machine.step(job, expired, now):
-            case Success((stalled, done)):
-                moves.append((jobs.version(job), stalled, done))
-            case Failure(_):
-                pass
-    taken = 0
-    if moves:
-        won = await store.compare_and_set_many([(v, job) for v, job, _ in moves])
-        for (_, job, done), ok in zip(moves, won, strict=True):
-            if ok:
-                emit(done, job, None)
-                taken += 1
-    return taken
+        return events.LeaseExpired(policy=policy, sample=rng.random())
+
+    moves, _ = step_each(await store.stalled(now, 100), expired, now)
+    return len(await write_moves(store, moves, emit))

@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Final, Literal
 
 import attrs
-from returns.result import Failure, Success
 
 from jobkit import events, jobs, machine, ports, registry, schedule
 from jobkit.status import FAILED, PENDING
@@ -241,21 +240,11 @@ class Dispatcher:
             candidates = list(found)
             if len(candidates) > need:
                 candidates = sorted(self._rng.sample(candidates, need), key=schedule.claim_key)
-            moves: list[tuple[int, jobs.Job, machine.Effects]] = []
-            for job in candidates:
-                match machine.step(job, self._event, now):
-                    case Success((taken, done)):
-                        moves.append((jobs.version(job), taken, done))
-                    case Failure(_):  # changed since it was read: someone else's now
-                        contended = True
-            if moves:
-                landed = await self.store.compare_and_set_many([(v, j) for v, j, _ in moves])
-                for (_, taken, done), ok in zip(moves, landed, strict=True):
-                    if ok:
-                        self._emit(done, taken, None)
-                        won.append(taken)
-                    else:
-                        contended = True
+            moves, refused = claims.step_each(candidates, lambda _: self._event, now)
+            landed = await claims.write_moves(self.store, moves, self._emit)
+            won += landed
+            # Refused or lost: changed since it was read, someone else's now.
+            contended = contended or bool(refused) or len(landed) < len(moves)
             if len(won) == wanted or not contended:
                 break
         return won, contended
