@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from jobkit_http import keys
 from tests.jobkit_gcp.conftest import Emulators, unique
 from tests.jobkit_gcp.emulators import free_port
 from tests.jobkit_gcp.gemini_server import GeminiServer, answer
+from tests.jobkit_http import exposition
 from tests.jobkit_http.server import SAMPLE_PDF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,17 +248,11 @@ def test_two_instances_share_the_jobs_survive_a_kill_and_keep_users_apart(
 def store_gets(base_url: str) -> float:
     """How many `get` calls the instance's job store has answered (its /metrics)."""
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    line = re.compile(
-        r"^jobkit_external_call_seconds_count\{(?P<labels>[^}]*)\} (?P<count>\S+)$", re.MULTILINE
-    )
-    wanted = {'operation="get"', 'outcome="ok"', 'target="store"'}
-    counts = [
-        float(found["count"])
-        for found in line.finditer(text)
-        if set(found["labels"].split(",")) == wanted
-    ]
     assert "jobkit_external_call_seconds_count{" in text  # the series exist: calls were made
-    return sum(counts)
+    found = exposition.value(
+        text, "jobkit_external_call_seconds_count", target="store", operation="get", outcome="ok"
+    )
+    return found or 0.0
 
 
 def test_status_polls_are_answered_by_the_listeners_not_the_store(
