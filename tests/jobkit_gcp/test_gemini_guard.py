@@ -104,8 +104,11 @@ def test_with_gemini_failing_the_breaker_opens_jobs_are_deferred_and_then_comple
     assert [job["status"] for job in done] == ["completed"] * 3
     # The first two attempts failed and opened the breaker; every attempt claimed while it
     # was open was deferred (handed back, uncounted, due again when a trial may be made)
-    # instead of failing, so no job used more than one retry.
-    assert sorted(job["attempts"] for job in done) == [1, 2, 2]
+    # instead of failing: the attempts counted are those two failures and three successes.
+    # (Which job the second failure fell to depends on whether the first job's retry was
+    # due when the worker claimed again — 50 ms later, on a loaded machine — so only the
+    # sum is fixed.)
+    assert sum(job["attempts"] for job in done) == 2 + 3
     failed = [e for job in done for e in job["history"] if e["outcome"] == "failed"]
     assert [e["error"]["code"] for e in failed] == ["unavailable", "unavailable"]
     deferred = [e for job in done for e in job["history"] if e["outcome"] == "deferred"]
