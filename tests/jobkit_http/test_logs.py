@@ -182,6 +182,7 @@ def test_a_success_logs_each_transition_at_info_and_each_step_at_debug(
     assert {line["effect"] for line in steps} >= {"StatBlob", "Analyze", "WriteBlob"}
     assert all(line["attempt"] == 1 and line["userId"] == user_id for line in steps)
 
+    lines.until(lambda line: line.get("requestId") == "req-success-1" and "route" in line)
     access = [
         line
         for line in lines.all()
@@ -318,6 +319,8 @@ def test_a_refused_token_is_a_warning_with_the_reason_and_never_the_token(
         )
     assert response.status_code == 401
 
+    # The access line is written once the answer is sent: the client may have it first.
+    lines.until(lambda line: line.get("requestId") == "refused-1" and "route" in line)
     mine = [line for line in lines.all() if line.get("requestId") == "refused-1"]
     refused = [line for line in mine if line["message"].startswith("authentication failed")]
     assert len(refused) == 1
