@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -60,22 +61,34 @@ def test_the_dispatch_accounts_token_and_the_secret_pass() -> None:
     assert check(checker(), {"authorization": f"Bearer {issuer}"}) == f"ok:{ACCOUNT}"
 
 
+def bearer(**claims: object) -> Callable[[], dict[str, str]]:
+    """Headers with a token made when the test runs: made at collection, a token with ten
+    minutes to live could expire before a long suite reaches it."""
+    return lambda: {"authorization": f"Bearer {token(**claims)}"}
+
+
+def given(headers: dict[str, str]) -> Callable[[], dict[str, str]]:
+    return lambda: headers
+
+
 @pytest.mark.parametrize(
     ("headers", "why"),
     [
-        ({}, "OIDC token"),
-        ({"authorization": "Basic abc"}, "OIDC token"),
-        ({"authorization": "Bearer nope"}, "malformed"),
-        ({"authorization": f"Bearer {token(email='x@y.z')}"}, "service account"),
-        ({"authorization": f"Bearer {token(email_verified=False)}"}, "service account"),
-        ({"authorization": f"Bearer {token(aud='https://else')}"}, "audience"),
-        ({"authorization": f"Bearer {token(iss='https://evil')}"}, "not issued by Google"),
-        ({"authorization": f"Bearer {token(exp=int(time.time()) - 3600)}"}, "expired"),
-        ({"x-jobkit-dispatch-secret": "wrong"}, "secret is wrong"),
+        (given({}), "OIDC token"),
+        (given({"authorization": "Basic abc"}), "OIDC token"),
+        (given({"authorization": "Bearer nope"}), "malformed"),
+        (bearer(email="x@y.z"), "service account"),
+        (bearer(email_verified=False), "service account"),
+        (bearer(aud="https://else"), "audience"),
+        (bearer(iss="https://evil"), "not issued by Google"),
+        (bearer(exp=int(time.time()) - 3600), "expired"),
+        (given({"x-jobkit-dispatch-secret": "wrong"}), "secret is wrong"),
     ],
 )
-def test_everything_else_is_refused_saying_why(headers: dict[str, str], why: str) -> None:
-    outcome = check(checker(), headers)
+def test_everything_else_is_refused_saying_why(
+    headers: Callable[[], dict[str, str]], why: str
+) -> None:
+    outcome = check(checker(), headers())
     assert outcome.startswith("refused:")
     assert why in outcome
 
