@@ -82,6 +82,17 @@ class Turns:
     last: int | None = None
 
 
+def standing(served: int | None, last: int | None) -> Turns:
+    """`Turns` in the one form every store gives: a `last` below the clock holds no place
+    (`next_turn` is the clock's round either way), so it is None. A store may then read
+    `last` as the reference does (live jobs, and a claim in the round being served) or as
+    the largest turn of the user's jobs not cancelled, in one query (Firestore), and both
+    say the same."""
+    if served is not None and last is not None and last < served:
+        last = None
+    return Turns(served=served, last=last)
+
+
 def next_turn(turns: Turns) -> int:
     """The turn a job takes: the round being served, or the one after the user's last."""
     served = 0 if turns.served is None else turns.served
@@ -107,10 +118,11 @@ def turns(candidates: Iterable[jobs.Job], lines: Collection[Line]) -> dict[Line,
     """Each of `lines`' `Turns` among `candidates` (a whole store's jobs): the reference
     for `JobStore.turns`.
 
-    `next_turn` of these is what it would be with `last` taken over every job of the user
-    not cancelled (a job finished before the round being served has a turn below it, and
-    one claimed in it has the clock's own): the narrower `last` lets a store read it from
-    the jobs that are live, or claimed, which it indexes anyway."""
+    In `standing`'s form, these are the same as with `last` taken over every job of the
+    user not cancelled (a job finished before the round being served has a turn below it,
+    and one claimed in it has the clock's own): a store reads `last` either way, from the
+    jobs that are live or claimed at the clock, which it indexes anyway (SQLite), or from
+    every job of the user's line in one query (Firestore)."""
     wanted = set(lines)
     bands = {(line.queue, line.priority) for line in wanted}
     served: dict[tuple[str, int], int] = {}
@@ -134,7 +146,7 @@ def turns(candidates: Iterable[jobs.Job], lines: Collection[Line]) -> dict[Line,
         held = [live[line]] if line in live else []
         if clock is not None and claimed.get(line) == clock:
             held.append(clock)
-        found[line] = Turns(served=clock, last=max(held, default=None))
+        found[line] = standing(clock, max(held, default=None))
     return found
 
 

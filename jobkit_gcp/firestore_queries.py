@@ -23,7 +23,7 @@ from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.query import Query
 
 from jobkit import instants, listing, schedule
-from jobkit.status import PENDING, PROCESSING, Status
+from jobkit.status import ACTIVE, PENDING, PROCESSING, Status
 
 Operator = Literal["==", "in", "<", "<=", ">", ">="]
 EQUALITY: Final = frozenset({"==", "in"})
@@ -91,15 +91,19 @@ def served(queue: str, priority: int) -> Shape:
     )
 
 
-def held(line: schedule.Line, statuses: Collection[Status]) -> Shape:
-    """A user's job in a band with the largest turn among `statuses`: their live jobs'
-    (pending, processing), or their claimed jobs' (`schedule.Turns.last` takes both)."""
+# A line's jobs that hold a turn: all but the cancelled (live, or taken by a claim).
+_HELD = ACTIVE | schedule.SERVED
+
+
+def held(line: schedule.Line) -> Shape:
+    """A user's job in a band with the largest turn, of those not cancelled
+    (`schedule.standing` makes the user's `last` of it)."""
     return Shape(
         filters=(
             Filter("userId", "==", line.user_id),
             Filter("queue", "==", line.queue),
             Filter("priority", "==", line.priority),
-            _statuses(statuses),
+            _statuses(_HELD),
         ),
         orders=(Order("turn", True),),
         limit=1,

@@ -2,8 +2,8 @@
 queries, and submissions stored in turn.
 
 Firestore cannot read and write in one statement as SQLite does, and a transaction would
-lock each band's clock for every submission: the store reads a batch's lines first (three
-queries per line, all at once: a read each), then inserts the batch in the turns read. Two
+lock each band's clock for every submission: the store reads a batch's lines first (two
+queries per line, at once: a read each), then inserts the batch in the turns read. Two
 submissions of one user that race may take the same turn: the tie goes by `runAt`, and the
 user is a turn ahead of where they should be for that one job, which costs the others
 little. A submission whose id exists still counts in the turns of the batch's later jobs
@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobkit import jobs, schedule
-from jobkit.status import ACTIVE
 from jobkit_gcp import firestore_documents as documents
 from jobkit_gcp import firestore_queries as queries
 
@@ -43,25 +42,24 @@ class _Inserts(Protocol):
 
 
 async def read(run: Run, lines: Collection[schedule.Line]) -> dict[schedule.Line, schedule.Turns]:
-    """Each line's `Turns`: three queries per line, all at once."""
+    """Each line's `Turns`: two queries per line, all at once."""
     ordered = builtins.list(lines)
     found = await asyncio.gather(*(_line(run, line) for line in ordered))
     return dict(zip(ordered, found, strict=True))
 
 
 async def _line(run: Run, line: schedule.Line) -> schedule.Turns:
-    """The band's clock, the user's live jobs' last turn and their claimed jobs' last turn,
-    at once: the user's last is the live one, or the clock if they hold a claim at it."""
-    served, live, claimed = (
+    """The band's clock and the largest turn of the user's jobs there not cancelled, at
+    once: in `schedule.standing`'s form, that is where the user stands (a turn below the
+    clock holds nothing; one at or past it is live, or claimed at the clock)."""
+    served, last = (
         _turn(found)
         for found in await asyncio.gather(
             run(queries.served(line.queue, line.priority)),
-            run(queries.held(line, ACTIVE)),
-            run(queries.held(line, schedule.SERVED)),
+            run(queries.held(line)),
         )
     )
-    held = [turn for turn in (live, served if claimed == served else None) if turn is not None]
-    return schedule.Turns(served=served, last=max(held, default=None))
+    return schedule.standing(served, last)
 
 
 def _turn(snapshots: Sequence[Any]) -> int | None:

@@ -374,7 +374,7 @@ class SqliteJobStore:
         found = {}
         for line in lines:
             served, last = self._rows(schema.TURNS, (line.queue, line.priority, line.user_id))[0]
-            found[line] = schedule.Turns(served=served, last=last)
+            found[line] = schedule.standing(served, last)
         return found
 
     async def insert_many(self, batch: Sequence[jobs.Job]) -> builtins.list[bool]:

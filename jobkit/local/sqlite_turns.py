@@ -33,7 +33,7 @@ def line(row: Row) -> schedule.Line:
 
 def read(cursor: sqlite3.Cursor, at: schedule.Line) -> schedule.Turns:
     served, last = cursor.execute(schema.TURNS, (at.queue, at.priority, at.user_id)).fetchone()
-    return schedule.Turns(served=served, last=last)
+    return schedule.standing(served, last)
 
 
 def give(found: Found, write: InTurn) -> list[Row]:
@@ -67,4 +67,4 @@ def count(found: Found, row: Row) -> None:
         holds = row.status in _LIVE or (row.status in _SERVED and row.turn == served)
         if mine and holds and (last is None or row.turn > last):
             last = row.turn
-        found[at] = schedule.Turns(served=served, last=last)
+        found[at] = schedule.standing(served, last)

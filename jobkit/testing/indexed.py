@@ -117,7 +117,7 @@ class IndexedStore(memory.MemoryJobStore):
             held = self._top(self._lasts.get(line), _live)
             if served is not None and self._holds_at(line, served):
                 held = served if held is None else max(held, served)
-            found[line] = schedule.Turns(served=served, last=held)
+            found[line] = schedule.standing(served, held)
         return found
 
     def _holds_at(self, line: schedule.Line, turn: int) -> bool:

@@ -15,6 +15,16 @@ from tests.jobkit.conformance import at, claimed, new, succeeded
 maybe_turn = st.none() | st.integers(0, 10**6)
 
 
+def test_standing_drops_a_last_below_the_clock_which_gives_the_same_turn() -> None:
+    assert schedule.standing(7, 3) == schedule.Turns(served=7, last=None)
+    assert schedule.standing(7, 7) == schedule.Turns(served=7, last=7)
+    assert schedule.standing(None, 3) == schedule.Turns(served=None, last=3)
+    assert schedule.standing(7, None) == schedule.Turns(served=7, last=None)
+    assert schedule.next_turn(schedule.Turns(served=7, last=3)) == schedule.next_turn(
+        schedule.standing(7, 3)
+    )
+
+
 def test_next_turn_is_the_round_served_or_the_one_after_the_users_last() -> None:
     assert schedule.next_turn(schedule.Turns()) == 0
     assert schedule.next_turn(schedule.Turns(served=7)) == 7
@@ -83,11 +93,12 @@ def test_turns_read_the_bands_clock_from_claimed_jobs_and_skip_cancelled_ones() 
 
 
 @given(conformance.populations(), st.sampled_from(conformance.USERS))
-def test_the_narrow_last_gives_the_turn_the_last_of_every_job_not_cancelled_would(
+def test_the_narrow_last_and_the_last_of_every_job_not_cancelled_stand_the_same(
     population: list[jobs.Job], user: str
 ) -> None:
     """`turns` reads `last` from live jobs and the clock's round only; a finished job further
-    back has a turn below the clock, so the turn given is the same."""
+    back has a turn below the clock, which holds nothing: in `standing`'s form the two are
+    equal (Firestore reads the wide one, in one query), and so is the turn given."""
     for queue in conformance.QUEUES:
         for priority in (0, 50, 100):
             line = schedule.Line(user, queue, priority)
@@ -98,5 +109,6 @@ def test_the_narrow_last_gives_the_turn_the_last_of_every_job_not_cancelled_woul
                 if schedule.line_of(job) == line
                 and jobs.status_or_none(job) not in (None, Status.CANCELLED)
             ]
-            wide = schedule.Turns(served=found.served, last=max(theirs, default=None))
+            wide = schedule.standing(found.served, max(theirs, default=None))
+            assert found == wide
             assert schedule.next_turn(found) == schedule.next_turn(wide)
