@@ -33,11 +33,19 @@ def main(measures: dict[str, Measure], argv: Sequence[str], runs: int = 5) -> in
                 check=True,
             )
             samples_of[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    report(samples_of, runs)
+    return 0
+
+
+def report(samples_of: dict[str, list[dict[str, Any]]], runs: int, digits: int = 1) -> None:
+    """Each run's figures: the median of its samples, then their range."""
     for name, samples in samples_of.items():
         print(f"{name} (median of {runs} processes)")
         for key in samples[0]:
             values = [sample[key] for sample in samples]
             low, high = min(values), max(values)
             middle = statistics.median(values)
-            print(f"  {key:<34} {middle:>14,.1f}   (min {low:,.1f}, max {high:,.1f})")
-    return 0
+            print(
+                f"  {key:<34} {middle:>14,.{digits}f}"
+                f"   (min {low:,.{digits}f}, max {high:,.{digits}f})"
+            )

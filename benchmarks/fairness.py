@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import subprocess
 import tempfile
 import time
@@ -91,6 +90,11 @@ async def _measure(folder: str) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
+    # The driver imports nothing of jobkit (each checkout's runs do, in their own process),
+    # only this folder's harness.
+    sys.path.insert(0, str(HERE.parent))
+    from benchmarks import _harness
+
     runs, codes = 3, []
     while argv:
         flag, value, *argv = argv
@@ -113,12 +117,7 @@ def main(argv: list[str]) -> int:
                 check=True,
             )
             samples[code].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    for code, found in samples.items():
-        print(f"{code} (median of {runs} processes)")
-        for key in found[0]:
-            values = [sample[key] for sample in found]
-            low, high = min(values), max(values)
-            print(f"  {key}: {statistics.median(values):.3f} (min {low:.3f}, max {high:.3f})")
+    _harness.report(samples, runs, digits=3)
     return 0
 
 

@@ -84,21 +84,12 @@ class _FirstCome(indexed.IndexedStore):
 
 
 def run(plan: Plan) -> Trace:
-    loop = virtual.VirtualLoop()
-    try:
-        asyncio.set_event_loop(loop)
-        trace = loop.run_until_complete(_main(plan, loop))
-        leftover = loop.unfinished()
-        for task in leftover:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-    return trace
+    return virtual.run(_main(plan))
 
 
-async def _main(plan: Plan, loop: virtual.VirtualLoop) -> Trace:
+async def _main(plan: Plan) -> Trace:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, virtual.VirtualLoop)
     store = indexed.IndexedStore() if plan.fair else _FirstCome()
     clock = virtual.clock(virtual.START, loop)
     order: list[tuple[str, str]] = []

@@ -438,20 +438,18 @@ class Run:
             await closer.drain()
 
 
+async def _simulate(config: SimConfig, store: MemoryJobStore) -> tuple[Run, str]:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, virtual.VirtualLoop)
+    run = Run(config, store, loop)
+    return run, await run.main()
+
+
 def simulate(config: SimConfig, *, store: MemoryJobStore | None = None) -> Report:
     """Run `config` to quiescence or to its horizon; `store` (empty) replaces the indexed one."""
-    loop = virtual.VirtualLoop()
-    run = Run(config, indexed.IndexedStore() if store is None else store, loop)
-    try:
-        asyncio.set_event_loop(loop)
-        stopped = loop.run_until_complete(run.main())
-        leftover = loop.unfinished()
-        for task in leftover:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    run, stopped = virtual.run(
+        _simulate(config, indexed.IndexedStore() if store is None else store)
+    )
     final = {jobs.id(job): job for job in run.store.all()}
     counters = Counter(run.counters)
     for job in final.values():
@@ -463,7 +461,7 @@ def simulate(config: SimConfig, *, store: MemoryJobStore | None = None) -> Repor
         config=config,
         jobs=pmap(final),
         writes=tuple(run.ledger.writes),
-        counters=pmap({**counters, "virtual_seconds": round(loop.time())}),
+        counters=pmap({**counters, "virtual_seconds": round(run.loop.time())}),
         lease_losses=frozenset(run.losses),
         excused=frozenset(run.excused),
         shut_down=frozenset(run.shut_down),
